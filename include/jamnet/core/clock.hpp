@@ -1,0 +1,24 @@
+// Time on this machine. Session time (the shared timeline) comes from the sync
+// layer; until it exists, session time is the local monotonic clock.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+
+namespace jamnet {
+
+using Nanos = std::int64_t;
+
+inline Nanos monotonic_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<Nanos>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+inline Nanos realtime_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<Nanos>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace jamnet
