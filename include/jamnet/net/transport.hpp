@@ -1,0 +1,132 @@
+// The UDP transport: one unicast socket for everything a node sends and most of
+// what it receives, plus an optional multicast socket. A receive thread
+// decodes TOAST frames, drops duplicates, counts everything per sender and
+// stream, and hands frames to the SessionRegistry.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "jamnet/core/clock.hpp"
+#include "jamnet/core/result.hpp"
+#include "jamnet/net/endpoint.hpp"
+#include "jamnet/net/sequence_tracker.hpp"
+#include "jamnet/net/session_registry.hpp"
+#include "jamnet/net/udp_socket.hpp"
+#include "jamnet/protocol/toast_frame.hpp"
+
+namespace jamnet::net {
+
+struct TransportConfig {
+  Endpoint bind = Endpoint::loopback(0);
+  std::optional<Endpoint> multicast;  // group:port to join, and to send group frames to
+  // Interface address for multicast in and out. Default: the bind address, or
+  // 127.0.0.1 when binding to loopback; any (kernel's choice) when bind is 0.0.0.0.
+  std::optional<std::uint32_t> multicast_iface;
+  protocol::CodecLimits limits;
+  // Session timeline for the header timestamp; the sync layer replaces it.
+  std::function<Nanos()> session_clock = monotonic_ns;
+};
+
+// Counts for one stream (topic) from one sender address.
+struct StreamStats {
+  Endpoint from;
+  Uuid session;
+  Topic topic;
+  bool via_multicast = false;
+  SequenceCounts counts;
+  std::uint64_t bytes = 0;
+  Nanos last_rx_ns = 0;
+};
+
+// Counts for one sender address, before any frame field is trusted.
+struct SourceStats {
+  Endpoint from;
+  std::uint64_t datagrams = 0;
+  std::uint64_t corrupt = 0;          // failed the CRC
+  std::uint64_t malformed = 0;        // any other decode error
+  std::uint64_t foreign_session = 0;  // valid frame of a session we did not join
+  protocol::FrameErrorCounts errors;
+};
+
+struct TransportTotals {
+  std::uint64_t frames_sent = 0;
+  std::uint64_t send_failures = 0;
+  std::uint64_t datagrams_received = 0;
+  std::uint64_t frames_delivered = 0;
+  std::uint64_t own_multicast_ignored = 0;
+  protocol::FrameErrorCounts errors;
+};
+
+struct SendOptions {
+  Uuid session;
+  Topic topic;
+  std::uint16_t kind = 0;
+  protocol::FormatType format = protocol::FormatType::kBinary;
+  std::optional<Nanos> timestamp_ns;  // default: the session clock now
+};
+
+class Transport {
+ public:
+  static Result<std::unique_ptr<Transport>> start(const TransportConfig& config, SessionRegistry& registry);
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  void stop();
+
+  // Encodes and sends one frame; returns its sequence number. Thread-safe.
+  Result<std::uint32_t> send(const SendOptions& opts, std::span<const std::uint8_t> payload,
+                             const Endpoint& to);
+  // Sends to the multicast group; an error when multicast is off.
+  Result<std::uint32_t> send_to_group(const SendOptions& opts, std::span<const std::uint8_t> payload);
+
+  Endpoint local() const noexcept { return data_.local(); }
+  std::optional<Endpoint> group() const noexcept { return config_.multicast; }
+  Nanos session_now() const { return config_.session_clock(); }
+
+  std::vector<StreamStats> stream_stats() const;
+  std::vector<SourceStats> source_stats() const;
+  TransportTotals totals() const;
+
+ private:
+  Transport(TransportConfig config, SessionRegistry& registry);
+  void receive_loop();
+  void drain(UdpSocket& sock, bool via_multicast);
+  void handle(std::span<const std::uint8_t> bytes, const Datagram& dg, bool via_multicast);
+
+  TransportConfig config_;
+  SessionRegistry& registry_;
+  UdpSocket data_;
+  std::optional<UdpSocket> group_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  std::vector<std::uint8_t> rx_buffer_;
+
+  using StreamKey = std::tuple<std::uint32_t, std::uint16_t, bool, Uuid, std::uint8_t, std::uint16_t>;
+  struct StreamState {
+    SequenceTracker tracker;
+    std::uint64_t bytes = 0;
+    Nanos last_rx_ns = 0;
+  };
+  mutable std::mutex stats_mu_;
+  std::map<StreamKey, StreamState> streams_;
+  std::unordered_map<Endpoint, SourceStats, EndpointHash> sources_;
+  TransportTotals totals_;
+  std::atomic<std::uint64_t> frames_sent_{0};
+  std::atomic<std::uint64_t> send_failures_{0};
+};
+
+}  // namespace jamnet::net

@@ -1,0 +1,218 @@
+#include "jamnet/peer/peer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "jamnet/core/crc32.hpp"
+#include "jamnet/protocol/byte_order.hpp"
+
+namespace jamnet {
+
+using net::Endpoint;
+using protocol::StreamType;
+
+Uuid session_id_from(std::string_view name_or_uuid) {
+  if (auto parsed = Uuid::parse(name_or_uuid)) return *parsed;
+  // Four CRCs over salted copies of the name give 128 stable bits; a session
+  // name is an identifier, not a secret.
+  Uuid id;
+  for (std::uint8_t i = 0; i < 4; ++i) {
+    std::string salted = "jamnet-session:" + std::to_string(i) + ":" + std::string(name_or_uuid);
+    const auto c = crc32({reinterpret_cast<const std::uint8_t*>(salted.data()), salted.size()});
+    protocol::store_be32(id.bytes.data() + 4 * i, c);
+  }
+  id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0F) | 0x80);  // version 8: custom
+  id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3F) | 0x80);
+  return id;
+}
+
+double LinkReport::probe_loss() const noexcept {
+  const auto expected = probes_received + probes_lost;
+  return expected == 0 ? 0.0 : static_cast<double>(probes_lost) / static_cast<double>(expected);
+}
+
+Peer::Peer(const PeerConfig& config) : config_(config), id_(config.id.value_or(Uuid::random())) {}
+
+Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
+  if (config.probe_payload_bytes < 8 || config.probe_payload_bytes > protocol::kDefaultMaxPayload) {
+    return make_error(Errc::kInvalidArgument, "probe payload must be 8.." +
+                                                  std::to_string(protocol::kDefaultMaxPayload) + " bytes");
+  }
+  std::unique_ptr<Peer> p(new Peer(config));
+  net::TransportConfig tc;
+  tc.bind = config.bind;
+  tc.multicast = config.multicast;
+  tc.multicast_iface = config.multicast_iface;
+  auto transport = net::Transport::start(tc, p->registry_);
+  if (!transport) return std::unexpected(transport.error());
+  p->transport_ = std::move(*transport);
+
+  net::DiscoveryConfig dc;
+  dc.session = config.session;
+  dc.peer_id = p->id_;
+  dc.name = config.name;
+  dc.unicast_targets = config.connect;
+  dc.use_multicast = config.multicast.has_value();
+  dc.announce_interval_ns = config.announce_interval_ns;
+  dc.heartbeat_interval_ns = config.heartbeat_interval_ns;
+  dc.peer_timeout_ns = config.peer_timeout_ns;
+  p->discovery_ = std::make_unique<net::Discovery>(dc, *p->transport_, p->registry_);
+
+  p->probe_payload_.assign(config.probe_payload_bytes, 0);
+  for (std::size_t i = 8; i < p->probe_payload_.size(); ++i) p->probe_payload_[i] = static_cast<std::uint8_t>(i);
+  p->registry_.subscribe({config.session, StreamType::kControl, 0},
+                         [raw = p.get()](const net::ReceivedFrame& rx) { raw->on_probe(rx); });
+  p->running_ = true;
+  p->control_ = std::thread([raw = p.get()] { raw->control_loop(); });
+  return p;
+}
+
+Peer::~Peer() { stop(); }
+
+void Peer::stop(bool say_goodbye) {
+  if (!running_.exchange(false)) return;
+  if (control_.joinable()) control_.join();
+  if (say_goodbye) discovery_->say_goodbye();
+  transport_->stop();
+}
+
+void Peer::control_loop() {
+  constexpr Nanos kTick = 2'000'000;  // 2 ms: discovery is cheap, probes need pacing
+  Nanos next = monotonic_ns();
+  while (running_.load(std::memory_order_relaxed)) {
+    const Nanos now = monotonic_ns();
+    discovery_->tick(now);
+    if (config_.probe_rate_hz > 0) send_probes(now);
+    next += kTick;
+    if (next < now) next = now + kTick;  // we fell behind (the VM stalled): do not burst
+    const timespec ts{static_cast<time_t>(next / 1'000'000'000), static_cast<long>(next % 1'000'000'000)};
+    ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+  }
+}
+
+void Peer::send_probes(Nanos now) {
+  const auto known = discovery_->peers();
+  net::SendOptions o;
+  o.session = config_.session;
+  o.topic = {StreamType::kControl, 0};
+  o.kind = static_cast<std::uint16_t>(ControlKind::kProbe);
+  for (const auto& p : known) {
+    auto& st = probes_out_[p.id];
+    if (st.start_ns == 0) st.start_ns = p.first_seen_ns + config_.probe_start_delay_ns;
+    if (now < st.start_ns) continue;
+    auto due = static_cast<std::uint64_t>(std::floor(static_cast<double>(now - st.start_ns) * 1e-9 *
+                                                     config_.probe_rate_hz)) + 1;
+    if (config_.probe_count > 0) due = std::min(due, config_.probe_count);
+    // After a long stall send at most a few at once rather than a burst.
+    if (due > st.sent + 8) st.sent = due - 8;
+    std::uint64_t sent_now = 0;
+    for (; st.sent < due; ++st.sent) {
+      protocol::store_be64(probe_payload_.data(), static_cast<std::uint64_t>(monotonic_ns()));
+      if (transport_->send(o, probe_payload_, p.address)) ++sent_now;
+    }
+    if (sent_now > 0) {
+      std::lock_guard lock(probe_mu_);
+      probes_sent_[p.id] += sent_now;
+    }
+  }
+}
+
+void Peer::on_probe(const net::ReceivedFrame& rx) {
+  if (rx.frame.header.message_kind != static_cast<std::uint16_t>(ControlKind::kProbe)) return;
+  std::lock_guard lock(probe_mu_);
+  auto& d = delivered_[rx.from];
+  // Independent of the transport's window: remembers every sequence number, to
+  // prove no duplicate ever reaches the application. Bounded for long runs.
+  if (d.seqs.size() < 4'000'000 && !d.seqs.insert(rx.frame.header.sequence).second) ++d.duplicates;
+}
+
+PeerReport Peer::report() const {
+  PeerReport r;
+  r.id = id_;
+  r.name = config_.name;
+  r.incarnation = discovery_->config().incarnation;
+  r.local = transport_->local();
+  r.totals = transport_->totals();
+  const auto streams = transport_->stream_stats();
+  const auto sources = transport_->source_stats();
+  std::lock_guard lock(probe_mu_);
+  for (const auto& info : discovery_->peers()) {
+    LinkReport link;
+    link.info = info;
+    if (auto it = probes_sent_.find(info.id); it != probes_sent_.end()) link.probes_sent = it->second;
+    for (const auto& s : streams) {
+      if (s.topic.type != StreamType::kControl || s.session != config_.session) continue;
+      if (discovery_->peer_at(s.from) != info.id) continue;
+      link.probes_received += s.counts.received;
+      link.probes_lost += s.counts.lost;
+      link.probes_reordered += s.counts.reordered;
+      link.duplicates_dropped += s.counts.duplicated;
+    }
+    for (const auto& s : sources) {
+      if (discovery_->peer_at(s.from) == info.id) link.corrupt += s.corrupt;
+    }
+    for (const auto& [from, d] : delivered_) {
+      if (discovery_->peer_at(from) == info.id) link.app_duplicates += d.duplicates;
+    }
+    r.links.push_back(std::move(link));
+  }
+  return r;
+}
+
+namespace {
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+std::string num(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+}  // namespace
+
+std::string PeerReport::to_json() const {
+  std::ostringstream o;
+  o << "{\"id\":\"" << id.to_string() << "\",\"name\":\"" << json_escape(name) << "\",\"incarnation\":" << incarnation
+    << ",\"local\":\"" << local.to_string() << "\",\"frames_sent\":" << totals.frames_sent
+    << ",\"send_failures\":" << totals.send_failures << ",\"datagrams_received\":" << totals.datagrams_received
+    << ",\"frames_delivered\":" << totals.frames_delivered << ",\"decode_errors\":{";
+  for (std::size_t k = 0; k < protocol::kFrameErrorCount; ++k) {
+    if (k) o << ',';
+    o << '"' << protocol::to_string(static_cast<protocol::FrameError>(k)) << "\":" << totals.errors.by_kind[k];
+  }
+  o << "},\"peers\":[";
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    const auto& l = links[i];
+    if (i) o << ',';
+    o << "{\"id\":\"" << l.info.id.to_string() << "\",\"name\":\"" << json_escape(l.info.name)
+      << "\",\"incarnation\":" << l.info.incarnation << ",\"address\":\"" << l.info.address.to_string()
+      << "\",\"path\":\"" << net::to_string(l.info.source) << "\",\"restarts\":" << l.info.restarts
+      << ",\"rtt_ms_last\":" << num(l.info.rtt_last_ms) << ",\"rtt_ms_p50\":" << num(l.info.rtt_p50_ms)
+      << ",\"rtt_ms_p99\":" << num(l.info.rtt_p99_ms) << ",\"pings_sent\":" << l.info.pings_sent
+      << ",\"pongs_received\":" << l.info.pongs_received << ",\"heartbeat_loss\":" << num(l.info.heartbeat_loss())
+      << ",\"probes_sent\":" << l.probes_sent << ",\"probes_received\":" << l.probes_received
+      << ",\"probes_lost\":" << l.probes_lost << ",\"probe_loss\":" << num(l.probe_loss())
+      << ",\"reordered\":" << l.probes_reordered << ",\"duplicates_dropped\":" << l.duplicates_dropped
+      << ",\"app_duplicates\":" << l.app_duplicates << ",\"corrupt\":" << l.corrupt << '}';
+  }
+  o << "]}";
+  return o.str();
+}
+
+}  // namespace jamnet

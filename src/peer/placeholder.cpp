@@ -1,2 +1,0 @@
-// placeholder until the Peer lands
-namespace jamnet { int peer_layer_placeholder = 0; }

@@ -1,0 +1,137 @@
+#include "jamnet/peer/peer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+namespace jamnet {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Each test gets its own session and multicast port, so parallel runs and a
+// running demo never see each other.
+PeerConfig config_for(const std::string& name, const Uuid& session, std::uint16_t group_port) {
+  PeerConfig c;
+  c.name = name;
+  c.session = session;
+  c.multicast = net::Endpoint{kDefaultMulticastGroup, group_port};
+  c.announce_interval_ns = 100'000'000;
+  c.heartbeat_interval_ns = 50'000'000;
+  c.peer_timeout_ns = 600'000'000;
+  c.probe_start_delay_ns = 100'000'000;
+  return c;
+}
+
+std::uint16_t random_port() { return static_cast<std::uint16_t>(40000 + std::random_device{}() % 20000); }
+
+template <class Pred>
+bool wait_for(Pred pred, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+TEST(Peer, SessionNamesMapToStableIds) {
+  EXPECT_EQ(session_id_from("band"), session_id_from("band"));
+  EXPECT_NE(session_id_from("band"), session_id_from("bend"));
+  const Uuid u = Uuid::random();
+  EXPECT_EQ(session_id_from(u.to_string()), u);
+}
+
+TEST(Peer, ThreePeersDiscoverEachOtherAndExchangeProbes) {
+  const Uuid session = Uuid::random();
+  const auto port = random_port();
+  std::vector<std::unique_ptr<Peer>> peers;
+  for (const char* name : {"a", "b", "c"}) {
+    auto c = config_for(name, session, port);
+    c.probe_rate_hz = 200;
+    auto p = Peer::start(c);
+    ASSERT_TRUE(p.has_value()) << p.error().message;
+    peers.push_back(std::move(*p));
+  }
+  ASSERT_TRUE(wait_for([&] {
+    for (auto& p : peers) {
+      if (p->peers().size() != 2) return false;
+    }
+    return true;
+  }, 2000ms));
+  std::this_thread::sleep_for(500ms);
+  for (auto& p : peers) {
+    const auto r = p->report();
+    ASSERT_EQ(r.links.size(), 2u);
+    for (const auto& l : r.links) {
+      EXPECT_GT(l.probes_sent, 20u) << r.name << "->" << l.info.name;
+      EXPECT_GT(l.probes_received, 20u) << r.name << "<-" << l.info.name;
+      EXPECT_EQ(l.probes_lost, 0u);
+      EXPECT_EQ(l.app_duplicates, 0u);
+      EXPECT_GT(l.info.pongs_received, 0u);
+      EXPECT_GT(l.info.rtt_p50_ms, 0.0);
+      EXPECT_LT(l.info.rtt_p50_ms, 50.0);
+      EXPECT_EQ(l.info.source, net::AddressSource::kMulticast);
+    }
+  }
+}
+
+TEST(Peer, SessionsAreIsolated) {
+  const auto port = random_port();
+  auto a = Peer::start(config_for("a", Uuid::random(), port)).value();
+  auto b = Peer::start(config_for("b", Uuid::random(), port)).value();
+  std::this_thread::sleep_for(400ms);
+  EXPECT_TRUE(a->peers().empty());
+  EXPECT_TRUE(b->peers().empty());
+}
+
+TEST(Peer, UnicastConnectWorksWithoutMulticast) {
+  const Uuid session = Uuid::random();
+  auto cb = config_for("b", session, 0);
+  cb.multicast.reset();
+  auto b = Peer::start(cb).value();
+  auto ca = config_for("a", session, 0);
+  ca.multicast.reset();
+  ca.connect = {b->local()};
+  auto a = Peer::start(ca).value();
+  ASSERT_TRUE(wait_for([&] { return a->peers().size() == 1 && b->peers().size() == 1; }, 1000ms));
+  EXPECT_EQ(a->peers()[0].source, net::AddressSource::kPinned);
+  EXPECT_EQ(b->peers()[0].source, net::AddressSource::kUnicast);
+  EXPECT_EQ(b->peers()[0].address, a->local());
+}
+
+TEST(Peer, CleanStopRemovesAtOnceAndRestartIsFoundAgain) {
+  const Uuid session = Uuid::random();
+  const auto port = random_port();
+  auto a = Peer::start(config_for("a", session, port)).value();
+  auto cb = config_for("b", session, port);
+  cb.id = Uuid::random();
+  auto b = Peer::start(cb).value();
+  ASSERT_TRUE(wait_for([&] { return a->peers().size() == 1; }, 1000ms));
+  const auto first_incarnation = a->peers()[0].incarnation;
+  b->stop();
+  ASSERT_TRUE(wait_for([&] { return a->peers().empty(); }, 300ms)) << "Bye should remove the peer at once";
+  b = Peer::start(cb).value();
+  ASSERT_TRUE(wait_for([&] { return a->peers().size() == 1; }, 1000ms));
+  EXPECT_NE(a->peers()[0].incarnation, first_incarnation);
+}
+
+TEST(Peer, SilentPeerTimesOut) {
+  const Uuid session = Uuid::random();
+  const auto port = random_port();
+  auto a = Peer::start(config_for("a", session, port)).value();
+  auto b = Peer::start(config_for("b", session, port)).value();
+  ASSERT_TRUE(wait_for([&] { return a->peers().size() == 1; }, 1000ms));
+  b->stop(/*say_goodbye=*/false);  // silent, like a crash
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_for([&] { return a->peers().empty(); }, 2000ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 300ms);
+  bool timed_out = false;
+  for (const auto& e : a->take_events()) timed_out |= e.kind == net::PeerEventKind::kTimedOut;
+  EXPECT_TRUE(timed_out);
+}
+
+}  // namespace
+}  // namespace jamnet
