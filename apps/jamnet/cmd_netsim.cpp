@@ -32,6 +32,19 @@ struct Knob {
   std::array<CLI::Option*, 3> option{};
 };
 
+// CLI::NonNegativeNumber's message prints DBL_MAX in full; this one reads well.
+CLI::Validator non_negative() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v) || !(v >= 0.0)) return "must be a number >= 0, got " + text;
+        return {};
+      },
+      ">=0");
+}
+
+CLI::Validator percent() { return CLI::Range(0.0, 100.0).description("0..100"); }
+
 Nanos ms_to_ns(double ms) { return static_cast<Nanos>(std::llround(ms * 1e6)); }
 
 std::vector<Knob> make_knobs() {
@@ -241,22 +254,26 @@ void add_netsim_command(CLI::App& root, Runner& run) {
       "--rev-FLAG (target->client) override one. Seeded: the same run drops the same packets.");
   NetsimArgs& a = *args;
   const std::string relay = "Relay";
-  cmd->add_option("--bind", a.bind, "Listen here for the client")
+  cmd->add_option("--bind", a.bind, "Listen here for the client (port 0: any free port)")
       ->required()
+      ->type_name("HOST:PORT")
       ->check(EndpointValidator())
       ->group(relay);
   cmd->add_option("--connect", a.connect, "Forward to this target")
       ->required()
+      ->type_name("HOST:PORT")
       ->check(EndpointValidator())
       ->group(relay);
   cmd->add_option("--upstream-bind", a.upstream_bind,
                   "Send to the target from here (default: an ephemeral port on --bind's address)")
+      ->type_name("HOST:PORT")
       ->check(EndpointValidator())
       ->group(relay);
   cmd->add_option("--seed", a.seed, "Random seed; same seed + same packets = same fates (default 1)")
       ->group(relay);
   cmd->add_option("--duration", a.duration_s, "Stop after S seconds (0 = until Ctrl-C)")
-      ->check(CLI::NonNegativeNumber)
+      ->type_name("S")
+      ->check(non_negative())
       ->group(relay);
   cmd->add_flag("--json", a.json, "Print the final report as one JSON object")->group(relay);
   cmd->add_option("--stats-file", a.stats_file, "Write the JSON report here every second and at exit")
@@ -273,9 +290,9 @@ void add_netsim_command(CLI::App& root, Runner& run) {
           cmd->add_option(prefix[d] + k.name, k.value[d], d == 0 ? k.help : "as --" + std::string(k.name));
       o->group(group[d]);
       if (k.unit == Unit::kPercent) {
-        o->check(CLI::Range(0.0, 100.0));
+        o->type_name("PCT")->check(percent());
       } else {
-        o->check(CLI::NonNegativeNumber);
+        o->type_name(k.unit == Unit::kMs ? "MS" : "KBPS")->check(non_negative());
       }
       k.option[d] = o;
     }
@@ -285,6 +302,7 @@ void add_netsim_command(CLI::App& root, Runner& run) {
         cmd->add_option(prefix[d] + "jitter-dist", a.jitter_dist[d],
                         d == 0 ? "Jitter distribution: uniform (delay +- jitter) or normal (sd = jitter)"
                                : "as --jitter-dist")
+            ->type_name("DIST")
             ->check(CLI::IsMember({"uniform", "normal"}))
             ->group(group[d]);
   }

@@ -238,11 +238,12 @@ struct Netsim::Impl {
       heap.pop_back();
       UdpSocket& out = p.dir == kForward ? upstream : listen;
       const auto& buf = buffers[p.slot];
-      const bool sent = out.send_to(buf, p.to);
       {
+        // Held across the (non-blocking) send: a receiver that got the
+        // datagram and then asks for report() sees it counted.
         std::lock_guard lock(mutex);
         NetsimDirectionStats& s = counters[p.dir].stats;
-        if (sent) {
+        if (out.send_to(buf, p.to)) {
           ++s.forwarded;
           s.bytes_out += buf.size();
           counters[p.dir].delay_sum_ms += static_cast<double>(p.delay) / 1e6;
