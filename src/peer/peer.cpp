@@ -104,9 +104,14 @@ void Peer::send_probes(Nanos now) {
     if (now < st.start_ns) continue;
     auto due = static_cast<std::uint64_t>(std::floor(static_cast<double>(now - st.start_ns) * 1e-9 *
                                                      config_.probe_rate_hz)) + 1;
+    // After a stall (the VM or scheduler can stop us for milliseconds) send at
+    // most a few at once: shift the schedule rather than burst or skip frames.
+    constexpr std::uint64_t kMaxBurst = 8;
+    if (due > st.sent + kMaxBurst) {
+      st.start_ns += static_cast<Nanos>(static_cast<double>(due - st.sent - kMaxBurst) * 1e9 / config_.probe_rate_hz);
+      due = st.sent + kMaxBurst;
+    }
     if (config_.probe_count > 0) due = std::min(due, config_.probe_count);
-    // After a long stall send at most a few at once rather than a burst.
-    if (due > st.sent + 8) st.sent = due - 8;
     std::uint64_t sent_now = 0;
     for (; st.sent < due; ++st.sent) {
       protocol::store_be64(probe_payload_.data(), static_cast<std::uint64_t>(monotonic_ns()));

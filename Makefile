@@ -1,0 +1,39 @@
+# The two commands of the README are the contract:
+#   make demo   - install what is missing, release build, run `jamnet demo`
+#   make test   - install what is missing, build with ASan+UBSan, run every
+#                 test (unit + integration), then fuzz the parsers
+# Also: make bench (bench/REPORT.md + bench/results.json), make build, make clean.
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+
+.PHONY: deps build demo test unit fuzz bench clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j$(JOBS)
+
+demo: build
+	./build/release/jamnet demo
+
+test: deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j$(JOBS)
+	ctest --preset asan -j$(JOBS)
+	scripts/run-fuzz.sh $(FUZZ_SECONDS) 15
+
+unit: deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j$(JOBS)
+	ctest --preset asan -j$(JOBS) -LE integration
+
+fuzz: deps
+	scripts/run-fuzz.sh $(FUZZ_SECONDS) 15
+
+bench: build
+	python3 bench/run.py build/release/bench/jamnet_bench
+
+clean:
+	rm -rf build
