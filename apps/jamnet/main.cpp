@@ -65,12 +65,19 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "jamnet: %s\nRun with --help for usage.\n", e.what());
+    if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
+      std::fprintf(stderr, "jamnet: unknown command '%s'\nRun with --help for the list.\n", argv[1]);
+    } else {
+      std::fprintf(stderr, "jamnet: %s\nRun with --help for usage.\n", e.what());
+    }
     return 2;
   }
   if (!run) return 2;
   try {
     return run();
+  } catch (const CLI::ParseError& e) {  // a combination of flags checked after parsing
+    std::fprintf(stderr, "jamnet: %s\nRun with --help for usage.\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "jamnet: error: %s\n", e.what());
     return 1;

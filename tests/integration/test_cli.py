@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""The jamnet CLI as a user meets it: --help everywhere, bad flags named with
+exit code 2, Ctrl-C stops every long-running command cleanly, send/listen
+round-trip a frame, and the demo prints its summary. Loopback only."""
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--jamnet", required=True)
+args = parser.parse_args()
+J = args.jamnet
+passed = failed = 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"PASS  {name}")
+    else:
+        failed += 1
+        print(f"FAIL  {name}: {detail}")
+
+
+def run(argv, timeout=20):
+    return subprocess.run([J] + argv, capture_output=True, text=True, timeout=timeout)
+
+
+commands = ["peer", "peers", "send", "listen", "netsim", "demo"]
+r = run(["--help"])
+check("jamnet --help exits 0 and lists every command", r.returncode == 0 and all(c in r.stdout for c in commands), r.stdout)
+for c in commands:
+    r = run([c, "--help"])
+    check(f"jamnet {c} --help", r.returncode == 0 and "--" in r.stdout, r.stderr)
+
+bad = [
+    (["peer", "--bogus"], "--bogus"),
+    (["peer", "--bind", "nowhere"], "--bind"),
+    (["peer", "--multicast", "127.0.0.1:5"], "--multicast"),
+    (["peer", "--probe-rate", "-3"], "--probe-rate"),
+    (["peers", "--wait-ms", "abc"], "--wait-ms"),
+    (["send", "--connect", "1.2.3:4"], "--connect"),
+    (["send", "--connect", "127.0.0.1:9", "--stream", "smell"], "--stream"),
+    (["listen", "--bind", "127.0.0.1:70000"], "--bind"),
+    (["netsim", "--bind", "127.0.0.1:0", "--connect", "127.0.0.1:9", "--loss", "150"], "--loss"),
+    (["demo", "--loss", "x"], "--loss"),
+    (["frobnicate"], "frobnicate"),
+    ([], "subcommand"),
+]
+for argv, flag in bad:
+    r = run(argv)
+    check(f"bad flag {' '.join(argv) or '(none)'} -> exit 2 naming {flag}",
+          r.returncode == 2 and flag in r.stderr, f"rc={r.returncode} stderr={r.stderr.strip()}")
+
+# Ctrl-C stops long-running commands cleanly (exit 0, promptly).
+port = random.randint(40000, 60000)
+long_running = [
+    ["peer", "--session", f"cli-{os.getpid()}", "--multicast", f"239.255.74.77:{port}", "--quiet"],
+    ["listen", "--bind", "127.0.0.1:0"],
+    ["netsim", "--bind", "127.0.0.1:0", "--connect", "127.0.0.1:9", "--quiet"],
+    ["send", "--connect", "127.0.0.1:9", "--count", "100000", "--interval-ms", "10"],
+    ["demo", "--duration", "30", "--multicast", f"239.255.74.77:{port + 1}"],
+]
+for argv in long_running:
+    p = subprocess.Popen([J] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.7)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    try:
+        out, err = p.communicate(timeout=5)
+        took = time.monotonic() - t0
+        ok = p.returncode in (0, 1) if argv[0] == "send" else p.returncode == 0
+        check(f"SIGINT stops `jamnet {argv[0]}` cleanly ({took:.2f} s)", ok and took < 2, f"rc={p.returncode} err={err[-300:]}")
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        check(f"SIGINT stops `jamnet {argv[0]}`", False, "still running 5 s after SIGINT")
+
+# send -> listen --json round trip, plus a garbage datagram reported as an error.
+lport = random.randint(40000, 60000)
+lp = subprocess.Popen([J, "listen", "--bind", f"127.0.0.1:{lport}", "--json", "--count", "2", "--duration", "10"],
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+time.sleep(0.5)
+run(["send", "--connect", f"127.0.0.1:{lport}", "--stream", "midi", "--format", "jsonl", "--payload", '{"t":"n+","n":60}', "--seq", "77"])
+run(["send", "--connect", f"127.0.0.1:{lport}", "--raw-hex", "00010203"])
+out, err = lp.communicate(timeout=15)
+lines = [json.loads(l) for l in out.splitlines() if l.strip()]
+check("listen --json decodes a frame from send", len(lines) >= 1 and lines[0].get("stream") == "MIDI" and lines[0].get("seq") == 77
+      and lines[0].get("payload_text") == '{"t":"n+","n":60}' and lines[0].get("format") == "COMPACT_JSONL", out)
+check("listen --json reports garbage as a typed error", len(lines) == 2 and lines[1].get("error") == "truncated", out)
+
+# The demo, short: three peers discover each other and a summary table is printed.
+r = run(["demo", "--duration", "3", "--multicast", f"239.255.74.77:{port + 2}"], timeout=30)
+joined = r.stdout.count(" joined")
+check("demo: every peer finds the other two", r.returncode == 0 and joined == 6, r.stdout[-800:])
+check("demo: prints the summary table with RTT", "summary" in r.stdout and "rtt p50" in r.stdout and "pinned" in r.stdout, r.stdout[-800:])
+r = run(["demo", "--duration", "2", "--json", "--multicast", f"239.255.74.77:{port + 3}"], timeout=30)
+try:
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    links = [l for p in d["peers"] for l in p["peers"]]
+    check("demo --json: 3 peers x 2 links, no app duplicates",
+          len(d["peers"]) == 3 and len(links) == 6 and all(l["app_duplicates"] == 0 for l in links), r.stdout[-500:])
+except Exception as e:  # noqa: BLE001
+    check("demo --json parses", False, f"{e}: {r.stdout[-500:]}")
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
