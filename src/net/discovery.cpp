@@ -260,6 +260,14 @@ std::vector<PeerInfo> Discovery::peers() const {
   return out;
 }
 
+std::vector<Discovery::Route> Discovery::routes() const {
+  std::lock_guard lock(mu_);
+  std::vector<Route> out;
+  out.reserve(peers_.size());
+  for (const auto& [id, e] : peers_) out.push_back({id, e.info.address, e.info.first_seen_ns});
+  return out;
+}
+
 std::optional<PeerInfo> Discovery::peer(const Uuid& id) const {
   for (auto& p : peers()) {
     if (p.id == id) return p;

@@ -93,7 +93,7 @@ void Peer::control_loop() {
 }
 
 void Peer::send_probes(Nanos now) {
-  const auto known = discovery_->peers();
+  const auto known = discovery_->routes();
   net::SendOptions o;
   o.session = config_.session;
   o.topic = {StreamType::kControl, 0};

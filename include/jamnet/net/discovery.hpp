@@ -86,6 +86,13 @@ class Discovery {
   void say_goodbye();
 
   std::vector<PeerInfo> peers() const;
+  // Just where to send to each peer: cheap enough to call every few ms.
+  struct Route {
+    Uuid id;
+    Endpoint address;
+    Nanos first_seen_ns = 0;
+  };
+  std::vector<Route> routes() const;
   std::optional<PeerInfo> peer(const Uuid& id) const;
   // Which peer frames from this address belong to (any path it was heard on).
   std::optional<Uuid> peer_at(const Endpoint& from) const;
