@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
     run_codec_bench(opts, metrics, benchmark_args);
     run_net_bench(opts, metrics);
     run_discovery_bench(opts, metrics);
+    run_jmid_bench(opts, metrics);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "jamnet_bench: %s\n", e.what());
     return 1;

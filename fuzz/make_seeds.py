@@ -40,3 +40,35 @@ write("wire_messages_fuzz", "pong", b"\x03" + peer + struct.pack(">Iqqq", 1, 99,
 write("wire_messages_fuzz", "endpoint", b"\x04127.0.0.1:47700")
 write("wire_messages_fuzz", "uuid", b"\x0501234567-89ab-cdef-0123-456789abcdef")
 write("wire_messages_fuzz", "topic", b"\x06audio://01234567-89ab-cdef-0123-456789abcdef/3")
+
+# jmid_fuzz: JMID lines of every kind (canonical and not), journal and
+# feedback lines, and raw MIDI streams (the same input feeds both parsers).
+jmid_lines = [
+    b'{"t":"n+","c":1,"n":60,"v":100,"ts":1234567,"seq":42}',
+    b'{"t":"n-","c":16,"n":60,"v":0,"ts":-5,"seq":0}',
+    b'{"t":"pp","c":2,"n":61,"v":5,"ts":1,"seq":2}',
+    b'{"t":"cc","c":1,"n":7,"v":127,"ts":9223372036854775807,"seq":18446744073709551615}',
+    b'{"t":"pc","c":3,"v":5,"ts":1,"seq":2}',
+    b'{"t":"cp","c":3,"v":77,"ts":1,"seq":2}',
+    b'{"t":"pb","c":1,"v":-8192,"ts":1,"seq":2}',
+    b'{"t":"mtc","v":113,"ts":1,"seq":2}',
+    b'{"t":"spp","v":16383,"ts":1,"seq":2}',
+    b'{"t":"ss","v":3,"ts":1,"seq":2}',
+    b'{"t":"tr","ts":1,"seq":2}',
+    b'{"t":"clk","ts":1,"seq":2}',
+    b'{"t":"start","ts":1,"seq":2}',
+    b'{"t":"cont","ts":1,"seq":2}',
+    b'{"t":"stop","ts":1,"seq":2}',
+    b'{"t":"as","ts":1,"seq":2}',
+    b'{"t":"rst","ts":1,"seq":2}',
+    b'{"t":"sx","i":0,"l":1,"d":"7e7f0901","ts":1,"seq":2}',
+    b'{"t":"sx","i":3,"l":0,"d":"' + b"01" * 256 + b'","ts":1,"seq":2}',
+    b' { "seq" : 2 , "v" : 100 , "t" : "n+" , "n" : 60 , "c" : 1 , "x" : [1, {"y": null}] } ',
+    b'{"t":"j","c":1,"upto":42,"ts":123,"on":[60,100,64,90],"cc":[7,100,64,127],"pc":5,"pb":0,"cp":-1}',
+    b'{"t":"fb","loss":0.2031,"rx":812,"lost":207}',
+]
+for i, line in enumerate(jmid_lines):
+    write("jmid_fuzz", f"line{i:02d}", line)
+write("jmid_fuzz", "midi_running_status", bytes([0x90, 60, 100, 62, 100, 0xB0, 7, 100, 10, 64, 0xC1, 5]))
+write("jmid_fuzz", "midi_realtime", bytes([0x90, 0xF8, 60, 0xFA, 100, 0xF2, 0xFE, 1, 2, 0xF6]))
+write("jmid_fuzz", "midi_sysex", bytes([0xF0, 0x7E, 0xF8, 0x7F]) + bytes(range(0, 128)) * 3 + bytes([0xF7, 0xF4, 0xF9, 1]))

@@ -6,7 +6,9 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake ninja-build pkg-config git
-  zlib1g-dev libcli11-dev nlohmann-json3-dev
+  zlib1g-dev libcli11-dev nlohmann-json3-dev libsimdjson-dev libsmf-dev
+  # JACK audio/MIDI: the library to build against, the dummy-driver server for tests
+  libjack-jackd2-dev jackd2
   # tests, fuzzing, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3
   clang-16 libclang-rt-16-dev

@@ -2,9 +2,12 @@
 // in-process netsim relay, ~10 s of traffic, live status, summary table.
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <random>
+#include <thread>
 
 #include "command.hpp"
 #include "jamnet/net/netsim.hpp"
@@ -13,6 +16,41 @@
 namespace jamnet::app {
 
 namespace {
+
+using protocol::jmid::Event;
+using protocol::jmid::Kind;
+
+// A few bars to play: chords and a mod-wheel sweep on channel 1, a bass line on
+// channel 2, hi-hats on channel 10. Times from the start, in ns.
+std::vector<Event> demo_song(double seconds) {
+  std::vector<Event> out;
+  auto add = [&](double t, Kind kind, int ch, int d1, int d2) {
+    Event e;
+    e.kind = kind;
+    e.channel = static_cast<std::uint8_t>(ch);
+    e.data1 = static_cast<std::uint8_t>(d1);
+    e.data2 = static_cast<std::uint8_t>(d2);
+    e.ts_ns = static_cast<Nanos>(t * 1e9);
+    out.push_back(e);
+  };
+  const int chords[4][3] = {{60, 64, 67}, {57, 60, 64}, {53, 57, 60}, {55, 59, 62}};
+  const double beat = 0.5;  // 120 bpm
+  for (int b = 0; b * beat + beat <= seconds; ++b) {
+    const double t = b * beat;
+    const auto& chord = chords[(b / 4) % 4];
+    for (int n : chord) add(t, Kind::kNoteOn, 0, n, 80);
+    add(t, Kind::kNoteOn, 1, chord[0] - 24, 100);
+    add(t, Kind::kControlChange, 0, 1, (b * 16) % 128);
+    add(t, Kind::kNoteOn, 9, 42, 70);
+    add(t + beat / 2, Kind::kNoteOff, 9, 42, 0);
+    add(t + beat / 2, Kind::kNoteOn, 9, 42, 50);
+    add(t + beat * 0.9, Kind::kNoteOff, 9, 42, 0);
+    for (int n : chord) add(t + beat * 0.95, Kind::kNoteOff, 0, n, 0);
+    add(t + beat * 0.95, Kind::kNoteOff, 1, chord[0] - 24, 0);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Event& a, const Event& b) { return a.ts_ns < b.ts_ns; });
+  return out;
+}
 
 struct DemoCmd {
   double duration_s = 10;
@@ -25,6 +63,7 @@ struct DemoCmd {
   std::uint64_t seed = 1;
   std::string multicast;
   bool json = false;
+  bool no_midi = false;
 };
 
 int run_demo(const DemoCmd& c) {
@@ -42,6 +81,7 @@ int run_demo(const DemoCmd& c) {
     cfg.connect = std::move(connect);
     cfg.probe_rate_hz = c.rate_hz;
     cfg.probe_start_delay_ns = 300'000'000;
+    if (!c.no_midi) cfg.midi = MidiConfig{};
     return Peer::start(cfg);
   };
 
@@ -79,6 +119,30 @@ int run_demo(const DemoCmd& c) {
   std::printf("each peer sends %.0f test frames/s to every peer it finds; Ctrl-C stops early\n\n", c.rate_hz);
 
   std::vector<Peer*> peers{keys->get(), bass->get(), drums->get()};
+
+  // keys plays a song to the others once everyone has met; the journal then
+  // has a moment to repair whatever bursts lost before the summary.
+  std::atomic<bool> stop_song{false};
+  std::thread player([&] {
+    MidiSession* midi = (*keys)->midi();
+    if (!midi) return;
+    while (!stop_song && (*keys)->peers().size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto song = demo_song(std::max(1.0, c.duration_s - 1.5));
+    const Nanos start = monotonic_ns() + 100'000'000;
+    for (std::size_t i = 0; i < song.size() && !stop_song;) {
+      const Nanos t = song[i].ts_ns;
+      const Nanos at = start + t;
+      const timespec ts{static_cast<time_t>(at / 1'000'000'000), static_cast<long>(at % 1'000'000'000)};
+      ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+      std::vector<Event> chord;  // events of one instant share a packet
+      while (i < song.size() && song[i].ts_ns == t) {
+        Event e = song[i++];
+        e.ts_ns = 0;  // stamped with session time by send()
+        chord.push_back(e);
+      }
+      midi->send(chord);
+    }
+  });
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
   double next_line_ms = 0;
   while (sleep_unless_stopped(100) && since() < c.duration_s * 1000) {
@@ -98,6 +162,8 @@ int run_demo(const DemoCmd& c) {
     std::printf(tty ? "\r\033[K%s" : "%s\n", line.c_str());
     std::fflush(stdout);
   }
+  stop_song = true;
+  player.join();
   std::vector<PeerReport> reports;
   for (Peer* p : peers) reports.push_back(p->report());
   const auto sim_report = (*sim)->report();
@@ -113,6 +179,7 @@ int run_demo(const DemoCmd& c) {
   }
   std::printf("%s\n== summary after %.1f s ==", tty ? "" : "", since() / 1000);
   print_summary(stdout, reports);
+  if (!c.no_midi) print_midi_summary(stdout, reports);
   const auto& f = sim_report.forward;
   const auto& r = sim_report.reverse;
   std::printf("\nnetsim  keys->drums: %llu in, %llu dropped (%.2f%%), %llu corrupted, mean delay %.2f ms\n",
@@ -144,6 +211,7 @@ void add_demo_command(CLI::App& root, Runner& run) {
   demo->add_option("--seed", d->seed, "Netsim seed (same seed, same drops)")->capture_default_str();
   demo->add_option("--multicast", d->multicast, "Discovery group (default: 239.255.74.77, random port)")->check(EndpointValidator{});
   demo->add_flag("--json", d->json, "Print the final reports as one JSON object");
+  demo->add_flag("--no-midi", d->no_midi, "Leave out the MIDI part (keys playing a song to the others)");
   demo->callback([d, &run] { run = [d] { return run_demo(*d); }; });
 }
 

@@ -4,9 +4,14 @@
 
 #include <cstdio>
 #include <fstream>
+#include <atomic>
 #include <memory>
+#include <optional>
+#include <thread>
 
 #include "command.hpp"
+#include "jamnet/engine/io/jack_midi.hpp"
+#include "jamnet/engine/io/midi_file.hpp"
 #include "peer_flags.hpp"
 
 namespace jamnet::app {
@@ -24,6 +29,19 @@ struct PeerCmd {
   int status_ms = 200;
   std::string report_json;
   bool quiet = false;
+  // MIDI
+  bool midi = false;
+  std::string midi_in;
+  bool midi_loop = false;
+  std::string midi_log;
+  bool jack_midi = false;
+  std::string jack_server;
+  int burst = 3;
+  bool no_adaptive = false;
+  double burst_window_ms = 0.5;
+  double midi_latency_ms = 5;
+  double dedupe_ms = 5;
+  bool midi_enabled() const { return midi || !midi_in.empty() || !midi_log.empty() || jack_midi; }
 };
 
 struct PeersCmd {
@@ -44,12 +62,97 @@ int run_peer(const PeerCmd& c) {
   cfg.probe_count = c.probe_count;
   cfg.probe_payload_bytes = c.probe_size;
   cfg.probe_start_delay_ns = Nanos{c.probe_start_ms} * 1'000'000;
+  std::vector<protocol::jmid::Event> midi_file;
+  if (!c.midi_in.empty()) {
+    auto events = engine::io::read_smf(c.midi_in);
+    if (!events) {
+      std::fprintf(stderr, "jamnet peer: --midi-in: %s\n", events.error().message.c_str());
+      return 1;
+    }
+    midi_file = std::move(*events);
+  }
+  std::optional<engine::io::JsonlMidiLog> midi_log;
+  if (!c.midi_log.empty()) {
+    auto log = engine::io::JsonlMidiLog::open(c.midi_log);
+    if (!log) {
+      std::fprintf(stderr, "jamnet peer: --midi-log: %s\n", log.error().message.c_str());
+      return 1;
+    }
+    midi_log.emplace(std::move(*log));
+  }
+  std::unique_ptr<engine::io::JackMidi> jack;
+  if (c.jack_midi) {
+    if (!engine::io::jack_midi_available()) {
+      std::fprintf(stderr, "jamnet peer: --jack-midi: this build has no JACK support\n");
+      return 1;
+    }
+    engine::io::JackMidi::Config jc;
+    jc.client_name = cfg.name;
+    jc.server_name = c.jack_server;
+    auto opened = engine::io::JackMidi::open(jc);
+    if (!opened) {
+      std::fprintf(stderr, "jamnet peer: --jack-midi: %s\n", opened.error().message.c_str());
+      return 1;
+    }
+    jack = std::move(*opened);
+  }
+  if (c.midi_enabled()) {
+    MidiConfig mc;
+    mc.burst.k = c.burst;
+    mc.burst.adaptive = !c.no_adaptive;
+    mc.burst.window_ns = static_cast<Nanos>(c.burst_window_ms * 1e6);
+    mc.latency_ns = static_cast<Nanos>(c.midi_latency_ms * 1e6);
+    mc.dedupe_expiry_ns = static_cast<Nanos>(c.dedupe_ms * 1e6);
+    // JACK places each event at its exact frame: hand it over two periods early.
+    if (jack) {
+      mc.handler_lead_ns = std::min<Nanos>(mc.latency_ns / 2, 2 * static_cast<Nanos>(jack->buffer_size()) *
+                                                                  1'000'000'000 / jack->sample_rate());
+    }
+    cfg.midi = mc;
+  }
   auto peer = Peer::start(cfg);
   if (!peer) {
     std::fprintf(stderr, "jamnet peer: %s\n", peer.error().message.c_str());
     return 1;
   }
   Peer& p = **peer;
+  if (MidiSession* m = p.midi()) {
+    m->set_handler([&](const MidiDelivery& d) {
+      if (midi_log) midi_log->write(d.event, d.scheduled_ns, d.played_ns, d.from.short_string());
+      if (jack) jack->push_output(d.event, d.scheduled_ns);
+    });
+  }
+  // MIDI sources: a file played in real time, and the JACK input port.
+  std::atomic<bool> sources_done{false};
+  std::thread midi_source([&] {
+    if (!p.midi()) return;
+    Nanos file_start = 0;
+    std::size_t next = 0;
+    protocol::jmid::Event e;
+    while (!sources_done.load() && !stop_requested()) {
+      bool idle = true;
+      while (jack && jack->pop_input(e)) {
+        e.ts_ns = 0;  // stamped with session time by send()
+        p.midi()->send({&e, 1});
+        idle = false;
+      }
+      if (!midi_file.empty() && (next < midi_file.size() || c.midi_loop)) {
+        // Start once someone is there to hear it.
+        if (file_start == 0 && !p.peers().empty()) file_start = monotonic_ns() + 200'000'000;
+        if (next == midi_file.size()) {
+          next = 0;
+          file_start = monotonic_ns() + 500'000'000;
+        }
+        while (file_start != 0 && next < midi_file.size() && monotonic_ns() >= file_start + midi_file[next].ts_ns) {
+          auto ev = midi_file[next++];
+          ev.ts_ns = 0;
+          p.midi()->send({&ev, 1});
+          idle = false;
+        }
+      }
+      if (idle) std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+  });
   if (!c.quiet) {
     std::fprintf(stderr, "jamnet peer '%s' (%s) on %s, session %s%s\n", cfg.name.c_str(),
                  p.id().short_string().c_str(), p.local().to_string().c_str(), c.flags.session.c_str(),
@@ -75,6 +178,8 @@ int run_peer(const PeerCmd& c) {
     }
     if (c.duration_s > 0 && static_cast<double>(now - start) * 1e-9 >= c.duration_s) break;
   }
+  sources_done = true;
+  midi_source.join();
   const auto final_report = p.report();
   p.stop();
   if (!c.report_json.empty() && !write_file(c.report_json, final_report.to_json(), false)) {
@@ -129,6 +234,25 @@ void add_peer_commands(CLI::App& root, Runner& run) {
   peer->add_option("--status-ms", pc->status_ms, "Status interval")->check(CLI::Range(10, 60000))->capture_default_str();
   peer->add_option("--report-json", pc->report_json, "Write the final report (JSON) to this file");
   peer->add_flag("-q,--quiet", pc->quiet, "No status output");
+  peer->add_flag("--midi", pc->midi, "Take part in the session's MIDI (implied by the other MIDI flags)");
+  peer->add_option("--midi-in", pc->midi_in, "Play this Standard MIDI File to the session")->check(CLI::ExistingFile);
+  peer->add_flag("--midi-loop", pc->midi_loop, "Repeat --midi-in until stopped");
+  peer->add_option("--midi-log", pc->midi_log, "Write every MIDI event received to this JSONL file");
+  peer->add_flag("--jack-midi", pc->jack_midi, "JACK MIDI ports NAME:midi_in (sent) and NAME:midi_out (received)");
+  peer->add_option("--jack-server", pc->jack_server, "JACK server name (default: the default server)");
+  peer->add_option("--burst", pc->burst, "Copies of each MIDI event (the start value when adaptive)")
+      ->check(CLI::Range(1, 15))
+      ->capture_default_str();
+  peer->add_flag("--no-adaptive", pc->no_adaptive, "Keep --burst fixed instead of adapting it to measured loss");
+  peer->add_option("--burst-window-ms", pc->burst_window_ms, "All copies of an event leave within this window")
+      ->check(CLI::Range(0.0, 50.0))
+      ->capture_default_str();
+  peer->add_option("--midi-latency-ms", pc->midi_latency_ms, "Play received MIDI this long after it was sent")
+      ->check(CLI::Range(0.0, 1000.0))
+      ->capture_default_str();
+  peer->add_option("--dedupe-ms", pc->dedupe_ms, "Remember burst ids this long")
+      ->check(CLI::Range(0.5, 10000.0))
+      ->capture_default_str();
   peer->callback([pc, &run] { run = [pc] { return run_peer(*pc); }; });
 
   auto ps = std::make_shared<PeersCmd>();

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <map>
+
 #include "command.hpp"
 
 namespace jamnet::app {
@@ -73,7 +75,51 @@ std::string status_line(const PeerReport& r) {
                   100.0 * (l.probes_received + l.probes_lost > 0 ? l.probe_loss() : l.info.heartbeat_loss()));
     s += buf;
   }
+  if (r.midi) {
+    std::uint64_t delivered = 0;
+    std::size_t held = 0;
+    for (const auto& m : r.midi->senders) {
+      delivered += m.delivered;
+      held += m.held_notes;
+    }
+    char buf[128];
+    std::snprintf(buf, sizeof buf, " | midi sent %llu got %llu held %zu k=%d",
+                  static_cast<unsigned long long>(r.midi->events_sent), static_cast<unsigned long long>(delivered),
+                  held, r.midi->k);
+    s += buf;
+  }
   return s;
+}
+
+void print_midi_summary(std::FILE* out, const std::vector<PeerReport>& reports) {
+  std::map<Uuid, std::pair<std::string, std::uint64_t>> senders;  // id -> (name, events sent)
+  for (const auto& r : reports) {
+    if (r.midi) senders[r.id] = {r.name, r.midi->events_sent};
+  }
+  std::fprintf(out, "\n%-10s %-10s %8s %10s %8s %9s %8s %6s %7s %6s\n", "midi to", "from", "sent", "delivered",
+               "rate", "dup-drop", "repairs", "late", "stuck", "k");
+  for (const auto& r : reports) {
+    if (!r.midi) continue;
+    for (const auto& m : r.midi->senders) {
+      const auto it = senders.find(m.id);
+      const std::string name = it != senders.end() ? it->second.first : m.id.short_string();
+      const std::uint64_t sent = it != senders.end() ? it->second.second : 0;
+      const int k = [&] {
+        for (const auto& x : reports) {
+          if (x.id == m.id && x.midi) return x.midi->k;
+        }
+        return 0;
+      }();
+      std::fprintf(out, "%-10s %-10s %8llu %10llu %7.2f%% %9llu %8llu %6llu %7zu %6d\n", r.name.c_str(), name.c_str(),
+                   static_cast<unsigned long long>(sent), static_cast<unsigned long long>(m.delivered),
+                   sent ? 100.0 * static_cast<double>(m.delivered) / static_cast<double>(sent) : 0.0,
+                   static_cast<unsigned long long>(m.duplicates), static_cast<unsigned long long>(m.repairs),
+                   static_cast<unsigned long long>(m.late), m.held_notes, k);
+    }
+  }
+  std::fprintf(out,
+               "delivered: events received (first copy of a burst); dup-drop: copies dropped as duplicates;\n"
+               "repairs: corrections from the recovery journal; stuck: notes still held here at the end.\n");
 }
 
 void print_summary(std::FILE* out, const std::vector<PeerReport>& reports) {

@@ -34,5 +34,7 @@ struct PeerFlags {
 std::string status_line(const PeerReport& r);
 // The summary table printed at the end of `peer` and `demo`.
 void print_summary(std::FILE* out, const std::vector<PeerReport>& reports);
+// MIDI per receiver and sender: delivered, duplicates dropped, journal repairs, stuck notes.
+void print_midi_summary(std::FILE* out, const std::vector<PeerReport>& reports);
 
 }  // namespace jamnet::app

@@ -64,6 +64,10 @@ Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
   for (std::size_t i = 8; i < p->probe_payload_.size(); ++i) p->probe_payload_[i] = static_cast<std::uint8_t>(i);
   p->registry_.subscribe({config.session, StreamType::kControl, 0},
                          [raw = p.get()](const net::ReceivedFrame& rx) { raw->on_probe(rx); });
+  if (config.midi) {
+    p->midi_ = std::make_unique<MidiSession>(*config.midi, *p->transport_, p->registry_, *p->discovery_,
+                                             config.session, p->id_);
+  }
   p->running_ = true;
   p->control_ = std::thread([raw = p.get()] { raw->control_loop(); });
   return p;
@@ -74,6 +78,7 @@ Peer::~Peer() { stop(); }
 void Peer::stop(bool say_goodbye) {
   if (!running_.exchange(false)) return;
   if (control_.joinable()) control_.join();
+  if (midi_) midi_->stop();
   if (say_goodbye) discovery_->say_goodbye();
   transport_->stop();
 }
@@ -140,6 +145,7 @@ PeerReport Peer::report() const {
   r.incarnation = discovery_->config().incarnation;
   r.local = transport_->local();
   r.totals = transport_->totals();
+  if (midi_) r.midi = midi_->stats();
   const auto streams = transport_->stream_stats();
   const auto sources = transport_->source_stats();
   std::lock_guard lock(probe_mu_);
@@ -216,7 +222,22 @@ std::string PeerReport::to_json() const {
       << ",\"reordered\":" << l.probes_reordered << ",\"duplicates_dropped\":" << l.duplicates_dropped
       << ",\"app_duplicates\":" << l.app_duplicates << ",\"corrupt\":" << l.corrupt << '}';
   }
-  o << "]}";
+  o << "]";
+  if (midi) {
+    o << ",\"midi\":{\"events_sent\":" << midi->events_sent << ",\"packets_sent\":" << midi->packets_sent
+      << ",\"bytes_sent\":" << midi->bytes_sent << ",\"journal_lines_sent\":" << midi->journal_lines_sent
+      << ",\"parse_errors\":" << midi->parse_errors << ",\"k\":" << midi->k << ",\"from\":[";
+    for (std::size_t i = 0; i < midi->senders.size(); ++i) {
+      const auto& s = midi->senders[i];
+      if (i) o << ',';
+      o << "{\"id\":\"" << s.id.to_string() << "\",\"copies\":" << s.copies << ",\"delivered\":" << s.delivered
+        << ",\"duplicates\":" << s.duplicates << ",\"too_old\":" << s.too_old << ",\"repairs\":" << s.repairs
+        << ",\"late\":" << s.late << ",\"held_notes\":" << s.held_notes << ",\"copy_loss\":" << num(s.copy_loss)
+        << '}';
+    }
+    o << "]}";
+  }
+  o << '}';
   return o.str();
 }
 

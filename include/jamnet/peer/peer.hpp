@@ -21,6 +21,7 @@
 #include "jamnet/net/endpoint.hpp"
 #include "jamnet/net/session_registry.hpp"
 #include "jamnet/net/transport.hpp"
+#include "jamnet/peer/midi_session.hpp"
 
 namespace jamnet {
 
@@ -47,6 +48,7 @@ struct PeerConfig {
   std::size_t probe_payload_bytes = 200;
   std::uint64_t probe_count = 0;              // per peer; 0 = no limit
   Nanos probe_start_delay_ns = 500'000'000;   // let a new peer's address settle first
+  std::optional<MidiConfig> midi;             // MIDI (JMID) on this session
 };
 
 // What this peer knows about one remote peer.
@@ -69,6 +71,7 @@ struct PeerReport {
   net::Endpoint local;
   std::vector<LinkReport> links;
   net::TransportTotals totals;
+  std::optional<MidiStats> midi;
   std::string to_json() const;
 };
 
@@ -96,6 +99,8 @@ class Peer {
   net::Transport& transport() noexcept { return *transport_; }
   net::SessionRegistry& registry() noexcept { return registry_; }
   net::Discovery& discovery() noexcept { return *discovery_; }
+  // Null unless PeerConfig::midi was set.
+  MidiSession* midi() noexcept { return midi_.get(); }
 
  private:
   explicit Peer(const PeerConfig& config);
@@ -108,6 +113,7 @@ class Peer {
   net::SessionRegistry registry_;
   std::unique_ptr<net::Transport> transport_;
   std::unique_ptr<net::Discovery> discovery_;
+  std::unique_ptr<MidiSession> midi_;
   std::thread control_;
   std::atomic<bool> running_{false};
 

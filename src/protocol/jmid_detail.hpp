@@ -1,0 +1,37 @@
+// Private to the JMID sources (src/protocol/jmid*.cpp): the pieces the event,
+// MIDI and journal translation units share. Not installed, not public API.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string_view>
+
+#include <simdjson.h>
+
+#include "jamnet/core/result.hpp"
+#include "jamnet/protocol/jmid.hpp"
+
+namespace jamnet::protocol::jmid::detail {
+
+// Lines longer than this never reach simdjson: a TOAST payload is at most one
+// UDP datagram, so anything longer is not a line we could have been sent.
+inline constexpr std::size_t kMaxGeneralLineBytes = 65536;
+
+// The hand-written parser for the canonical compact event line, into `out`
+// (a default-constructed Event). false means "not canonical, or out of range"
+// (`out` is then partly written): the caller falls back to the general path,
+// which accepts the line or says why not. Never reads outside `line`.
+bool parse_canonical(std::string_view line, Event& out) noexcept;
+
+// Parses `line` with simdjson's DOM parser into a JSON object. The object
+// lives in a thread_local parser: valid until the next call on this thread.
+Result<simdjson::dom::object> parse_object(std::string_view line);
+
+// An event from an already parsed object whose "t" is `type`.
+Result<Event> event_from_object(simdjson::dom::object obj);
+
+inline std::unexpected<Error> parse_error(std::string message) {
+  return make_error(Errc::kParse, std::move(message));
+}
+
+}  // namespace jamnet::protocol::jmid::detail
