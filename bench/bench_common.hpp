@@ -27,6 +27,7 @@ using Metrics = std::map<std::string, double>;
 void run_codec_bench(const BenchOptions& opts, Metrics& out, std::vector<char*> benchmark_args);
 void run_net_bench(const BenchOptions& opts, Metrics& out);
 void run_discovery_bench(const BenchOptions& opts, Metrics& out);
+void run_jmid_net_bench(const BenchOptions& opts, Metrics& out);
 void run_jmid_bench(const BenchOptions& opts, Metrics& out);
 
 inline void sleep_until_ns(Nanos deadline) noexcept {

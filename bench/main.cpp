@@ -3,7 +3,7 @@
 // ("metric.name": number) for bench/run.py, which turns it into
 // bench/results.json and bench/REPORT.md.
 //
-//   jamnet_bench [--quick] [--out-json PATH] [--benchmark_* flags for the codec part]
+//   jamnet_bench [--quick] [--only AREA] [--out-json PATH] [--benchmark_* flags for the codec part]
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,7 +19,7 @@
 namespace {
 
 int usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--quick] [--out-json PATH] [--benchmark_*=...]\n", argv0);
+  std::fprintf(stderr, "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid] [--out-json PATH] [--benchmark_*=...]\n", argv0);
   return 2;
 }
 
@@ -30,10 +30,13 @@ int main(int argc, char** argv) {
   BenchOptions opts;
   std::string out_json;
   std::vector<char*> benchmark_args{argv[0]};
+  std::string only;  // one area: codec, net, discovery, jmid_net, jmid
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--quick") {
       opts.quick = true;
+    } else if (arg == "--only" && i + 1 < argc) {
+      only = argv[++i];
     } else if (arg == "--out-json" && i + 1 < argc) {
       out_json = argv[++i];
     } else if (arg.rfind("--out-json=", 0) == 0) {
@@ -49,10 +52,12 @@ int main(int argc, char** argv) {
   }
   Metrics metrics;
   try {
-    run_codec_bench(opts, metrics, benchmark_args);
-    run_net_bench(opts, metrics);
-    run_discovery_bench(opts, metrics);
-    run_jmid_bench(opts, metrics);
+    auto want = [&](const char* area) { return only.empty() || only == area; };
+    if (want("codec")) run_codec_bench(opts, metrics, benchmark_args);
+    if (want("net")) run_net_bench(opts, metrics);
+    if (want("discovery")) run_discovery_bench(opts, metrics);
+    if (want("jmid_net")) run_jmid_net_bench(opts, metrics);
+    if (want("jmid")) run_jmid_bench(opts, metrics);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "jamnet_bench: %s\n", e.what());
     return 1;

@@ -132,7 +132,8 @@ int run_peer(const PeerCmd& c) {
     while (!sources_done.load() && !stop_requested()) {
       bool idle = true;
       while (jack && jack->pop_input(e)) {
-        e.ts_ns = 0;  // stamped with session time by send()
+        // e.ts_ns is the event's frame time on CLOCK_MONOTONIC, which is the
+        // session timeline until the sync layer maps it: more exact than now.
         p.midi()->send({&e, 1});
         idle = false;
       }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "jamnet/net/udp_socket.hpp"
+#include "jamnet/platform/realtime.hpp"
 
 namespace jamnet::net {
 
@@ -313,7 +314,13 @@ Result<std::unique_ptr<Netsim>> Netsim::start(const NetsimConfig& config) {
   }
   impl->started_ns = monotonic_ns();
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->run(); });
+  impl->thread = std::thread([raw] {
+    // Simulated delays are only as exact as this thread's wake-ups: run it at
+    // real-time priority where allowed, so busy normal threads cannot add
+    // milliseconds of jitter nobody asked for.
+    platform::make_current_thread_realtime();
+    raw->run();
+  });
   return std::unique_ptr<Netsim>(new Netsim(std::move(impl)));
 }
 

@@ -124,8 +124,18 @@ Result<MidiLinkResult> run_midi_link(const MidiLinkExperiment& x) {
     for (const auto& s : st.senders) n += s.held_notes;
     return n;
   };
+  // Controller state must match the sender's once the journal has spoken.
+  auto wrong_controllers = [&] {
+    std::uint64_t n = 0;
+    for (int ch = 0; ch < 4; ++ch) {
+      const auto want = (*sender)->midi()->sent_state(ch);
+      const auto have = (*receiver)->midi()->state_from((*sender)->id(), ch);
+      for (std::size_t c = 0; c < 128; ++c) n += want.cc[c] != have.cc[c];
+    }
+    return n;
+  };
   std::this_thread::sleep_for(std::chrono::nanoseconds(x.latency_ns + 20'000'000));
-  wait_until([&] { return held() == 0; }, x.settle_ns);
+  wait_until([&] { return held() == 0 && wrong_controllers() == 0; }, x.settle_ns);
 
   MidiLinkResult r;
   r.sent = stream.size();
@@ -156,12 +166,8 @@ Result<MidiLinkResult> run_midi_link(const MidiLinkExperiment& x) {
   }
   r.delivered_rate = r.sent ? static_cast<double>(r.delivered) / static_cast<double>(r.sent) : 0;
 
-  // Controller state must match the sender's now that the journal has spoken.
-  for (int ch = 0; ch < 4; ++ch) {
-    const auto want = (*sender)->midi()->sent_state(ch);
-    const auto have = (*receiver)->midi()->state_from((*sender)->id(), ch);
-    for (std::size_t c = 0; c < 128; ++c) r.wrong_controllers += want.cc[c] != have.cc[c];
-  }
+  r.wrong_controllers = wrong_controllers();
+
   (*sender)->stop();
   (*receiver)->stop();
   (*sim)->stop();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "jamnet/platform/realtime.hpp"
 #include "jamnet/protocol/jmid_journal.hpp"
 
 namespace jamnet {
@@ -226,6 +227,9 @@ void MidiSession::send_feedback(Nanos now) {
 }
 
 void MidiSession::send_loop() {
+  // Copies must leave on time and the thread spins briefly before each one:
+  // real-time priority keeps busy normal threads from delaying it.
+  realtime_ = platform::make_current_thread_realtime();
   Nanos next_journal = monotonic_ns() + config_.journal_interval_ns;
   Nanos next_feedback = monotonic_ns() + config_.feedback_interval_ns;
   std::vector<Outgoing> due;
@@ -339,6 +343,7 @@ void MidiSession::on_frame(const net::ReceivedFrame& rx) {
 }
 
 void MidiSession::playout_loop() {
+  platform::make_current_thread_realtime();
   std::vector<std::pair<Nanos, Due>> due;
   while (running_.load()) {
     Nanos next = 0;
@@ -366,12 +371,17 @@ void MidiSession::playout_loop() {
       for (auto& [at, d] : due) {
         Sender& s = sender_for(d.from);
         if (auto* e = std::get_if<Event>(&d.item)) {
-          // A journal already covered this event (it came late): playing it
-          // now would undo the repair.
-          if (!s.state.apply(*e)) {
+          // Per channel, events play in order. One that shows up after a newer
+          // event of its channel has played (a packet held up for tens of ms)
+          // is too late to matter musically and would play out of order: drop
+          // it; the journal restores whatever state it carried. Likewise when a
+          // journal already covered it: playing it now would undo the repair.
+          auto& newest = s.newest_played[protocol::jmid::is_channel_message(e->kind) ? e->channel : 16];
+          if (e->seq < newest || !s.state.apply(*e)) {
             ++s.stats.stale;
             continue;
           }
+          newest = e->seq;
           ++s.stats.delivered;
           if (now - config_.handler_lead_ns - at > 1'000'000) ++s.stats.late;
           out.push_back({*e, d.from, d.received_ns, at, now, false});
@@ -414,6 +424,7 @@ MidiStats MidiSession::stats() const {
   {
     std::lock_guard lock(send_mu_);
     st.k = burst_.k();
+  st.realtime = realtime_.load();
   }
   std::lock_guard lock(rx_mu_);
   st.parse_errors = parse_errors_;

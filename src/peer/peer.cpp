@@ -232,7 +232,7 @@ std::string PeerReport::to_json() const {
       if (i) o << ',';
       o << "{\"id\":\"" << s.id.to_string() << "\",\"copies\":" << s.copies << ",\"delivered\":" << s.delivered
         << ",\"duplicates\":" << s.duplicates << ",\"too_old\":" << s.too_old << ",\"repairs\":" << s.repairs
-        << ",\"late\":" << s.late << ",\"held_notes\":" << s.held_notes << ",\"copy_loss\":" << num(s.copy_loss)
+        << ",\"late\":" << s.late << ",\"stale\":" << s.stale << ",\"held_notes\":" << s.held_notes << ",\"copy_loss\":" << num(s.copy_loss)
         << '}';
     }
     o << "]}";

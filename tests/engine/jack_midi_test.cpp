@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/jackd_process.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -63,93 +65,17 @@ class JackServer : public ::testing::Test {
   void SetUp() override {
     static int counter = 0;
     name_ = "jamnet-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    log_ = "/tmp/" + name_ + ".log";
     std::string why;
-    // Real-time first (root can), then without it.
-    for (const bool realtime : {true, false}) {
-      if (start(realtime, why)) {
-        ::setenv("JACK_DEFAULT_SERVER", name_.c_str(), 1);  // for the jack_* tools
-        return;
-      }
-      stop();
-    }
-    GTEST_SKIP() << "jackd could not be started here: " << why;
+    if (!jackd_.start(name_, kRate, kPeriod, why)) GTEST_SKIP() << "jackd could not be started here: " << why;
+    ::setenv("JACK_DEFAULT_SERVER", name_.c_str(), 1);  // for the jack_* tools
   }
 
   void TearDown() override {
-    stop();
+    jackd_.stop();
     ::unsetenv("JACK_DEFAULT_SERVER");
-    std::remove(log_.c_str());
   }
 
-  bool start(bool realtime, std::string& why) {
-    if (::access("/usr/bin/jackd", X_OK) != 0 && ::access("/usr/local/bin/jackd", X_OK) != 0) {
-      why = "no jackd binary";
-      return false;
-    }
-    pid_ = ::fork();
-    if (pid_ < 0) {
-      why = "fork failed";
-      return false;
-    }
-    if (pid_ == 0) {
-      std::FILE* out = std::freopen(log_.c_str(), "w", stdout);
-      if (out != nullptr) ::dup2(::fileno(stdout), 2);
-      const std::string rate = std::to_string(kRate), period = std::to_string(kPeriod);
-      if (realtime) {
-        ::execlp("jackd", "jackd", "-R", "-n", name_.c_str(), "-d", "dummy", "-r", rate.c_str(), "-p",
-                 period.c_str(), static_cast<char*>(nullptr));
-      } else {
-        ::execlp("jackd", "jackd", "-r", "-n", name_.c_str(), "-d", "dummy", "-r", rate.c_str(), "-p",
-                 period.c_str(), static_cast<char*>(nullptr));
-      }
-      ::_exit(127);
-    }
-    // Poll `jack_wait -c` every 10 ms (it prints "running"/"not running";
-    // its exit status is 0 either way), up to 5 s.
-    const std::string cmd = "jack_wait -s '" + name_ + "' -c 2>/dev/null";
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        why = "jackd exited early: " + read_log();
-        return false;
-      }
-      if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
-        char buf[64] = {};
-        const bool got = std::fgets(buf, sizeof buf, p) != nullptr;
-        ::pclose(p);
-        if (got && std::string(buf).rfind("running", 0) == 0) return true;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    why = "jackd did not come up within 5 s: " + read_log();
-    return false;
-  }
-
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + 3s;
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    pid_ = -1;
-  }
-
-  std::string read_log() const {
-    std::ifstream f(log_);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
+  std::string read_log() const { return jackd_.read_log(); }
 
   Result<std::unique_ptr<JackMidi>> open_client(const std::string& client) const {
     JackMidi::Config config;
@@ -170,8 +96,7 @@ class JackServer : public ::testing::Test {
   }
 
   std::string name_;
-  std::string log_;
-  pid_t pid_ = -1;
+  testing::JackdProcess jackd_;
 };
 
 jmid::Event event_from(std::initializer_list<std::uint8_t> bytes) {

@@ -8,6 +8,7 @@
 // thread hands events to the handler at their play time.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <bitset>
 #include <condition_variable>
@@ -66,7 +67,7 @@ struct MidiSenderStats {
   std::uint64_t too_old = 0;
   std::uint64_t repairs = 0;
   std::uint64_t late = 0;  // arrived after their play time: played at once
-  std::uint64_t stale = 0; // older than what a journal repair already set: not played
+  std::uint64_t stale = 0; // too late to play in order, or older than a journal repair: dropped
   std::size_t held_notes = 0;
   double copy_loss = 0;    // packet loss seen in completed bursts
 };
@@ -79,6 +80,7 @@ struct MidiStats {
   std::uint64_t journal_lines_oversize = 0;  // too long for one datagram: not sent
   std::uint64_t parse_errors = 0;
   int k = 0;
+  bool realtime = false;  // sender and playout threads got SCHED_FIFO
   std::vector<MidiSenderStats> senders;
 };
 
@@ -117,6 +119,7 @@ class MidiSession {
     net::Endpoint last_from;
     std::uint64_t fb_received = 0, fb_lost = 0;  // transport counts at the last feedback
     Nanos last_play_ns = 0;
+    std::array<std::uint64_t, 17> newest_played{};  // per channel, [16]: system messages
     explicit Sender(const MidiConfig& c);
     Nanos play_time(std::int64_t sender_ts_ns);  // never earlier than the previous item's
   };
@@ -145,6 +148,7 @@ class MidiSession {
   Uuid self_;
   net::SubscriptionId sub_ = 0;
   std::atomic<bool> running_{true};
+  std::atomic<bool> realtime_{false};
 
   // send side
   mutable std::mutex send_mu_;
