@@ -407,18 +407,10 @@ bool operator==(const Event& a, const Event& b) noexcept {
 }
 
 std::size_t format_line(const Event& e, std::span<char> out) noexcept {
-  if (out.size() >= kMaxLineBytes) return write_line(e, out.data());
-  std::array<char, kMaxLineBytes> tmp;
-  const std::size_t n = write_line(e, tmp.data());
-  if (n > out.size()) return 0;
-  std::memcpy(out.data(), tmp.data(), n);
-  return n;
+  return detail::format_bounded<kMaxLineBytes>(e, out, write_line);
 }
 
-std::string to_line(const Event& e) {
-  std::array<char, kMaxLineBytes> tmp;
-  return std::string(tmp.data(), write_line(e, tmp.data()));
-}
+std::string to_line(const Event& e) { return detail::to_string_bounded<kMaxLineBytes>(e, write_line); }
 
 namespace detail {
 

@@ -2,7 +2,11 @@
 // MIDI and journal translation units share. Not installed, not public API.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstring>
+#include <span>
+#include <string>
 #include <optional>
 #include <string_view>
 
@@ -29,6 +33,25 @@ Result<simdjson::dom::object> parse_object(std::string_view line);
 
 // An event from an already parsed object whose "t" is `type`.
 Result<Event> event_from_object(simdjson::dom::object obj);
+
+// format_line/format_journal: `write` needs up to Max bytes; write straight
+// into `out` when it is that large, else through a stack buffer, and report 0
+// when the result does not fit. Never allocates.
+template <std::size_t Max, class T, class Writer>
+std::size_t format_bounded(const T& value, std::span<char> out, Writer write) noexcept {
+  if (out.size() >= Max) return write(value, out.data());
+  std::array<char, Max> tmp;
+  const std::size_t n = write(value, tmp.data());
+  if (n > out.size()) return 0;
+  std::memcpy(out.data(), tmp.data(), n);
+  return n;
+}
+
+template <std::size_t Max, class T, class Writer>
+std::string to_string_bounded(const T& value, Writer write) {
+  std::array<char, Max> tmp;
+  return std::string(tmp.data(), write(value, tmp.data()));
+}
 
 inline std::unexpected<Error> parse_error(std::string message) {
   return make_error(Errc::kParse, std::move(message));

@@ -214,17 +214,11 @@ bool ChannelState::is_default() const noexcept {
 }
 
 std::size_t format_journal(const JournalLine& j, std::span<char> out) noexcept {
-  if (out.size() >= kMaxJournalLineBytes) return write_journal(j, out.data());
-  std::array<char, kMaxJournalLineBytes> tmp;
-  const std::size_t n = write_journal(j, tmp.data());
-  if (n > out.size()) return 0;
-  std::memcpy(out.data(), tmp.data(), n);
-  return n;
+  return detail::format_bounded<kMaxJournalLineBytes>(j, out, write_journal);
 }
 
 std::string to_line(const JournalLine& j) {
-  std::array<char, kMaxJournalLineBytes> tmp;
-  return std::string(tmp.data(), write_journal(j, tmp.data()));
+  return detail::to_string_bounded<kMaxJournalLineBytes>(j, write_journal);
 }
 
 std::string to_line(const Feedback& f) {
