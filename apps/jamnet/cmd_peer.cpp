@@ -41,6 +41,7 @@ struct PeerCmd {
   double burst_window_ms = 0.5;
   double midi_latency_ms = 5;
   double dedupe_ms = 5;
+  int accept_copies = 1;
   bool midi_enabled() const { return midi || !midi_in.empty() || !midi_log.empty() || jack_midi; }
 };
 
@@ -103,6 +104,7 @@ int run_peer(const PeerCmd& c) {
     mc.burst.window_ns = static_cast<Nanos>(c.burst_window_ms * 1e6);
     mc.latency_ns = static_cast<Nanos>(c.midi_latency_ms * 1e6);
     mc.dedupe_expiry_ns = static_cast<Nanos>(c.dedupe_ms * 1e6);
+    mc.accept_copies = c.accept_copies;
     // JACK places each event at its exact frame: hand it over two periods early.
     if (jack) {
       mc.handler_lead_ns = std::min<Nanos>(mc.latency_ns / 2, 2 * static_cast<Nanos>(jack->buffer_size()) *
@@ -250,6 +252,10 @@ void add_peer_commands(CLI::App& root, Runner& run) {
       ->capture_default_str();
   peer->add_option("--midi-latency-ms", pc->midi_latency_ms, "Play received MIDI this long after it was sent")
       ->check(CLI::Range(0.0, 1000.0))
+      ->capture_default_str();
+  peer->add_option("--accept-copies", pc->accept_copies,
+                   "Copies of a MIDI event that must arrive before it plays (at most the burst size)")
+      ->check(CLI::Range(1, 15))
       ->capture_default_str();
   peer->add_option("--dedupe-ms", pc->dedupe_ms, "Remember burst ids this long")
       ->check(CLI::Range(0.5, 10000.0))

@@ -69,6 +69,7 @@ Result<MidiLinkResult> run_midi_link(const MidiLinkExperiment& x) {
   mc.burst.k = x.k;
   mc.burst.adaptive = x.adaptive;
   mc.latency_ns = x.latency_ns;
+  mc.accept_copies = x.accept_copies;
 
   PeerConfig rc;
   rc.name = "receiver";

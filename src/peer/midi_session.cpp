@@ -45,7 +45,8 @@ void sleep_precisely_until(Nanos at) {
 }  // namespace
 
 MidiSession::Sender::Sender(const MidiConfig& c)
-    : dedupe(media::jmid::BurstDeduper::Config{c.dedupe_expiry_ns, 4096, 1}), clock(c.latency_ns) {}
+    : dedupe(media::jmid::BurstDeduper::Config{c.dedupe_expiry_ns, 4096, std::max(1, c.accept_copies)}),
+      clock(c.latency_ns) {}
 
 Nanos MidiSession::Sender::play_time(std::int64_t ts) {
   // The offset estimate only ever drops (a faster packet shows up); an item

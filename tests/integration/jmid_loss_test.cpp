@@ -66,6 +66,26 @@ TEST_P(JmidLoss, EveryKDeliversNearTheoryWithNoDuplicatesNoStuckNotesInOrder) {
   EXPECT_GE(rates.back(), rates.front()) << "5 copies must deliver at least as much as 1";
 }
 
+TEST(JmidAcceptance, ThresholdOfTwoCopiesNeedsTwoOfThreeThrough) {
+  // k = 3 at 50% loss: one copy needed -> 1 - 0.5^3 = 0.875; two -> P(X >= 2),
+  // X ~ Bin(3, 0.5) = 0.5.
+  for (const auto& [need, theory] : {std::pair{1, 0.875}, std::pair{2, 0.5}}) {
+    MidiLinkExperiment x;
+    x.k = 3;
+    x.accept_copies = need;
+    x.events = 300;
+    x.seed = 77;
+    x.link.loss = 0.5;
+    auto r = run_midi_link(x);
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    std::printf("accept %d of 3 at 50%% loss: delivered %.4f (theory %.4f)\n", need, r->delivered_rate, theory);
+    const double sd = std::sqrt(theory * (1 - theory) / static_cast<double>(r->sent));
+    EXPECT_NEAR(r->delivered_rate, theory, 5 * sd + 0.02) << "accept " << need;
+    EXPECT_EQ(r->app_duplicates, 0u);
+    EXPECT_EQ(r->stuck_notes, 0u);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Netsim, JmidLoss,
                          ::testing::Values(Case{"loss0", 0.0}, Case{"loss20", 0.20}, Case{"loss50", 0.50},
                                            Case{"loss66", 0.66}, Case{"bursty", 0.0, 0.05, 0.30}),

@@ -15,6 +15,7 @@ struct MidiLinkExperiment {
   net::Impairment link;  // applied in both directions
   int k = 3;
   bool adaptive = false;
+  int accept_copies = 1;
   int events = 400;           // note on/off pairs and controller moves, on 4 channels
   Nanos spacing_ns = 2'000'000;
   Nanos latency_ns = 5'000'000;

@@ -39,6 +39,11 @@ struct MidiConfig {
   media::jmid::BurstConfig burst;
   Nanos latency_ns = 5'000'000;            // playout delay after the sender's timestamp
   Nanos dedupe_expiry_ns = 5'000'000;
+  // Acceptance threshold: copies of a burst that must arrive before the event
+  // plays (at most k). 1 plays on the first copy: lowest latency, best under
+  // loss; 2 or more trades both for resistance to a stray forged or
+  // misrouted copy.
+  int accept_copies = 1;
   Nanos journal_interval_ns = 50'000'000;  // recovery journal period while channels are in use
   Nanos feedback_interval_ns = 250'000'000;
   // Hand events to the handler this long before their play time, for sinks
