@@ -31,7 +31,8 @@ void run_jmid_net_bench(const BenchOptions& opts, Metrics& out);
 void run_jmid_bench(const BenchOptions& opts, Metrics& out);
 
 inline void sleep_until_ns(Nanos deadline) noexcept {
-  const timespec ts{static_cast<time_t>(deadline / 1'000'000'000), static_cast<long>(deadline % 1'000'000'000)};
+  const timespec ts{static_cast<time_t>(deadline / 1'000'000'000),
+                    static_cast<long>(deadline % 1'000'000'000)};
   ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
 }
 
@@ -58,7 +59,8 @@ inline std::uint32_t get_be32(const std::uint8_t* p) noexcept {
 inline double percentile_present(const std::vector<double>& samples, double q) {
   std::vector<double> present;
   present.reserve(samples.size());
-  std::copy_if(samples.begin(), samples.end(), std::back_inserter(present), [](double v) { return v == v; });
+  std::copy_if(samples.begin(), samples.end(), std::back_inserter(present),
+               [](double v) { return v == v; });
   return percentile_of(std::move(present), q);
 }
 

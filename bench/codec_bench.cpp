@@ -31,7 +31,8 @@ void bm_encode_decode(benchmark::State& state) {
   h.stream_type = protocol::StreamType::kAudio;
   h.format_type = protocol::FormatType::kBinary;
   h.session_id = Uuid::random();
-  std::array<std::uint8_t, protocol::encoded_size(kPayloadBytes)> buf{};  // stack, as the transport does
+  std::array<std::uint8_t, protocol::encoded_size(kPayloadBytes)>
+      buf{};  // stack, as the transport does
   for (auto _ : state) {
     ++h.sequence;  // a fresh header each frame, so nothing is hoisted out of the loop
     h.timestamp_ns = static_cast<Nanos>(h.sequence) * 1000;
@@ -103,9 +104,11 @@ void run_codec_bench(const BenchOptions& opts, Metrics& out, std::vector<char*> 
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
 
-  auto take = [&](const std::map<std::string, double>& from, const char* bench_name, const char* metric) {
+  auto take = [&](const std::map<std::string, double>& from, const char* bench_name,
+                  const char* metric) {
     auto it = from.find(bench_name);
-    if (it == from.end()) throw std::runtime_error(std::string("benchmark did not run: ") + bench_name);
+    if (it == from.end())
+      throw std::runtime_error(std::string("benchmark did not run: ") + bench_name);
     out[metric] = it->second;
   };
   take(reporter.medians_ns, "toast_encode_decode_256B", "toast.codec_ns_per_frame");

@@ -48,7 +48,8 @@ void run_discovery_bench(const BenchOptions& opts, Metrics& out) {
     PeerConfig cfg;
     cfg.session = Uuid::random();
     cfg.bind = net::Endpoint::loopback(0);
-    cfg.multicast = net::Endpoint{kDefaultMulticastGroup, static_cast<std::uint16_t>(port_dist(rng))};
+    cfg.multicast =
+        net::Endpoint{kDefaultMulticastGroup, static_cast<std::uint16_t>(port_dist(rng))};
     PeerConfig cfg_a = cfg, cfg_b = cfg;
     cfg_a.name = "bench-a";
     cfg_b.name = "bench-b";

@@ -19,8 +19,8 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <simdjson.h>
+#include <nlohmann/json.hpp>
 
 #include "bench_common.hpp"
 #include "jamnet/protocol/jmid.hpp"
@@ -32,7 +32,7 @@ using protocol::jmid::Event;
 using protocol::jmid::Kind;
 
 struct LineFile {
-  std::string text;                     // all lines, '\n'-separated, then SIMDJSON_PADDING spare bytes
+  std::string text;  // all lines, '\n'-separated, then SIMDJSON_PADDING spare bytes
   std::vector<std::string_view> lines;  // views into text
 };
 
@@ -81,19 +81,26 @@ LineFile make_lines(std::size_t count) {
 inline std::uint64_t fold(std::uint64_t h, const Event& e) noexcept {
   h = h * 0x100000001B3ULL ^ static_cast<std::uint64_t>(e.kind);
   h = h * 0x100000001B3ULL ^ (static_cast<std::uint64_t>(e.channel) << 8 | e.data1);
-  h = h * 0x100000001B3ULL ^ (static_cast<std::uint64_t>(e.data2) << 16 | static_cast<std::uint16_t>(e.value14));
+  h = h * 0x100000001B3ULL ^
+      (static_cast<std::uint64_t>(e.data2) << 16 | static_cast<std::uint16_t>(e.value14));
   h = h * 0x100000001B3ULL ^ static_cast<std::uint64_t>(e.ts_ns);
   return h * 0x100000001B3ULL ^ e.seq;
 }
 
 // Only the kinds the generated file holds; anything else counts as a failure.
 bool kind_of(std::string_view t, Kind& k) noexcept {
-  if (t == "n+") k = Kind::kNoteOn;
-  else if (t == "n-") k = Kind::kNoteOff;
-  else if (t == "cc") k = Kind::kControlChange;
-  else if (t == "pb") k = Kind::kPitchBend;
-  else if (t == "clk") k = Kind::kClock;
-  else return false;
+  if (t == "n+")
+    k = Kind::kNoteOn;
+  else if (t == "n-")
+    k = Kind::kNoteOff;
+  else if (t == "cc")
+    k = Kind::kControlChange;
+  else if (t == "pb")
+    k = Kind::kPitchBend;
+  else if (t == "clk")
+    k = Kind::kClock;
+  else
+    return false;
   return true;
 }
 
@@ -133,7 +140,8 @@ PassResult timed_pass(const LineFile& f, F&& parse_one) {
     if (!parse_one(line, h)) ++failures;
   }
   const auto t1 = std::chrono::steady_clock::now();
-  const double ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+  const double ns =
+      static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
   return {ns / static_cast<double>(f.lines.size()), h, failures};
 }
 
@@ -214,10 +222,14 @@ bool parse_nlohmann_into(std::string_view line, Event& e) {
     } else if (key == "c" || key == "n" || key == "v" || key == "ts") {
       if (!val.is_number_integer()) return false;
       const auto x = val.get<std::int64_t>();
-      if (key == "c") c = x;
-      else if (key == "n") n = x;
-      else if (key == "v") v = x;
-      else e.ts_ns = x;
+      if (key == "c")
+        c = x;
+      else if (key == "n")
+        n = x;
+      else if (key == "v")
+        v = x;
+      else
+        e.ts_ns = x;
     } else if (key == "seq") {
       if (!val.is_number_unsigned()) return false;
       e.seq = val.get<std::uint64_t>();
@@ -245,15 +257,18 @@ void run_jmid_bench(const BenchOptions& opts, Metrics& out) {
   const std::size_t count = opts.quick ? 100'000 : 1'000'000;
   const LineFile file = make_lines(count);
   const int passes = opts.quick ? 5 : 9;
-  const int slow_passes = 3;  // nlohmann and our general path: ten times slower, fewer passes keep the run short
+  const int slow_passes =
+      3;  // nlohmann and our general path: ten times slower, fewer passes keep the run short
 
   SimdjsonParser simd(file);
   std::vector<double> ours, simdjson_ns, general, nlohmann_ns;
   std::uint64_t reference = 0;
   auto check = [&](const PassResult& r, const char* who) {
-    if (r.failures != 0) throw std::runtime_error(std::string("jmid bench: ") + who + " rejected generated lines");
+    if (r.failures != 0)
+      throw std::runtime_error(std::string("jmid bench: ") + who + " rejected generated lines");
     if (reference == 0) reference = r.checksum;
-    if (r.checksum != reference) throw std::runtime_error(std::string("jmid bench: ") + who + " decoded different events");
+    if (r.checksum != reference)
+      throw std::runtime_error(std::string("jmid bench: ") + who + " decoded different events");
   };
   // One warm-up pass each (page faults, caches, simdjson's buffers), then
   // measured passes in alternating order.
@@ -287,9 +302,11 @@ void run_jmid_bench(const BenchOptions& opts, Metrics& out) {
   out["jmid.parse_ns_per_line_general"] = median(general);
   out["jmid.parse_ratio_vs_simdjson"] = median(ours) / median(simdjson_ns);
   out["jmid.parse_lines"] = static_cast<double>(count);
-  std::fprintf(stderr, "jmid: %zu lines (%.1f MB), ours %.1f ns/line, simdjson %.1f, general %.1f, nlohmann %.1f\n",
-               count, static_cast<double>(file.text.size()) / 1e6, median(ours), median(simdjson_ns), median(general),
-               median(nlohmann_ns));
+  std::fprintf(
+      stderr,
+      "jmid: %zu lines (%.1f MB), ours %.1f ns/line, simdjson %.1f, general %.1f, nlohmann %.1f\n",
+      count, static_cast<double>(file.text.size()) / 1e6, median(ours), median(simdjson_ns),
+      median(general), median(nlohmann_ns));
 }
 
 }  // namespace jamnet::bench

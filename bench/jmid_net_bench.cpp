@@ -53,7 +53,8 @@ void run_jmid_net_bench(const BenchOptions& opts, Metrics& m) {
   if (auto r = run(0.0, 3, none)) {
     m["jmid.note_latency_p50_us"] = percentile_of(r->net_latency_us, 0.5);
     m["jmid.note_latency_p99_us"] = percentile_of(r->net_latency_us, 0.99);
-    m["jmid.bytes_per_event_k3"] = static_cast<double>(r->bytes_on_wire) / static_cast<double>(r->sent);
+    m["jmid.bytes_per_event_k3"] =
+        static_cast<double>(r->bytes_on_wire) / static_cast<double>(r->sent);
   }
 }
 

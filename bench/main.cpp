@@ -19,7 +19,10 @@
 namespace {
 
 int usage(const char* argv0) {
-  std::fprintf(stderr, "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid] [--out-json PATH] [--benchmark_*=...]\n", argv0);
+  std::fprintf(stderr,
+               "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid] [--out-json PATH] "
+               "[--benchmark_*=...]\n",
+               argv0);
   return 2;
 }
 
@@ -79,6 +82,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (!all_finite) std::fprintf(stderr, "jamnet_bench: some metrics could not be measured (null)\n");
+  if (!all_finite)
+    std::fprintf(stderr, "jamnet_bench: some metrics could not be measured (null)\n");
   return all_finite ? 0 : 1;
 }

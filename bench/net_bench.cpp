@@ -90,7 +90,9 @@ class TransportPath final : public Path {
     opts_.session = session_;
     opts_.topic = topic;
   }
-  bool send(std::span<const std::uint8_t> payload) override { return tx_->send(opts_, payload, to_).has_value(); }
+  bool send(std::span<const std::uint8_t> payload) override {
+    return tx_->send(opts_, payload, to_).has_value();
+  }
   void stop() override {
     if (tx_) tx_->stop();
     if (rx_) rx_->stop();
@@ -128,7 +130,8 @@ class PlainPath final : public Path {
     thread_ = std::thread([this] { receive_loop(); });
   }
   bool send(std::span<const std::uint8_t> payload) override {
-    return ::sendto(tx_fd_, payload.data(), payload.size(), 0, reinterpret_cast<const sockaddr*>(&to_),
+    return ::sendto(tx_fd_, payload.data(), payload.size(), 0,
+                    reinterpret_cast<const sockaddr*>(&to_),
                     sizeof to_) == static_cast<ssize_t>(payload.size());
   }
   void stop() override {
@@ -158,7 +161,8 @@ class PlainPath final : public Path {
     while (running_.load(std::memory_order_relaxed)) {
       sockaddr_in from{};
       socklen_t len = sizeof from;
-      const ssize_t n = ::recvfrom(rx_fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &len);
+      const ssize_t n =
+          ::recvfrom(rx_fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &len);
       if (n < 0) continue;  // timeout or EINTR: re-check running_
       sink.on_payload(buf.data(), static_cast<std::size_t>(n), monotonic_ns());
     }
@@ -187,7 +191,8 @@ void latency_block(Path& path, std::uint32_t first_idx, std::uint32_t count, Nan
   }
   // Let the tail arrive; a frame lost on loopback would be a finding, not a hang.
   const Nanos give_up = monotonic_ns() + 500 * kMs;
-  while (path.sink.latency_received.load(std::memory_order_acquire) < first_idx + count && monotonic_ns() < give_up) {
+  while (path.sink.latency_received.load(std::memory_order_acquire) < first_idx + count &&
+         monotonic_ns() < give_up) {
     sleep_until_ns(monotonic_ns() + kMs);
   }
 }
@@ -246,8 +251,8 @@ void run_net_bench(const BenchOptions& opts, Metrics& out) {
   // Interleaved in an ABBA order, so a slow stretch of the shared VM lands on
   // both paths instead of biasing one of them.
   const std::uint32_t per_round = frames / static_cast<std::uint32_t>(rounds);
-  std::fprintf(stderr, "net: latency, %u frames of %zu B at %.0f Hz per path\n", per_round * rounds, kPayloadBytes,
-               1e9 / static_cast<double>(period));
+  std::fprintf(stderr, "net: latency, %u frames of %zu B at %.0f Hz per path\n", per_round * rounds,
+               kPayloadBytes, 1e9 / static_cast<double>(period));
   for (int r = 0; r < rounds; ++r) {
     const auto first = static_cast<std::uint32_t>(r) * per_round;
     Path* order[2] = {&ours, &plain};
@@ -277,8 +282,10 @@ void run_net_bench(const BenchOptions& opts, Metrics& out) {
                                              [](double v) { return v != v; }));
   };
   const std::uint32_t n = per_round * static_cast<std::uint32_t>(rounds);
-  const std::vector<double> ours_lat(ours.sink.latency_us.begin(), ours.sink.latency_us.begin() + n);
-  const std::vector<double> plain_lat(plain.sink.latency_us.begin(), plain.sink.latency_us.begin() + n);
+  const std::vector<double> ours_lat(ours.sink.latency_us.begin(),
+                                     ours.sink.latency_us.begin() + n);
+  const std::vector<double> plain_lat(plain.sink.latency_us.begin(),
+                                      plain.sink.latency_us.begin() + n);
   out["net.oneway_p50_us"] = percentile_present(ours_lat, 0.50);
   out["net.oneway_p99_us"] = percentile_present(ours_lat, 0.99);
   out["net.baseline_oneway_p50_us"] = percentile_present(plain_lat, 0.50);
@@ -286,21 +293,26 @@ void run_net_bench(const BenchOptions& opts, Metrics& out) {
   // p90 sits below the stall-driven tail of a shared VM: a steadier view of the spread.
   out["net.oneway_p90_us"] = percentile_present(ours_lat, 0.90);
   out["net.baseline_oneway_p90_us"] = percentile_present(plain_lat, 0.90);
-  out["net.oneway_p50_ratio_vs_baseline"] = out["net.oneway_p50_us"] / out["net.baseline_oneway_p50_us"];
-  out["net.oneway_p99_ratio_vs_baseline"] = out["net.oneway_p99_us"] / out["net.baseline_oneway_p99_us"];
+  out["net.oneway_p50_ratio_vs_baseline"] =
+      out["net.oneway_p50_us"] / out["net.baseline_oneway_p50_us"];
+  out["net.oneway_p99_ratio_vs_baseline"] =
+      out["net.oneway_p99_us"] / out["net.baseline_oneway_p99_us"];
   out["net.oneway_frames"] = n;
   out["net.oneway_lost"] = lost(ours.sink, n);
   out["net.baseline_oneway_lost"] = lost(plain.sink, n);
 
   auto rate = [](const BulkResult& b) {
-    return b.elapsed_ns > 0 ? static_cast<double>(b.delivered) * 1e9 / static_cast<double>(b.elapsed_ns) : 0.0;
+    return b.elapsed_ns > 0
+               ? static_cast<double>(b.delivered) * 1e9 / static_cast<double>(b.elapsed_ns)
+               : 0.0;
   };
   auto fraction = [](const BulkResult& b) {
     return b.sent > 0 ? static_cast<double>(b.delivered) / static_cast<double>(b.sent) : 0.0;
   };
   out["net.frames_per_s"] = rate(ours_bulk);
   out["net.baseline_frames_per_s"] = rate(plain_bulk);
-  out["net.frames_per_s_ratio_vs_baseline"] = out["net.frames_per_s"] / out["net.baseline_frames_per_s"];
+  out["net.frames_per_s_ratio_vs_baseline"] =
+      out["net.frames_per_s"] / out["net.baseline_frames_per_s"];
   out["net.frames_delivered_fraction"] = fraction(ours_bulk);
   out["net.baseline_frames_delivered_fraction"] = fraction(plain_bulk);
 }

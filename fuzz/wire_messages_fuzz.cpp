@@ -17,7 +17,8 @@ namespace {
 template <class T>
 void same_bytes(const T& msg, std::span<const std::uint8_t> in) {
   const auto again = protocol::encode(msg);
-  if (again.size() != in.size() || !std::equal(again.begin(), again.end(), in.begin())) std::abort();
+  if (again.size() != in.size() || !std::equal(again.begin(), again.end(), in.begin()))
+    std::abort();
 }
 }  // namespace
 
@@ -48,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 4:
       if (auto e = net::Endpoint::parse(text)) {
-        if (!net::Endpoint::parse(e->to_string()) || *net::Endpoint::parse(e->to_string()) != *e) std::abort();
+        if (!net::Endpoint::parse(e->to_string()) || *net::Endpoint::parse(e->to_string()) != *e)
+          std::abort();
       }
       break;
     case 5:
@@ -59,7 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 6:
       if (auto t = protocol::parse_topic_uri(text)) {
         if (t->index) {
-          auto again = protocol::parse_topic_uri(protocol::topic_uri(t->session, {t->type, *t->index}));
+          auto again =
+              protocol::parse_topic_uri(protocol::topic_uri(t->session, {t->type, *t->index}));
           if (!again || again->session != t->session || again->type != t->type) std::abort();
         }
       }

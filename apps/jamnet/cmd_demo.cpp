@@ -48,7 +48,8 @@ std::vector<Event> demo_song(double seconds) {
     for (int n : chord) add(t + beat * 0.95, Kind::kNoteOff, 0, n, 0);
     add(t + beat * 0.95, Kind::kNoteOff, 1, chord[0] - 24, 0);
   }
-  std::stable_sort(out.begin(), out.end(), [](const Event& a, const Event& b) { return a.ts_ns < b.ts_ns; });
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Event& a, const Event& b) { return a.ts_ns < b.ts_ns; });
   return out;
 }
 
@@ -68,7 +69,8 @@ struct DemoCmd {
 
 int run_demo(const DemoCmd& c) {
   const Uuid session = Uuid::random();  // a private session: other demos on this host stay apart
-  net::Endpoint group{kDefaultMulticastGroup, static_cast<std::uint16_t>(40000 + std::random_device{}() % 20000)};
+  net::Endpoint group{kDefaultMulticastGroup,
+                      static_cast<std::uint16_t>(40000 + std::random_device{}() % 20000)};
   if (!c.multicast.empty()) group = endpoint_arg(c.multicast);
   const Nanos t0 = monotonic_ns();
   auto since = [t0] { return static_cast<double>(monotonic_ns() - t0) * 1e-6; };
@@ -85,8 +87,8 @@ int run_demo(const DemoCmd& c) {
     return Peer::start(cfg);
   };
 
-  std::printf("JAMNet demo: 3 peers on loopback, session %s, multicast %s\n", session.short_string().c_str(),
-              group.to_string().c_str());
+  std::printf("JAMNet demo: 3 peers on loopback, session %s, multicast %s\n",
+              session.short_string().c_str(), group.to_string().c_str());
   auto drums = make("drums", {});
   if (!drums) {
     std::fprintf(stderr, "jamnet demo: %s\n", drums.error().message.c_str());
@@ -116,7 +118,8 @@ int run_demo(const DemoCmd& c) {
   std::printf("link keys <-> drums goes through netsim %s: %.1f%% loss, %.1f ms +- %.1f ms%s\n",
               (*sim)->listen_endpoint().to_string().c_str(), c.loss_pct, c.delay_ms, c.jitter_ms,
               c.corrupt_pct > 0 ? ", with corruption" : "");
-  std::printf("each peer sends %.0f test frames/s to every peer it finds; Ctrl-C stops early\n\n", c.rate_hz);
+  std::printf("each peer sends %.0f test frames/s to every peer it finds; Ctrl-C stops early\n\n",
+              c.rate_hz);
 
   std::vector<Peer*> peers{keys->get(), bass->get(), drums->get()};
 
@@ -126,13 +129,15 @@ int run_demo(const DemoCmd& c) {
   std::thread player([&] {
     MidiSession* midi = (*keys)->midi();
     if (!midi) return;
-    while (!stop_song && (*keys)->peers().size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (!stop_song && (*keys)->peers().size() < 2)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     const auto song = demo_song(std::max(1.0, c.duration_s - 1.5));
     const Nanos start = monotonic_ns() + 100'000'000;
     for (std::size_t i = 0; i < song.size() && !stop_song;) {
       const Nanos t = song[i].ts_ns;
       const Nanos at = start + t;
-      const timespec ts{static_cast<time_t>(at / 1'000'000'000), static_cast<long>(at % 1'000'000'000)};
+      const timespec ts{static_cast<time_t>(at / 1'000'000'000),
+                        static_cast<long>(at % 1'000'000'000)};
       ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
       std::vector<Event> chord;  // events of one instant share a packet
       while (i < song.size() && song[i].ts_ns == t) {
@@ -149,8 +154,9 @@ int run_demo(const DemoCmd& c) {
     std::string line;
     for (Peer* p : peers) {
       for (const auto& e : p->take_events()) {
-        std::printf("%s[%7.1f ms] %s: %s %s\n", tty ? "\r\033[K" : "", since(), p->config().name.c_str(),
-                    e.name.c_str(), std::string(net::to_string(e.kind)).c_str());
+        std::printf("%s[%7.1f ms] %s: %s %s\n", tty ? "\r\033[K" : "", since(),
+                    p->config().name.c_str(), e.name.c_str(),
+                    std::string(net::to_string(e.kind)).c_str());
       }
     }
     if (since() < next_line_ms) continue;
@@ -182,14 +188,18 @@ int run_demo(const DemoCmd& c) {
   if (!c.no_midi) print_midi_summary(stdout, reports);
   const auto& f = sim_report.forward;
   const auto& r = sim_report.reverse;
-  std::printf("\nnetsim  keys->drums: %llu in, %llu dropped (%.2f%%), %llu corrupted, mean delay %.2f ms\n",
-              static_cast<unsigned long long>(f.received), static_cast<unsigned long long>(f.dropped_loss),
-              f.received ? 100.0 * static_cast<double>(f.dropped_loss) / static_cast<double>(f.received) : 0.0,
-              static_cast<unsigned long long>(f.corrupted), f.delayed_ms_mean);
-  std::printf("netsim  drums->keys: %llu in, %llu dropped (%.2f%%), %llu corrupted, mean delay %.2f ms\n",
-              static_cast<unsigned long long>(r.received), static_cast<unsigned long long>(r.dropped_loss),
-              r.received ? 100.0 * static_cast<double>(r.dropped_loss) / static_cast<double>(r.received) : 0.0,
-              static_cast<unsigned long long>(r.corrupted), r.delayed_ms_mean);
+  std::printf(
+      "\nnetsim  keys->drums: %llu in, %llu dropped (%.2f%%), %llu corrupted, mean delay %.2f ms\n",
+      static_cast<unsigned long long>(f.received), static_cast<unsigned long long>(f.dropped_loss),
+      f.received ? 100.0 * static_cast<double>(f.dropped_loss) / static_cast<double>(f.received)
+                 : 0.0,
+      static_cast<unsigned long long>(f.corrupted), f.delayed_ms_mean);
+  std::printf(
+      "netsim  drums->keys: %llu in, %llu dropped (%.2f%%), %llu corrupted, mean delay %.2f ms\n",
+      static_cast<unsigned long long>(r.received), static_cast<unsigned long long>(r.dropped_loss),
+      r.received ? 100.0 * static_cast<double>(r.dropped_loss) / static_cast<double>(r.received)
+                 : 0.0,
+      static_cast<unsigned long long>(r.corrupted), r.delayed_ms_mean);
   return 0;
 }
 
@@ -201,17 +211,35 @@ void add_demo_command(CLI::App& root, Runner& run) {
       "demo",
       "Three peers on this machine find each other and exchange frames for ~10 s;\n"
       "the keys<->drums link goes through netsim. Needs no audio hardware and no set-up.");
-  demo->add_option("--duration", d->duration_s, "Seconds")->check(CLI::Range(1.0, 3600.0))->capture_default_str();
-  demo->add_option("--loss", d->loss_pct, "Loss on the netsim link, percent")->check(CLI::Range(0.0, 100.0))->capture_default_str();
-  demo->add_option("--delay", d->delay_ms, "Delay on the netsim link, ms")->check(CLI::Range(0.0, 10000.0))->capture_default_str();
-  demo->add_option("--jitter", d->jitter_ms, "Jitter (uniform +-) on the netsim link, ms")->check(CLI::Range(0.0, 10000.0))->capture_default_str();
-  demo->add_option("--duplicate", d->duplicate_pct, "Duplicated datagrams on the netsim link, percent")->check(CLI::Range(0.0, 100.0))->capture_default_str();
-  demo->add_option("--corrupt", d->corrupt_pct, "Corrupted datagrams on the netsim link, percent")->check(CLI::Range(0.0, 100.0))->capture_default_str();
-  demo->add_option("--rate", d->rate_hz, "Test frames per second from each peer to each other")->check(CLI::Range(1.0, 10000.0))->capture_default_str();
+  demo->add_option("--duration", d->duration_s, "Seconds")
+      ->check(CLI::Range(1.0, 3600.0))
+      ->capture_default_str();
+  demo->add_option("--loss", d->loss_pct, "Loss on the netsim link, percent")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  demo->add_option("--delay", d->delay_ms, "Delay on the netsim link, ms")
+      ->check(CLI::Range(0.0, 10000.0))
+      ->capture_default_str();
+  demo->add_option("--jitter", d->jitter_ms, "Jitter (uniform +-) on the netsim link, ms")
+      ->check(CLI::Range(0.0, 10000.0))
+      ->capture_default_str();
+  demo->add_option("--duplicate", d->duplicate_pct,
+                   "Duplicated datagrams on the netsim link, percent")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  demo->add_option("--corrupt", d->corrupt_pct, "Corrupted datagrams on the netsim link, percent")
+      ->check(CLI::Range(0.0, 100.0))
+      ->capture_default_str();
+  demo->add_option("--rate", d->rate_hz, "Test frames per second from each peer to each other")
+      ->check(CLI::Range(1.0, 10000.0))
+      ->capture_default_str();
   demo->add_option("--seed", d->seed, "Netsim seed (same seed, same drops)")->capture_default_str();
-  demo->add_option("--multicast", d->multicast, "Discovery group (default: 239.255.74.77, random port)")->check(EndpointValidator{});
+  demo->add_option("--multicast", d->multicast,
+                   "Discovery group (default: 239.255.74.77, random port)")
+      ->check(EndpointValidator{});
   demo->add_flag("--json", d->json, "Print the final reports as one JSON object");
-  demo->add_flag("--no-midi", d->no_midi, "Leave out the MIDI part (keys playing a song to the others)");
+  demo->add_flag("--no-midi", d->no_midi,
+                 "Leave out the MIDI part (keys playing a song to the others)");
   demo->callback([d, &run] { run = [d] { return run_demo(*d); }; });
 }
 

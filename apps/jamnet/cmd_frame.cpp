@@ -19,11 +19,13 @@ using protocol::FormatType;
 using protocol::StreamType;
 
 const std::map<std::string, StreamType> kStreams{
-    {"midi", StreamType::kMidi},       {"audio", StreamType::kAudio}, {"video", StreamType::kVideo},
-    {"control", StreamType::kControl}, {"sync", StreamType::kSync},   {"discovery", StreamType::kDiscovery},
+    {"midi", StreamType::kMidi},          {"audio", StreamType::kAudio},
+    {"video", StreamType::kVideo},        {"control", StreamType::kControl},
+    {"sync", StreamType::kSync},          {"discovery", StreamType::kDiscovery},
     {"heartbeat", StreamType::kHeartbeat}};
-const std::map<std::string, FormatType> kFormats{
-    {"json", FormatType::kStandardJson}, {"jsonl", FormatType::kCompactJsonl}, {"binary", FormatType::kBinary}};
+const std::map<std::string, FormatType> kFormats{{"json", FormatType::kStandardJson},
+                                                 {"jsonl", FormatType::kCompactJsonl},
+                                                 {"binary", FormatType::kBinary}};
 
 Result<std::vector<std::uint8_t>> parse_hex(const std::string& hex) {
   std::vector<std::uint8_t> out;
@@ -92,7 +94,8 @@ int run_send(const SendCmd& c) {
   if (!c.raw_hex.empty() || !c.payload_hex.empty()) {
     auto bytes = parse_hex(c.raw_hex.empty() ? c.payload_hex : c.raw_hex);
     if (!bytes) {
-      std::fprintf(stderr, "jamnet send: %s: %s\n", c.raw_hex.empty() ? "--payload-hex" : "--raw-hex",
+      std::fprintf(stderr, "jamnet send: %s: %s\n",
+                   c.raw_hex.empty() ? "--payload-hex" : "--raw-hex",
                    bytes.error().message.c_str());
       return 2;
     }
@@ -140,7 +143,8 @@ int run_listen(const ListenCmd& c) {
   if (!c.multicast.empty()) {
     group = endpoint_arg(c.multicast);
     if (!group->is_multicast()) {
-      std::fprintf(stderr, "jamnet listen: --multicast: %s is not a multicast address\n", c.multicast.c_str());
+      std::fprintf(stderr, "jamnet listen: --multicast: %s is not a multicast address\n",
+                   c.multicast.c_str());
       return 2;
     }
     opts.reuse = true;
@@ -162,7 +166,8 @@ int run_listen(const ListenCmd& c) {
   const Nanos start = monotonic_ns();
   net::Datagram dg;
   while (!stop_requested() && (c.count == 0 || seen < c.count)) {
-    if (c.duration_s > 0 && static_cast<double>(monotonic_ns() - start) * 1e-9 >= c.duration_s) break;
+    if (c.duration_s > 0 && static_cast<double>(monotonic_ns() - start) * 1e-9 >= c.duration_s)
+      break;
     if (!sock->receive(buf, dg)) {
       sleep_unless_stopped(1);
       continue;
@@ -201,10 +206,11 @@ int run_listen(const ListenCmd& c) {
                   std::string(protocol::to_string(f.error())).c_str());
     } else {
       const auto& h = f->header;
-      std::printf("%s  %-9s %-13s kind=%u seq=%u ts=%lld payload=%zu topic=%s\n", dg.from.to_string().c_str(),
+      std::printf("%s  %-9s %-13s kind=%u seq=%u ts=%lld payload=%zu topic=%s\n",
+                  dg.from.to_string().c_str(),
                   std::string(protocol::to_string(h.stream_type)).c_str(),
-                  std::string(protocol::to_string(h.format_type)).c_str(), h.message_kind, h.sequence,
-                  static_cast<long long>(h.timestamp_ns), f->payload.size(),
+                  std::string(protocol::to_string(h.format_type)).c_str(), h.message_kind,
+                  h.sequence, static_cast<long long>(h.timestamp_ns), f->payload.size(),
                   protocol::topic_uri(h.session_id, {h.stream_type, h.stream_index}).c_str());
     }
     std::fflush(stdout);
@@ -217,32 +223,49 @@ int run_listen(const ListenCmd& c) {
 void add_frame_commands(CLI::App& root, Runner& run) {
   auto s = std::make_shared<SendCmd>();
   auto* send = root.add_subcommand("send", "Send raw TOAST frames (debugging)");
-  send->add_option("--bind", s->bind, "Local address")->check(EndpointValidator{})->capture_default_str();
+  send->add_option("--bind", s->bind, "Local address")
+      ->check(EndpointValidator{})
+      ->capture_default_str();
   send->add_option("--connect", s->connect, "Destination HOST:PORT")->check(EndpointValidator{});
-  send->add_option("--multicast", s->multicast, "Destination multicast GROUP:PORT")->check(EndpointValidator{});
+  send->add_option("--multicast", s->multicast, "Destination multicast GROUP:PORT")
+      ->check(EndpointValidator{});
   send->add_option("--session", s->session, "Session name or UUID")->capture_default_str();
-  send->add_option("--stream", s->stream, "Stream type")->check(CLI::IsMember(kStreams))->capture_default_str();
-  send->add_option("--format", s->format, "Format type")->check(CLI::IsMember(kFormats))->capture_default_str();
-  send->add_option("--kind", s->kind, "Message kind (low 16 bits of message type)")->capture_default_str();
-  send->add_option("--index", s->index, "Stream index (high 16 bits of message type)")->capture_default_str();
+  send->add_option("--stream", s->stream, "Stream type")
+      ->check(CLI::IsMember(kStreams))
+      ->capture_default_str();
+  send->add_option("--format", s->format, "Format type")
+      ->check(CLI::IsMember(kFormats))
+      ->capture_default_str();
+  send->add_option("--kind", s->kind, "Message kind (low 16 bits of message type)")
+      ->capture_default_str();
+  send->add_option("--index", s->index, "Stream index (high 16 bits of message type)")
+      ->capture_default_str();
   send->add_option("--payload", s->payload, "Payload text");
   send->add_option("--payload-hex", s->payload_hex, "Payload bytes in hex")->excludes("--payload");
-  send->add_option("--raw-hex", s->raw_hex, "Send these bytes as they are, not as a frame (tests receivers)")
+  send->add_option("--raw-hex", s->raw_hex,
+                   "Send these bytes as they are, not as a frame (tests receivers)")
       ->excludes("--payload", "--payload-hex");
-  send->add_option("--count", s->count, "Frames to send")->check(CLI::Range(1ull, 100'000'000ull))->capture_default_str();
-  send->add_option("--interval-ms", s->interval_ms, "Gap between frames")->check(CLI::Range(0, 60000))->capture_default_str();
+  send->add_option("--count", s->count, "Frames to send")
+      ->check(CLI::Range(1ull, 100'000'000ull))
+      ->capture_default_str();
+  send->add_option("--interval-ms", s->interval_ms, "Gap between frames")
+      ->check(CLI::Range(0, 60000))
+      ->capture_default_str();
   send->add_option("--seq", s->seq, "First sequence number")->capture_default_str();
   send->callback([s, &run] { run = [s] { return run_send(*s); }; });
 
   auto l = std::make_shared<ListenCmd>();
-  auto* listen = root.add_subcommand("listen", "Print every datagram received, decoded (debugging)");
+  auto* listen =
+      root.add_subcommand("listen", "Print every datagram received, decoded (debugging)");
   listen->add_option("--bind", l->bind, "Local address (with --multicast: the interface address)")
       ->check(EndpointValidator{})
       ->capture_default_str();
-  listen->add_option("--multicast", l->multicast, "Join this multicast GROUP:PORT")->check(EndpointValidator{});
+  listen->add_option("--multicast", l->multicast, "Join this multicast GROUP:PORT")
+      ->check(EndpointValidator{});
   listen->add_flag("--json", l->json, "One JSON object per datagram (JSONL)");
   listen->add_option("--count", l->count, "Exit after this many datagrams (0 = no limit)");
-  listen->add_option("--duration", l->duration_s, "Exit after this many seconds (0 = until Ctrl-C)")->check(CLI::Range(0.0, 1e7));
+  listen->add_option("--duration", l->duration_s, "Exit after this many seconds (0 = until Ctrl-C)")
+      ->check(CLI::Range(0.0, 1e7));
   listen->callback([l, &run] { run = [l] { return run_listen(*l); }; });
 }
 

@@ -37,15 +37,20 @@ CLI::Validator non_negative() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         double v = 0;
-        if (!CLI::detail::lexical_cast(text, v) || !(v >= 0.0)) return "must be a number >= 0, got " + text;
+        if (!CLI::detail::lexical_cast(text, v) || !(v >= 0.0))
+          return "must be a number >= 0, got " + text;
         return {};
       },
       ">=0");
 }
 
-CLI::Validator percent() { return CLI::Range(0.0, 100.0).description("0..100"); }
+CLI::Validator percent() {
+  return CLI::Range(0.0, 100.0).description("0..100");
+}
 
-Nanos ms_to_ns(double ms) { return static_cast<Nanos>(std::llround(ms * 1e6)); }
+Nanos ms_to_ns(double ms) {
+  return static_cast<Nanos>(std::llround(ms * 1e6));
+}
 
 std::vector<Knob> make_knobs() {
   const auto pct = [](double Impairment::*field) {
@@ -60,23 +65,25 @@ std::vector<Knob> make_knobs() {
        pct(&Impairment::ge_p)},
       {"ge-r", "Gilbert-Elliott: bad->good transition chance per packet, percent", Unit::kPercent,
        pct(&Impairment::ge_r)},
-      {"ge-loss-good", "Gilbert-Elliott: loss in the good state, percent (default 0)", Unit::kPercent,
-       pct(&Impairment::ge_loss_good)},
-      {"ge-loss-bad", "Gilbert-Elliott: loss in the bad state, percent (default 100)", Unit::kPercent,
-       pct(&Impairment::ge_loss_bad)},
+      {"ge-loss-good", "Gilbert-Elliott: loss in the good state, percent (default 0)",
+       Unit::kPercent, pct(&Impairment::ge_loss_good)},
+      {"ge-loss-bad", "Gilbert-Elliott: loss in the bad state, percent (default 100)",
+       Unit::kPercent, pct(&Impairment::ge_loss_bad)},
       {"delay", "Fixed one-way delay, ms", Unit::kMs, ms(&Impairment::delay)},
-      {"jitter", "Jitter, ms: +-MS (uniform) or standard deviation (normal)", Unit::kMs, ms(&Impairment::jitter)},
+      {"jitter", "Jitter, ms: +-MS (uniform) or standard deviation (normal)", Unit::kMs,
+       ms(&Impairment::jitter)},
       {"reorder", "Chance a packet is held back --reorder-gap so later ones overtake it, percent",
        Unit::kPercent, pct(&Impairment::reorder)},
       {"reorder-gap", "How long a reordered packet is held back, ms (default 2)", Unit::kMs,
        ms(&Impairment::reorder_gap)},
-      {"duplicate", "Chance a packet is sent twice, percent", Unit::kPercent, pct(&Impairment::duplicate)},
+      {"duplicate", "Chance a packet is sent twice, percent", Unit::kPercent,
+       pct(&Impairment::duplicate)},
       {"corrupt", "Chance one random bit of a packet is flipped, percent", Unit::kPercent,
        pct(&Impairment::corrupt)},
       {"rate", "Rate limit, kbit/s of UDP payload (0 = unlimited)", Unit::kKbps,
        [](Impairment& s, double v) { s.rate_kbps = v; }},
-      {"queue-ms", "Rate limiter's queue, ms of data at --rate; fuller drops (default 50)", Unit::kMs,
-       ms(&Impairment::queue)},
+      {"queue-ms", "Rate limiter's queue, ms of data at --rate; fuller drops (default 50)",
+       Unit::kMs, ms(&Impairment::queue)},
   };
 }
 
@@ -91,31 +98,34 @@ std::string describe(const Impairment& s) {
   };
   if (s.loss > 0) add("loss %g%%", s.loss * 100);
   if (s.ge_p > 0 || s.ge_loss_good > 0) {
-    add("GE p %g%% r %g%% loss %g%%/%g%%", s.ge_p * 100, s.ge_r * 100, s.ge_loss_good * 100, s.ge_loss_bad * 100);
+    add("GE p %g%% r %g%% loss %g%%/%g%%", s.ge_p * 100, s.ge_r * 100, s.ge_loss_good * 100,
+        s.ge_loss_bad * 100);
   }
   if (s.delay > 0) add("delay %g ms", static_cast<double>(s.delay) / 1e6);
   if (s.jitter > 0) {
     add("jitter %g ms %s", static_cast<double>(s.jitter) / 1e6,
         s.jitter_dist == net::JitterDist::kNormal ? "normal" : "uniform");
   }
-  if (s.reorder > 0) add("reorder %g%% by %g ms", s.reorder * 100, static_cast<double>(s.reorder_gap) / 1e6);
+  if (s.reorder > 0)
+    add("reorder %g%% by %g ms", s.reorder * 100, static_cast<double>(s.reorder_gap) / 1e6);
   if (s.duplicate > 0) add("duplicate %g%%", s.duplicate * 100);
   if (s.corrupt > 0) add("corrupt %g%%", s.corrupt * 100);
-  if (s.rate_kbps > 0) add("rate %g kbps queue %g ms", s.rate_kbps, static_cast<double>(s.queue) / 1e6);
+  if (s.rate_kbps > 0)
+    add("rate %g kbps queue %g ms", s.rate_kbps, static_cast<double>(s.queue) / 1e6);
   return out;
 }
 
 std::string human_report(const net::NetsimReport& r) {
   char line[160];
   std::snprintf(line, sizeof line, "netsim: %.1f s, seed %llu, client %s, target %s\n", r.elapsed_s,
-                static_cast<unsigned long long>(r.seed), r.client ? r.client->to_string().c_str() : "none",
-                r.target.to_string().c_str());
+                static_cast<unsigned long long>(r.seed),
+                r.client ? r.client->to_string().c_str() : "none", r.target.to_string().c_str());
   std::string out = line;
   std::snprintf(line, sizeof line, "  %-16s %12s %12s\n", "", "forward", "reverse");
   out += line;
   const auto row = [&](const char* name, std::uint64_t f, std::uint64_t b) {
-    std::snprintf(line, sizeof line, "  %-16s %12llu %12llu\n", name, static_cast<unsigned long long>(f),
-                  static_cast<unsigned long long>(b));
+    std::snprintf(line, sizeof line, "  %-16s %12llu %12llu\n", name,
+                  static_cast<unsigned long long>(f), static_cast<unsigned long long>(b));
     out += line;
   };
   const auto& f = r.forward;
@@ -133,7 +143,8 @@ std::string human_report(const net::NetsimReport& r) {
   out += line;
   row("bytes_in", f.bytes_in, b.bytes_in);
   row("bytes_out", f.bytes_out, b.bytes_out);
-  if (r.ignored > 0) out += "  ignored " + std::to_string(r.ignored) + " datagrams from other than the target\n";
+  if (r.ignored > 0)
+    out += "  ignored " + std::to_string(r.ignored) + " datagrams from other than the target\n";
   return out;
 }
 
@@ -173,7 +184,8 @@ Impairment direction_settings(const NetsimArgs& a, std::size_t dir) {
     }
   }
   const std::size_t jd = a.jitter_dist_option[dir]->count() > 0 ? dir : 0;
-  s.jitter_dist = a.jitter_dist[jd] == "normal" ? net::JitterDist::kNormal : net::JitterDist::kUniform;
+  s.jitter_dist =
+      a.jitter_dist[jd] == "normal" ? net::JitterDist::kNormal : net::JitterDist::kUniform;
   return s;
 }
 
@@ -197,8 +209,9 @@ int run_netsim(const NetsimArgs& a) {
                  "netsim: listening on %s, forwarding to %s from %s (seed %llu)\n"
                  "  forward (client->target): %s\n  reverse (target->client): %s\n",
                  sim.listen_endpoint().to_string().c_str(), config.target.to_string().c_str(),
-                 sim.upstream_endpoint().to_string().c_str(), static_cast<unsigned long long>(a.seed),
-                 describe(config.forward).c_str(), describe(config.reverse).c_str());
+                 sim.upstream_endpoint().to_string().c_str(),
+                 static_cast<unsigned long long>(a.seed), describe(config.forward).c_str(),
+                 describe(config.reverse).c_str());
   }
 
   constexpr Nanos kTick = 1'000'000'000;
@@ -269,16 +282,19 @@ void add_netsim_command(CLI::App& root, Runner& run) {
       ->type_name("HOST:PORT")
       ->check(EndpointValidator())
       ->group(relay);
-  cmd->add_option("--seed", a.seed, "Random seed; same seed + same packets = same fates (default 1)")
+  cmd->add_option("--seed", a.seed,
+                  "Random seed; same seed + same packets = same fates (default 1)")
       ->group(relay);
   cmd->add_option("--duration", a.duration_s, "Stop after S seconds (0 = until Ctrl-C)")
       ->type_name("S")
       ->check(non_negative())
       ->group(relay);
   cmd->add_flag("--json", a.json, "Print the final report as one JSON object")->group(relay);
-  cmd->add_option("--stats-file", a.stats_file, "Write the JSON report here every second and at exit")
+  cmd->add_option("--stats-file", a.stats_file,
+                  "Write the JSON report here every second and at exit")
       ->group(relay);
-  cmd->add_flag("--quiet", a.quiet, "No banner, no per-second status; only --json output")->group(relay);
+  cmd->add_flag("--quiet", a.quiet, "No banner, no per-second status; only --json output")
+      ->group(relay);
 
   const std::array<std::string, 3> prefix{"--", "--fwd-", "--rev-"};
   const std::array<std::string, 3> group{"Impairments (both directions)",
@@ -286,8 +302,8 @@ void add_netsim_command(CLI::App& root, Runner& run) {
                                          "Reverse only (target->client), overrides the flag above"};
   for (Knob& k : a.knobs) {
     for (std::size_t d = 0; d < 3; ++d) {
-      CLI::Option* o =
-          cmd->add_option(prefix[d] + k.name, k.value[d], d == 0 ? k.help : "as --" + std::string(k.name));
+      CLI::Option* o = cmd->add_option(prefix[d] + k.name, k.value[d],
+                                       d == 0 ? k.help : "as --" + std::string(k.name));
       o->group(group[d]);
       if (k.unit == Unit::kPercent) {
         o->type_name("PCT")->check(percent());
@@ -299,9 +315,10 @@ void add_netsim_command(CLI::App& root, Runner& run) {
   }
   for (std::size_t d = 0; d < 3; ++d) {
     a.jitter_dist_option[d] =
-        cmd->add_option(prefix[d] + "jitter-dist", a.jitter_dist[d],
-                        d == 0 ? "Jitter distribution: uniform (delay +- jitter) or normal (sd = jitter)"
-                               : "as --jitter-dist")
+        cmd->add_option(
+               prefix[d] + "jitter-dist", a.jitter_dist[d],
+               d == 0 ? "Jitter distribution: uniform (delay +- jitter) or normal (sd = jitter)"
+                      : "as --jitter-dist")
             ->type_name("DIST")
             ->check(CLI::IsMember({"uniform", "normal"}))
             ->group(group[d]);

@@ -2,9 +2,9 @@
 // who is there, then exit).
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
-#include <atomic>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -107,8 +107,9 @@ int run_peer(const PeerCmd& c) {
     mc.accept_copies = c.accept_copies;
     // JACK places each event at its exact frame: hand it over two periods early.
     if (jack) {
-      mc.handler_lead_ns = std::min<Nanos>(mc.latency_ns / 2, 2 * static_cast<Nanos>(jack->buffer_size()) *
-                                                                  1'000'000'000 / jack->sample_rate());
+      mc.handler_lead_ns =
+          std::min<Nanos>(mc.latency_ns / 2, 2 * static_cast<Nanos>(jack->buffer_size()) *
+                                                 1'000'000'000 / jack->sample_rate());
     }
     cfg.midi = mc;
   }
@@ -146,7 +147,8 @@ int run_peer(const PeerCmd& c) {
           next = 0;
           file_start = monotonic_ns() + 500'000'000;
         }
-        while (file_start != 0 && next < midi_file.size() && monotonic_ns() >= file_start + midi_file[next].ts_ns) {
+        while (file_start != 0 && next < midi_file.size() &&
+               monotonic_ns() >= file_start + midi_file[next].ts_ns) {
           auto ev = midi_file[next++];
           ev.ts_ns = 0;
           p.midi()->send({&ev, 1});
@@ -158,7 +160,8 @@ int run_peer(const PeerCmd& c) {
   });
   if (!c.quiet) {
     std::fprintf(stderr, "jamnet peer '%s' (%s) on %s, session %s%s\n", cfg.name.c_str(),
-                 p.id().short_string().c_str(), p.local().to_string().c_str(), c.flags.session.c_str(),
+                 p.id().short_string().c_str(), p.local().to_string().c_str(),
+                 c.flags.session.c_str(),
                  cfg.multicast ? (", multicast " + cfg.multicast->to_string()).c_str() : "");
   }
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
@@ -170,8 +173,8 @@ int run_peer(const PeerCmd& c) {
     if (!c.status_jsonl.empty()) write_file(c.status_jsonl, report.to_json(), true);
     for (const auto& e : p.take_events()) {
       if (!c.quiet) {
-        std::fprintf(stderr, "%s%s (%s) %s\n", tty ? "\r\033[K" : "", e.name.c_str(), e.id.short_string().c_str(),
-                     std::string(net::to_string(e.kind)).c_str());
+        std::fprintf(stderr, "%s%s (%s) %s\n", tty ? "\r\033[K" : "", e.name.c_str(),
+                     e.id.short_string().c_str(), std::string(net::to_string(e.kind)).c_str());
       }
     }
     if (!c.quiet && now >= next_print) {
@@ -209,9 +212,9 @@ int run_peers(const PeersCmd& c) {
   }
   std::printf("%-36s %-20s %-21s %-9s %9s\n", "id", "name", "address", "path", "rtt");
   for (const auto& l : report.links) {
-    std::printf("%-36s %-20s %-21s %-9s %6.2f ms\n", l.info.id.to_string().c_str(), l.info.name.c_str(),
-                l.info.address.to_string().c_str(), std::string(net::to_string(l.info.source)).c_str(),
-                l.info.rtt_p50_ms);
+    std::printf("%-36s %-20s %-21s %-9s %6.2f ms\n", l.info.id.to_string().c_str(),
+                l.info.name.c_str(), l.info.address.to_string().c_str(),
+                std::string(net::to_string(l.info.source)).c_str(), l.info.rtt_p50_ms);
   }
   if (report.links.empty()) std::printf("(no peers found in %d ms)\n", c.wait_ms);
   return 0;
@@ -221,40 +224,57 @@ int run_peers(const PeersCmd& c) {
 
 void add_peer_commands(CLI::App& root, Runner& run) {
   auto pc = std::make_shared<PeerCmd>();
-  auto* peer = root.add_subcommand("peer", "Join a session and show a live status (peers, RTT, loss)");
+  auto* peer =
+      root.add_subcommand("peer", "Join a session and show a live status (peers, RTT, loss)");
   pc->flags.add_to(*peer);
   peer->add_option("--probe-rate", pc->probe_rate, "Test frames per second to each peer (0 = none)")
       ->check(CLI::Range(0.0, 20000.0));
-  peer->add_option("--probe-count", pc->probe_count, "Stop after this many test frames per peer (0 = no limit)");
+  peer->add_option("--probe-count", pc->probe_count,
+                   "Stop after this many test frames per peer (0 = no limit)");
   peer->add_option("--probe-size", pc->probe_size, "Test frame payload bytes")
       ->check(CLI::Range(8, static_cast<int>(protocol::kDefaultMaxPayload)))
       ->capture_default_str();
-  peer->add_option("--probe-start-ms", pc->probe_start_ms, "Wait after finding a peer before testing it")
+  peer->add_option("--probe-start-ms", pc->probe_start_ms,
+                   "Wait after finding a peer before testing it")
       ->check(CLI::Range(0, 600000))
       ->capture_default_str();
-  peer->add_option("--duration", pc->duration_s, "Seconds to run (0 = until Ctrl-C)")->check(CLI::Range(0.0, 1e7));
-  peer->add_option("--status-jsonl", pc->status_jsonl, "Append the live report as JSON lines to this file");
-  peer->add_option("--status-ms", pc->status_ms, "Status interval")->check(CLI::Range(10, 60000))->capture_default_str();
+  peer->add_option("--duration", pc->duration_s, "Seconds to run (0 = until Ctrl-C)")
+      ->check(CLI::Range(0.0, 1e7));
+  peer->add_option("--status-jsonl", pc->status_jsonl,
+                   "Append the live report as JSON lines to this file");
+  peer->add_option("--status-ms", pc->status_ms, "Status interval")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
   peer->add_option("--report-json", pc->report_json, "Write the final report (JSON) to this file");
   peer->add_flag("-q,--quiet", pc->quiet, "No status output");
-  peer->add_flag("--midi", pc->midi, "Take part in the session's MIDI (implied by the other MIDI flags)");
-  peer->add_option("--midi-in", pc->midi_in, "Play this Standard MIDI File to the session")->check(CLI::ExistingFile);
+  peer->add_flag("--midi", pc->midi,
+                 "Take part in the session's MIDI (implied by the other MIDI flags)");
+  peer->add_option("--midi-in", pc->midi_in, "Play this Standard MIDI File to the session")
+      ->check(CLI::ExistingFile);
   peer->add_flag("--midi-loop", pc->midi_loop, "Repeat --midi-in until stopped");
-  peer->add_option("--midi-log", pc->midi_log, "Write every MIDI event received to this JSONL file");
-  peer->add_flag("--jack-midi", pc->jack_midi, "JACK MIDI ports NAME:midi_in (sent) and NAME:midi_out (received)");
-  peer->add_option("--jack-server", pc->jack_server, "JACK server name (default: the default server)");
-  peer->add_option("--burst", pc->burst, "Copies of each MIDI event (the start value when adaptive)")
+  peer->add_option("--midi-log", pc->midi_log,
+                   "Write every MIDI event received to this JSONL file");
+  peer->add_flag("--jack-midi", pc->jack_midi,
+                 "JACK MIDI ports NAME:midi_in (sent) and NAME:midi_out (received)");
+  peer->add_option("--jack-server", pc->jack_server,
+                   "JACK server name (default: the default server)");
+  peer->add_option("--burst", pc->burst,
+                   "Copies of each MIDI event (the start value when adaptive)")
       ->check(CLI::Range(1, 15))
       ->capture_default_str();
-  peer->add_flag("--no-adaptive", pc->no_adaptive, "Keep --burst fixed instead of adapting it to measured loss");
-  peer->add_option("--burst-window-ms", pc->burst_window_ms, "All copies of an event leave within this window")
+  peer->add_flag("--no-adaptive", pc->no_adaptive,
+                 "Keep --burst fixed instead of adapting it to measured loss");
+  peer->add_option("--burst-window-ms", pc->burst_window_ms,
+                   "All copies of an event leave within this window")
       ->check(CLI::Range(0.0, 50.0))
       ->capture_default_str();
-  peer->add_option("--midi-latency-ms", pc->midi_latency_ms, "Play received MIDI this long after it was sent")
+  peer->add_option("--midi-latency-ms", pc->midi_latency_ms,
+                   "Play received MIDI this long after it was sent")
       ->check(CLI::Range(0.0, 1000.0))
       ->capture_default_str();
-  peer->add_option("--accept-copies", pc->accept_copies,
-                   "Copies of a MIDI event that must arrive before it plays (at most the burst size)")
+  peer->add_option(
+          "--accept-copies", pc->accept_copies,
+          "Copies of a MIDI event that must arrive before it plays (at most the burst size)")
       ->check(CLI::Range(1, 15))
       ->capture_default_str();
   peer->add_option("--dedupe-ms", pc->dedupe_ms, "Remember burst ids this long")
@@ -265,7 +285,9 @@ void add_peer_commands(CLI::App& root, Runner& run) {
   auto ps = std::make_shared<PeersCmd>();
   auto* peers = root.add_subcommand("peers", "List the peers of a session and exit");
   ps->flags.add_to(*peers);
-  peers->add_option("--wait-ms", ps->wait_ms, "How long to listen")->check(CLI::Range(50, 60000))->capture_default_str();
+  peers->add_option("--wait-ms", ps->wait_ms, "How long to listen")
+      ->check(CLI::Range(50, 60000))
+      ->capture_default_str();
   peers->add_flag("--json", ps->json, "Print the report as JSON");
   peers->callback([ps, &run] { run = [ps] { return run_peers(*ps); }; });
 }

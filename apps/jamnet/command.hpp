@@ -14,7 +14,7 @@ namespace jamnet::app {
 
 using Runner = std::function<int()>;
 
-void add_peer_commands(CLI::App& root, Runner& run);  // peer, peers
+void add_peer_commands(CLI::App& root, Runner& run);   // peer, peers
 void add_frame_commands(CLI::App& root, Runner& run);  // send, listen
 void add_netsim_command(CLI::App& root, Runner& run);
 void add_demo_command(CLI::App& root, Runner& run);

@@ -1,8 +1,8 @@
 // jamnet: real-time audio and MIDI between computers. Command-line entry point.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
-#include <atomic>
 
 #include "command.hpp"
 
@@ -10,10 +10,14 @@ namespace jamnet::app {
 
 namespace {
 std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop.store(true); }
+extern "C" void on_signal(int) {
+  g_stop.store(true);
+}
 }  // namespace
 
-bool stop_requested() noexcept { return g_stop.load(std::memory_order_relaxed); }
+bool stop_requested() noexcept {
+  return g_stop.load(std::memory_order_relaxed);
+}
 
 bool sleep_unless_stopped(int ms) noexcept {
   for (int left = ms; left > 0; left -= 10) {
@@ -33,7 +37,9 @@ EndpointValidator::EndpointValidator() {
   };
 }
 
-net::Endpoint endpoint_arg(const std::string& text) { return net::Endpoint::parse(text).value(); }
+net::Endpoint endpoint_arg(const std::string& text) {
+  return net::Endpoint::parse(text).value();
+}
 
 }  // namespace jamnet::app
 
@@ -66,7 +72,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
-      std::fprintf(stderr, "jamnet: unknown command '%s'\nRun with --help for the list.\n", argv[1]);
+      std::fprintf(stderr, "jamnet: unknown command '%s'\nRun with --help for the list.\n",
+                   argv[1]);
     } else {
       std::fprintf(stderr, "jamnet: %s\nRun with --help for usage.\n", e.what());
     }

@@ -13,20 +13,29 @@ void PeerFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--name", name, "Name shown to other peers (default: host name)");
   cmd.add_option("--session", session, "Session to join: a name or a UUID")->capture_default_str();
   cmd.add_option("--id", id, "Fixed peer UUID (default: random per run)");
-  cmd.add_option("--bind", bind, "Local address for all unicast traffic; use your LAN address to play with other machines")
+  cmd.add_option(
+         "--bind", bind,
+         "Local address for all unicast traffic; use your LAN address to play with other machines")
       ->check(EndpointValidator{})
       ->capture_default_str();
   cmd.add_option("--multicast", multicast, "Discovery multicast group")
       ->check(EndpointValidator{})
       ->capture_default_str();
-  cmd.add_flag("--no-multicast", no_multicast, "Do not use multicast (find peers with --connect only)");
+  cmd.add_flag("--no-multicast", no_multicast,
+               "Do not use multicast (find peers with --connect only)");
   cmd.add_option("--multicast-if", multicast_if,
                  "Interface address for multicast (default: the --bind address)");
   cmd.add_option("--connect", connect, "Peer or relay to announce to by unicast (repeatable)")
       ->check(EndpointValidator{});
-  cmd.add_option("--announce-ms", announce_ms, "Announce interval")->check(CLI::Range(10, 60000))->capture_default_str();
-  cmd.add_option("--heartbeat-ms", heartbeat_ms, "Ping interval (RTT)")->check(CLI::Range(5, 60000))->capture_default_str();
-  cmd.add_option("--timeout-ms", timeout_ms, "Drop a peer silent this long")->check(CLI::Range(50, 600000))->capture_default_str();
+  cmd.add_option("--announce-ms", announce_ms, "Announce interval")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
+  cmd.add_option("--heartbeat-ms", heartbeat_ms, "Ping interval (RTT)")
+      ->check(CLI::Range(5, 60000))
+      ->capture_default_str();
+  cmd.add_option("--timeout-ms", timeout_ms, "Drop a peer silent this long")
+      ->check(CLI::Range(50, 600000))
+      ->capture_default_str();
 }
 
 PeerConfig PeerFlags::to_config() const {
@@ -50,13 +59,15 @@ PeerConfig PeerFlags::to_config() const {
   } else {
     c.multicast = endpoint_arg(multicast);
     if (!c.multicast->is_multicast()) {
-      throw CLI::ValidationError("--multicast", multicast + " is not a multicast address (224.0.0.0/4)");
+      throw CLI::ValidationError("--multicast",
+                                 multicast + " is not a multicast address (224.0.0.0/4)");
     }
   }
   if (!multicast_if.empty()) {
     in_addr a{};
     if (::inet_pton(AF_INET, multicast_if.c_str(), &a) != 1) {
-      throw CLI::ValidationError("--multicast-if", "expected an IPv4 address, got '" + multicast_if + "'");
+      throw CLI::ValidationError("--multicast-if",
+                                 "expected an IPv4 address, got '" + multicast_if + "'");
     }
     c.multicast_iface = ntohl(a.s_addr);
   }
@@ -68,11 +79,13 @@ PeerConfig PeerFlags::to_config() const {
 }
 
 std::string status_line(const PeerReport& r) {
-  std::string s = r.name + ": " + std::to_string(r.links.size()) + " peer" + (r.links.size() == 1 ? "" : "s");
+  std::string s =
+      r.name + ": " + std::to_string(r.links.size()) + " peer" + (r.links.size() == 1 ? "" : "s");
   for (const auto& l : r.links) {
     char buf[160];
-    std::snprintf(buf, sizeof buf, " | %s rtt %.2f ms loss %.1f%%", l.info.name.c_str(), l.info.rtt_last_ms,
-                  100.0 * (l.probes_received + l.probes_lost > 0 ? l.probe_loss() : l.info.heartbeat_loss()));
+    std::snprintf(
+        buf, sizeof buf, " | %s rtt %.2f ms loss %.1f%%", l.info.name.c_str(), l.info.rtt_last_ms,
+        100.0 * (l.probes_received + l.probes_lost > 0 ? l.probe_loss() : l.info.heartbeat_loss()));
     s += buf;
   }
   if (r.midi) {
@@ -84,8 +97,8 @@ std::string status_line(const PeerReport& r) {
     }
     char buf[128];
     std::snprintf(buf, sizeof buf, " | midi sent %llu got %llu held %zu k=%d",
-                  static_cast<unsigned long long>(r.midi->events_sent), static_cast<unsigned long long>(delivered),
-                  held, r.midi->k);
+                  static_cast<unsigned long long>(r.midi->events_sent),
+                  static_cast<unsigned long long>(delivered), held, r.midi->k);
     s += buf;
   }
   return s;
@@ -96,8 +109,8 @@ void print_midi_summary(std::FILE* out, const std::vector<PeerReport>& reports) 
   for (const auto& r : reports) {
     if (r.midi) senders[r.id] = {r.name, r.midi->events_sent};
   }
-  std::fprintf(out, "\n%-10s %-10s %8s %10s %8s %9s %8s %6s %7s %6s\n", "midi to", "from", "sent", "delivered",
-               "rate", "dup-drop", "repairs", "late", "stuck", "k");
+  std::fprintf(out, "\n%-10s %-10s %8s %10s %8s %9s %8s %6s %7s %6s\n", "midi to", "from", "sent",
+               "delivered", "rate", "dup-drop", "repairs", "late", "stuck", "k");
   for (const auto& r : reports) {
     if (!r.midi) continue;
     for (const auto& m : r.midi->senders) {
@@ -110,44 +123,55 @@ void print_midi_summary(std::FILE* out, const std::vector<PeerReport>& reports) 
         }
         return 0;
       }();
-      std::fprintf(out, "%-10s %-10s %8llu %10llu %7.2f%% %9llu %8llu %6llu %7zu %6d\n", r.name.c_str(), name.c_str(),
-                   static_cast<unsigned long long>(sent), static_cast<unsigned long long>(m.delivered),
-                   sent ? 100.0 * static_cast<double>(m.delivered) / static_cast<double>(sent) : 0.0,
-                   static_cast<unsigned long long>(m.duplicates), static_cast<unsigned long long>(m.repairs),
-                   static_cast<unsigned long long>(m.late), m.held_notes, k);
+      std::fprintf(
+          out, "%-10s %-10s %8llu %10llu %7.2f%% %9llu %8llu %6llu %7zu %6d\n", r.name.c_str(),
+          name.c_str(), static_cast<unsigned long long>(sent),
+          static_cast<unsigned long long>(m.delivered),
+          sent ? 100.0 * static_cast<double>(m.delivered) / static_cast<double>(sent) : 0.0,
+          static_cast<unsigned long long>(m.duplicates), static_cast<unsigned long long>(m.repairs),
+          static_cast<unsigned long long>(m.late), m.held_notes, k);
     }
   }
-  std::fprintf(out,
-               "delivered: events received (first copy of a burst); dup-drop: copies dropped as duplicates;\n"
-               "repairs: corrections from the recovery journal; stuck: notes still held here at the end.\n");
+  std::fprintf(
+      out,
+      "delivered: events received (first copy of a burst); dup-drop: copies dropped as "
+      "duplicates;\n"
+      "repairs: corrections from the recovery journal; stuck: notes still held here at the end.\n");
 }
 
 void print_summary(std::FILE* out, const std::vector<PeerReport>& reports) {
-  std::fprintf(out, "\n%-10s %-10s %-9s %10s %10s %8s %7s %8s %6s %9s %9s\n", "peer", "from", "path", "sent",
-               "received", "lost", "loss%", "dup-drop", "crc", "rtt p50", "rtt p99");
+  std::fprintf(out, "\n%-10s %-10s %-9s %10s %10s %8s %7s %8s %6s %9s %9s\n", "peer", "from",
+               "path", "sent", "received", "lost", "loss%", "dup-drop", "crc", "rtt p50",
+               "rtt p99");
   for (const auto& r : reports) {
     std::uint64_t sent = 0, received = 0, lost = 0, dups = 0, corrupt = 0;
     for (const auto& l : r.links) {
-      std::fprintf(out, "%-10s %-10s %-9s %10llu %10llu %8llu %6.2f%% %8llu %6llu %6.2f ms %6.2f ms\n",
-                   r.name.c_str(), l.info.name.c_str(), std::string(net::to_string(l.info.source)).c_str(),
-                   static_cast<unsigned long long>(l.probes_sent), static_cast<unsigned long long>(l.probes_received),
-                   static_cast<unsigned long long>(l.probes_lost), 100.0 * l.probe_loss(),
-                   static_cast<unsigned long long>(l.duplicates_dropped), static_cast<unsigned long long>(l.corrupt),
-                   l.info.rtt_p50_ms, l.info.rtt_p99_ms);
+      std::fprintf(
+          out, "%-10s %-10s %-9s %10llu %10llu %8llu %6.2f%% %8llu %6llu %6.2f ms %6.2f ms\n",
+          r.name.c_str(), l.info.name.c_str(), std::string(net::to_string(l.info.source)).c_str(),
+          static_cast<unsigned long long>(l.probes_sent),
+          static_cast<unsigned long long>(l.probes_received),
+          static_cast<unsigned long long>(l.probes_lost), 100.0 * l.probe_loss(),
+          static_cast<unsigned long long>(l.duplicates_dropped),
+          static_cast<unsigned long long>(l.corrupt), l.info.rtt_p50_ms, l.info.rtt_p99_ms);
       sent += l.probes_sent;
       received += l.probes_received;
       lost += l.probes_lost;
       dups += l.duplicates_dropped;
       corrupt += l.corrupt;
     }
-    const double loss = received + lost ? 100.0 * static_cast<double>(lost) / static_cast<double>(received + lost) : 0;
-    std::fprintf(out, "%-10s %-10s %-9s %10llu %10llu %8llu %6.2f%% %8llu %6llu\n", r.name.c_str(), "(total)", "",
-                 static_cast<unsigned long long>(sent), static_cast<unsigned long long>(received),
-                 static_cast<unsigned long long>(lost), loss, static_cast<unsigned long long>(dups),
+    const double loss =
+        received + lost ? 100.0 * static_cast<double>(lost) / static_cast<double>(received + lost)
+                        : 0;
+    std::fprintf(out, "%-10s %-10s %-9s %10llu %10llu %8llu %6.2f%% %8llu %6llu\n", r.name.c_str(),
+                 "(total)", "", static_cast<unsigned long long>(sent),
+                 static_cast<unsigned long long>(received), static_cast<unsigned long long>(lost),
+                 loss, static_cast<unsigned long long>(dups),
                  static_cast<unsigned long long>(corrupt));
   }
   std::fprintf(out,
-               "\nsent/received/lost: test frames to/from that peer; dup-drop: duplicates the transport dropped;\n"
+               "\nsent/received/lost: test frames to/from that peer; dup-drop: duplicates the "
+               "transport dropped;\n"
                "crc: frames from that peer that failed the CRC; rtt: heartbeat round trip.\n");
 }
 

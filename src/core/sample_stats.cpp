@@ -17,7 +17,8 @@ void SampleWindow::add(double value) {
 }
 
 double SampleWindow::percentile(double q) const {
-  return percentile_of(std::vector<double>(ring_.begin(), ring_.begin() + static_cast<std::ptrdiff_t>(filled_)), q);
+  return percentile_of(
+      std::vector<double>(ring_.begin(), ring_.begin() + static_cast<std::ptrdiff_t>(filled_)), q);
 }
 
 double percentile_of(std::vector<double> samples, double q) {
@@ -25,7 +26,8 @@ double percentile_of(std::vector<double> samples, double q) {
   q = std::clamp(q, 0.0, 1.0);
   const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(samples.size())));
   const std::size_t idx = rank == 0 ? 0 : rank - 1;
-  std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(idx), samples.end());
+  std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(idx),
+                   samples.end());
   return samples[idx];
 }
 

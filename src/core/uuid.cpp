@@ -41,13 +41,15 @@ Result<Uuid> Uuid::parse(std::string_view text) {
   std::size_t out = 0;
   for (std::size_t i = 0; i < text.size();) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (text[i] != '-') return make_error(Errc::kParse, "UUID: expected '-' at position " + std::to_string(i));
+      if (text[i] != '-')
+        return make_error(Errc::kParse, "UUID: expected '-' at position " + std::to_string(i));
       ++i;
       continue;
     }
     const int hi = hex_value(text[i]);
     const int lo = hex_value(text[i + 1]);
-    if (hi < 0 || lo < 0) return make_error(Errc::kParse, "UUID: non-hex digit near position " + std::to_string(i));
+    if (hi < 0 || lo < 0)
+      return make_error(Errc::kParse, "UUID: non-hex digit near position " + std::to_string(i));
     id.bytes[out++] = static_cast<std::uint8_t>(hi << 4 | lo);
     i += 2;
   }
@@ -66,7 +68,9 @@ std::string Uuid::to_string() const {
   return s;
 }
 
-std::string Uuid::short_string() const { return to_string().substr(0, 8); }
+std::string Uuid::short_string() const {
+  return to_string().substr(0, 8);
+}
 
 bool Uuid::is_nil() const noexcept {
   for (auto b : bytes) {

@@ -13,19 +13,26 @@ using protocol::StreamType;
 
 std::string_view to_string(AddressSource s) noexcept {
   switch (s) {
-    case AddressSource::kPinned: return "pinned";
-    case AddressSource::kUnicast: return "unicast";
-    case AddressSource::kMulticast: return "multicast";
+    case AddressSource::kPinned:
+      return "pinned";
+    case AddressSource::kUnicast:
+      return "unicast";
+    case AddressSource::kMulticast:
+      return "multicast";
   }
   return "?";
 }
 
 std::string_view to_string(PeerEventKind k) noexcept {
   switch (k) {
-    case PeerEventKind::kJoined: return "joined";
-    case PeerEventKind::kRestarted: return "restarted";
-    case PeerEventKind::kLeft: return "left";
-    case PeerEventKind::kTimedOut: return "timed out";
+    case PeerEventKind::kJoined:
+      return "joined";
+    case PeerEventKind::kRestarted:
+      return "restarted";
+    case PeerEventKind::kLeft:
+      return "left";
+    case PeerEventKind::kTimedOut:
+      return "timed out";
   }
   return "?";
 }
@@ -77,7 +84,8 @@ void Discovery::choose_address(Entry& e, Nanos now, Nanos timeout) {
   }
 }
 
-void Discovery::touch(Entry& e, const Endpoint& from, bool via_multicast, bool is_announce, Nanos now) {
+void Discovery::touch(Entry& e, const Endpoint& from, bool via_multicast, bool is_announce,
+                      Nanos now) {
   e.info.last_seen_ns = now;
   aliases_[from] = e.info.id;
   if (is_target(from)) {
@@ -144,8 +152,9 @@ void Discovery::on_heartbeat(const ReceivedFrame& rx) {
       if (it != peers_.end()) touch(it->second, rx.from, rx.via_multicast, false, now);
     }
     protocol::Pong pong{config_.peer_id, m->ping_id, m->t1_ns, now, monotonic_ns()};
-    (void)transport_.send(opts(StreamType::kHeartbeat, static_cast<std::uint16_t>(HeartbeatKind::kPong)),
-                          protocol::encode(pong), rx.from);
+    (void)transport_.send(
+        opts(StreamType::kHeartbeat, static_cast<std::uint16_t>(HeartbeatKind::kPong)),
+        protocol::encode(pong), rx.from);
   } else if (h.message_kind == static_cast<std::uint16_t>(HeartbeatKind::kPong)) {
     auto m = protocol::decode_pong(rx.frame.payload);
     if (!m) return;
@@ -153,7 +162,8 @@ void Discovery::on_heartbeat(const ReceivedFrame& rx) {
     auto it = peers_.find(m->peer_id);
     if (it == peers_.end()) return;
     Entry& e = it->second;
-    auto f = std::find_if(e.inflight.begin(), e.inflight.end(), [&](const auto& p) { return p.first == m->ping_id; });
+    auto f = std::find_if(e.inflight.begin(), e.inflight.end(),
+                          [&](const auto& p) { return p.first == m->ping_id; });
     if (f == e.inflight.end()) return;  // unknown or already answered
     e.inflight.erase(f);
     touch(e, rx.from, rx.via_multicast, false, now);
@@ -166,8 +176,9 @@ void Discovery::on_heartbeat(const ReceivedFrame& rx) {
 
 void Discovery::send_announce_to(const Endpoint& to) {
   const protocol::Announce a{config_.peer_id, config_.incarnation, config_.name};
-  (void)transport_.send(opts(StreamType::kDiscovery, static_cast<std::uint16_t>(DiscoveryKind::kAnnounce)),
-                        protocol::encode(a), to);
+  (void)transport_.send(
+      opts(StreamType::kDiscovery, static_cast<std::uint16_t>(DiscoveryKind::kAnnounce)),
+      protocol::encode(a), to);
 }
 
 void Discovery::announce_all(Nanos now) {
@@ -179,7 +190,8 @@ void Discovery::announce_all(Nanos now) {
   {
     std::lock_guard lock(mu_);
     for (const auto& [id, e] : peers_) {
-      if (e.info.source == AddressSource::kUnicast && now - e.unicast->seen_ns <= config_.peer_timeout_ns) {
+      if (e.info.source == AddressSource::kUnicast &&
+          now - e.unicast->seen_ns <= config_.peer_timeout_ns) {
         to.push_back(e.info.address);
       }
     }
@@ -216,7 +228,8 @@ void Discovery::tick(Nanos now) {
       next_ping_ns_ = now + config_.heartbeat_interval_ns;
       for (auto& [id, e] : peers_) {
         // Pings older than the timeout will not be answered any more.
-        std::erase_if(e.inflight, [&](const auto& p) { return now - p.second > config_.peer_timeout_ns; });
+        std::erase_if(e.inflight,
+                      [&](const auto& p) { return now - p.second > config_.peer_timeout_ns; });
         if (e.inflight.size() > 64) e.inflight.erase(e.inflight.begin());
         const std::uint32_t ping_id = next_ping_id_++;
         e.inflight.emplace_back(ping_id, now);
@@ -256,7 +269,8 @@ std::vector<PeerInfo> Discovery::peers() const {
     info.pings_sent -= std::min<std::uint64_t>(info.pings_sent, e.inflight.size());
     out.push_back(std::move(info));
   }
-  std::sort(out.begin(), out.end(), [](const PeerInfo& a, const PeerInfo& b) { return a.name < b.name; });
+  std::sort(out.begin(), out.end(),
+            [](const PeerInfo& a, const PeerInfo& b) { return a.name < b.name; });
   return out;
 }
 

@@ -14,9 +14,12 @@ Result<Endpoint> Endpoint::parse(std::string_view text) {
   const std::string_view host = text.substr(0, colon);
   const std::string_view port_text = text.substr(colon + 1);
   unsigned port = 0;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535) {
-    return make_error(Errc::kParse, "port must be a number from 0 to 65535, got '" + std::string(port_text) + "'");
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() ||
+      port > 65535) {
+    return make_error(Errc::kParse, "port must be a number from 0 to 65535, got '" +
+                                        std::string(port_text) + "'");
   }
   Endpoint ep;
   ep.port = static_cast<std::uint16_t>(port);
@@ -28,7 +31,8 @@ Result<Endpoint> Endpoint::parse(std::string_view text) {
     in_addr a{};
     const std::string h(host);
     if (::inet_pton(AF_INET, h.c_str(), &a) != 1) {
-      return make_error(Errc::kParse, "host must be an IPv4 address or 'localhost', got '" + h + "'");
+      return make_error(Errc::kParse,
+                        "host must be an IPv4 address or 'localhost', got '" + h + "'");
     }
     ep.addr = ntohl(a.s_addr);
   }

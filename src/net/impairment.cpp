@@ -25,10 +25,13 @@ bool Impairment::is_identity() const noexcept {
          duplicate == 0.0 && corrupt == 0.0 && rate_kbps == 0.0;
 }
 
-ImpairmentModel::ImpairmentModel(const Impairment& settings, std::uint64_t seed, std::uint64_t stream)
+ImpairmentModel::ImpairmentModel(const Impairment& settings, std::uint64_t seed,
+                                 std::uint64_t stream)
     : settings_(settings), rng_(mix(seed ^ mix(stream))) {}
 
-double ImpairmentModel::uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+double ImpairmentModel::uniform() {
+  return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+}
 
 double ImpairmentModel::normal() {
   const double u1 = 1.0 - uniform();  // (0, 1]: log() stays finite

@@ -35,7 +35,9 @@ enum Dir : std::uint8_t { kForward = 0, kReverse = 1 };
 // Tags in epoll_event.data.u32.
 enum : std::uint32_t { kTagListen, kTagUpstream, kTagTimer, kTagWake };
 
-std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+std::string errno_text(const char* what) {
+  return std::string(what) + ": " + std::strerror(errno);
+}
 
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -84,12 +86,14 @@ void append_direction(std::string& out, const std::string& prefix, const NetsimD
 }  // namespace
 
 std::string NetsimReport::to_json() const {
-  std::string out = "{\"listen\":\"" + listen.to_string() + "\",\"upstream\":\"" + upstream.to_string() +
-                    "\",\"target\":\"" + target.to_string() + "\",\"client\":" +
-                    (client ? "\"" + client->to_string() + "\"" : std::string("null"));
+  std::string out =
+      "{\"listen\":\"" + listen.to_string() + "\",\"upstream\":\"" + upstream.to_string() +
+      "\",\"target\":\"" + target.to_string() +
+      "\",\"client\":" + (client ? "\"" + client->to_string() + "\"" : std::string("null"));
   char buf[128];
   std::snprintf(buf, sizeof buf, ",\"seed\":%llu,\"elapsed_s\":%.3f,\"ignored\":%llu",
-                static_cast<unsigned long long>(seed), elapsed_s, static_cast<unsigned long long>(ignored));
+                static_cast<unsigned long long>(seed), elapsed_s,
+                static_cast<unsigned long long>(ignored));
   out += buf;
   append_direction(out, "forward", forward);
   append_direction(out, "reverse", reverse);
@@ -127,7 +131,9 @@ struct Netsim::Impl {
   Nanos stopped_ns = 0;
 
   explicit Impl(const NetsimConfig& c)
-      : config(c), models{ImpairmentModel(c.forward, c.seed, kForward), ImpairmentModel(c.reverse, c.seed, kReverse)} {
+      : config(c),
+        models{ImpairmentModel(c.forward, c.seed, kForward),
+               ImpairmentModel(c.reverse, c.seed, kReverse)} {
     heap.reserve(1024);
   }
 
@@ -149,14 +155,19 @@ struct Netsim::Impl {
       }
       for (int i = 0; i < n; ++i) {
         switch (events[static_cast<std::size_t>(i)].data.u32) {
-          case kTagListen: drain(listen, kForward); break;
-          case kTagUpstream: drain(upstream, kReverse); break;
+          case kTagListen:
+            drain(listen, kForward);
+            break;
+          case kTagUpstream:
+            drain(upstream, kReverse);
+            break;
           case kTagTimer: {
             std::uint64_t expirations = 0;
             if (::read(timer_fd, &expirations, sizeof expirations) > 0) timer_armed_for = 0;
             break;
           }
-          default: break;  // wake: the loop condition sees `stopping`
+          default:
+            break;  // wake: the loop condition sees `stopping`
         }
       }
       release_due(monotonic_ns());
@@ -270,12 +281,14 @@ struct Netsim::Impl {
 
 Netsim::Netsim(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Netsim::~Netsim() { stop(); }
+Netsim::~Netsim() {
+  stop();
+}
 
 Result<std::unique_ptr<Netsim>> Netsim::start(const NetsimConfig& config) {
   if (config.target.is_any() || config.target.port == 0) {
-    return make_error(Errc::kInvalidArgument,
-                      "netsim target must name a host and a port, got " + config.target.to_string());
+    return make_error(Errc::kInvalidArgument, "netsim target must name a host and a port, got " +
+                                                  config.target.to_string());
   }
   auto impl = std::make_unique<Impl>(config);
   // Large buffers: a burst must not be lost in the kernel before the relay
@@ -287,9 +300,11 @@ Result<std::unique_ptr<Netsim>> Netsim::start(const NetsimConfig& config) {
   auto listen = UdpSocket::bind(config.listen, opts);
   if (!listen) return std::unexpected(listen.error());
   if (listen->local() == config.target) {
-    return make_error(Errc::kInvalidArgument, "netsim target is its own listen address " + config.target.to_string());
+    return make_error(Errc::kInvalidArgument,
+                      "netsim target is its own listen address " + config.target.to_string());
   }
-  auto upstream = UdpSocket::bind(config.upstream_bind.value_or(Endpoint{config.listen.addr, 0}), opts);
+  auto upstream =
+      UdpSocket::bind(config.upstream_bind.value_or(Endpoint{config.listen.addr, 0}), opts);
   if (!upstream) return std::unexpected(upstream.error());
   impl->listen = std::move(*listen);
   impl->upstream = std::move(*upstream);
@@ -334,9 +349,13 @@ void Netsim::stop() {
   impl_->stopped_ns = monotonic_ns();
 }
 
-Endpoint Netsim::listen_endpoint() const noexcept { return impl_->listen.local(); }
+Endpoint Netsim::listen_endpoint() const noexcept {
+  return impl_->listen.local();
+}
 
-Endpoint Netsim::upstream_endpoint() const noexcept { return impl_->upstream.local(); }
+Endpoint Netsim::upstream_endpoint() const noexcept {
+  return impl_->upstream.local();
+}
 
 NetsimReport Netsim::report() const {
   const Impl& im = *impl_;
@@ -348,7 +367,8 @@ NetsimReport Netsim::report() const {
   std::lock_guard lock(im.mutex);
   r.client = im.client;
   r.ignored = im.ignored;
-  r.elapsed_s = static_cast<double>((im.stopped_ns ? im.stopped_ns : monotonic_ns()) - im.started_ns) / 1e9;
+  r.elapsed_s =
+      static_cast<double>((im.stopped_ns ? im.stopped_ns : monotonic_ns()) - im.started_ns) / 1e9;
   const auto snapshot = [](const Counters& c) {
     NetsimDirectionStats s = c.stats;
     s.delayed_ms_mean = s.forwarded ? c.delay_sum_ms / static_cast<double>(s.forwarded) : 0.0;

@@ -35,7 +35,8 @@ void SequenceTracker::advance_to(std::uint64_t ext) noexcept {
   if (gap >= kWindow) {
     bits_.fill(0);
   } else {
-    for (std::uint64_t s = highest_ + 1; s < ext; ++s) bits_[(s % kWindow) / 64] &= ~(1ull << (s % 64));
+    for (std::uint64_t s = highest_ + 1; s < ext; ++s)
+      bits_[(s % kWindow) / 64] &= ~(1ull << (s % 64));
   }
   counts_.lost += gap - 1;  // skipped numbers count as lost until they show up
   highest_ = ext;

@@ -22,14 +22,16 @@ bool SessionRegistry::joined(const Uuid& session) const {
   return sessions_.contains(session);
 }
 
-SubscriptionId SessionRegistry::subscribe(const protocol::TopicPattern& pattern, FrameHandler handler) {
+SubscriptionId SessionRegistry::subscribe(const protocol::TopicPattern& pattern,
+                                          FrameHandler handler) {
   std::lock_guard lock(mu_);
   const SubscriptionId id = next_id_++;
   subs_.push_back({id, pattern, std::make_shared<FrameHandler>(std::move(handler))});
   return id;
 }
 
-Result<SubscriptionId> SessionRegistry::subscribe(std::string_view topic_uri, FrameHandler handler) {
+Result<SubscriptionId> SessionRegistry::subscribe(std::string_view topic_uri,
+                                                  FrameHandler handler) {
   auto pattern = protocol::parse_topic_uri(topic_uri);
   if (!pattern) return std::unexpected(pattern.error());
   return subscribe(*pattern, std::move(handler));
@@ -40,18 +42,21 @@ void SessionRegistry::unsubscribe(SubscriptionId id) {
   std::erase_if(subs_, [id](const Subscription& s) { return s.id == id; });
 }
 
-std::uint32_t SessionRegistry::next_sequence(const Uuid& session, const Topic& topic, const Endpoint& dst) {
+std::uint32_t SessionRegistry::next_sequence(const Uuid& session, const Topic& topic,
+                                             const Endpoint& dst) {
   std::lock_guard lock(mu_);
   const SeqKey key{session, static_cast<std::uint8_t>(topic.type), topic.index, dst.addr, dst.port};
   auto it = next_seq_.find(key);
-  if (it == next_seq_.end()) it = next_seq_.emplace(key, static_cast<std::uint32_t>(isn_rng_())).first;
+  if (it == next_seq_.end())
+    it = next_seq_.emplace(key, static_cast<std::uint32_t>(isn_rng_())).first;
   return it->second++;
 }
 
 bool SessionRegistry::dispatch(const ReceivedFrame& rx) const {
   // Collect handlers under the lock, call them outside it, so a handler may
   // send (next_sequence) or subscribe without deadlocking.
-  thread_local std::vector<std::shared_ptr<FrameHandler>> targets;  // reused: no allocation per frame
+  thread_local std::vector<std::shared_ptr<FrameHandler>>
+      targets;  // reused: no allocation per frame
   targets.clear();
   {
     std::lock_guard lock(mu_);

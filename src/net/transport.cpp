@@ -20,7 +20,8 @@ constexpr std::size_t kMaxUdp = 65536;
 Transport::Transport(TransportConfig config, SessionRegistry& registry)
     : config_(std::move(config)), registry_(registry), rx_buffer_(kMaxUdp) {}
 
-Result<std::unique_ptr<Transport>> Transport::start(const TransportConfig& config, SessionRegistry& registry) {
+Result<std::unique_ptr<Transport>> Transport::start(const TransportConfig& config,
+                                                    SessionRegistry& registry) {
   std::unique_ptr<Transport> t(new Transport(config, registry));
   auto data = UdpSocket::bind(config.bind);
   if (!data) return std::unexpected(data.error());
@@ -28,15 +29,16 @@ Result<std::unique_ptr<Transport>> Transport::start(const TransportConfig& confi
 
   if (config.multicast) {
     if (!config.multicast->is_multicast()) {
-      return make_error(Errc::kInvalidArgument,
-                        "multicast group " + config.multicast->to_string() + " is not in 224.0.0.0/4");
+      return make_error(Errc::kInvalidArgument, "multicast group " + config.multicast->to_string() +
+                                                    " is not in 224.0.0.0/4");
     }
     const std::uint32_t iface = config.multicast_iface.value_or(config.bind.addr);
     UdpOptions opts;
     opts.reuse = true;  // every node on this host listens on the same group port
     auto group = UdpSocket::bind(Endpoint{config.multicast->addr, config.multicast->port}, opts);
     if (!group) return std::unexpected(group.error());
-    if (auto r = group->join_multicast(*config.multicast, iface); !r) return std::unexpected(r.error());
+    if (auto r = group->join_multicast(*config.multicast, iface); !r)
+      return std::unexpected(r.error());
     // Group frames leave from the data socket, so their source address is the
     // node's unicast address and replies come straight back to it.
     if (auto r = t->data_.set_multicast_out(iface); !r) return std::unexpected(r.error());
@@ -45,7 +47,8 @@ Result<std::unique_ptr<Transport>> Transport::start(const TransportConfig& confi
 
   t->epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   t->wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (t->epoll_fd_ < 0 || t->wake_fd_ < 0) return make_error(Errc::kIo, std::string("epoll: ") + std::strerror(errno));
+  if (t->epoll_fd_ < 0 || t->wake_fd_ < 0)
+    return make_error(Errc::kIo, std::string("epoll: ") + std::strerror(errno));
   auto add = [&](int fd, std::uint64_t tag) {
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -74,8 +77,8 @@ void Transport::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-Result<std::uint32_t> Transport::send(const SendOptions& opts, std::span<const std::uint8_t> payload,
-                                      const Endpoint& to) {
+Result<std::uint32_t> Transport::send(const SendOptions& opts,
+                                      std::span<const std::uint8_t> payload, const Endpoint& to) {
   protocol::FrameHeader h;
   h.stream_type = opts.topic.type;
   h.format_type = opts.format;
@@ -88,9 +91,10 @@ Result<std::uint32_t> Transport::send(const SendOptions& opts, std::span<const s
   auto n = protocol::encode_frame(h, payload, buf, config_.limits);
   if (!n) {
     send_failures_.fetch_add(1, std::memory_order_relaxed);
-    return make_error(Errc::kTooLarge, "cannot send " + std::to_string(payload.size()) + "-byte payload: " +
-                                           std::string(protocol::to_string(n.error())) + " (limit " +
-                                           std::to_string(config_.limits.max_datagram) + "-byte datagrams)");
+    return make_error(Errc::kTooLarge,
+                      "cannot send " + std::to_string(payload.size()) + "-byte payload: " +
+                          std::string(protocol::to_string(n.error())) + " (limit " +
+                          std::to_string(config_.limits.max_datagram) + "-byte datagrams)");
   }
   if (!data_.send_to({buf.data(), *n}, to)) {
     send_failures_.fetch_add(1, std::memory_order_relaxed);
@@ -100,7 +104,8 @@ Result<std::uint32_t> Transport::send(const SendOptions& opts, std::span<const s
   return h.sequence;
 }
 
-Result<std::uint32_t> Transport::send_to_group(const SendOptions& opts, std::span<const std::uint8_t> payload) {
+Result<std::uint32_t> Transport::send_to_group(const SendOptions& opts,
+                                               std::span<const std::uint8_t> payload) {
   if (!config_.multicast) return make_error(Errc::kUnsupported, "multicast is off for this node");
   return send(opts, payload, *config_.multicast);
 }
@@ -111,9 +116,14 @@ void Transport::receive_loop() {
     const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), 200);
     for (int i = 0; i < n; ++i) {
       switch (events[i].data.u64) {
-        case kDataTag: drain(data_, false); break;
-        case kGroupTag: drain(*group_, true); break;
-        default: break;  // wake: the loop condition decides
+        case kDataTag:
+          drain(data_, false);
+          break;
+        case kGroupTag:
+          drain(*group_, true);
+          break;
+        default:
+          break;  // wake: the loop condition decides
       }
     }
   }
@@ -126,7 +136,8 @@ void Transport::drain(UdpSocket& sock, bool via_multicast) {
   }
 }
 
-void Transport::handle(std::span<const std::uint8_t> bytes, const Datagram& dg, bool via_multicast) {
+void Transport::handle(std::span<const std::uint8_t> bytes, const Datagram& dg,
+                       bool via_multicast) {
   const protocol::FrameView* frame = nullptr;
   std::expected<protocol::FrameView, protocol::FrameError> decoded;
   {
@@ -151,12 +162,17 @@ void Transport::handle(std::span<const std::uint8_t> bytes, const Datagram& dg, 
       ++src.foreign_session;
       return;
     }
-    const StreamKey key{dg.from.addr, dg.from.port, via_multicast, h.session_id,
-                        static_cast<std::uint8_t>(h.stream_type), h.stream_index};
+    const StreamKey key{dg.from.addr,
+                        dg.from.port,
+                        via_multicast,
+                        h.session_id,
+                        static_cast<std::uint8_t>(h.stream_type),
+                        h.stream_index};
     auto& st = streams_[key];
     st.bytes += bytes.size();
     st.last_rx_ns = dg.user_rx_ns;
-    if (st.tracker.on_frame(h.sequence) != SequenceTracker::Verdict::kNew) return;  // duplicate or stale
+    if (st.tracker.on_frame(h.sequence) != SequenceTracker::Verdict::kNew)
+      return;  // duplicate or stale
     ++totals_.frames_delivered;
     frame = &*decoded;
   }
@@ -170,8 +186,9 @@ std::vector<StreamStats> Transport::stream_stats() const {
   out.reserve(streams_.size());
   for (const auto& [key, st] : streams_) {
     const auto& [addr, port, mc, session, type, index] = key;
-    out.push_back({Endpoint{addr, port}, session, Topic{static_cast<protocol::StreamType>(type), index}, mc,
-                   st.tracker.counts(), st.bytes, st.last_rx_ns});
+    out.push_back({Endpoint{addr, port}, session,
+                   Topic{static_cast<protocol::StreamType>(type), index}, mc, st.tracker.counts(),
+                   st.bytes, st.last_rx_ns});
   }
   return out;
 }

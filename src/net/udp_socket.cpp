@@ -14,7 +14,9 @@
 namespace jamnet::net {
 
 namespace {
-std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+std::string errno_text(const char* what) {
+  return std::string(what) + ": " + std::strerror(errno);
+}
 }  // namespace
 
 UdpSocket::~UdpSocket() {
@@ -43,8 +45,10 @@ Result<UdpSocket> UdpSocket::bind(const Endpoint& local, const UdpOptions& opts)
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   }
   if (opts.kernel_timestamps) ::setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
-  if (opts.rcvbuf_bytes > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &opts.rcvbuf_bytes, sizeof(int));
-  if (opts.sndbuf_bytes > 0) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &opts.sndbuf_bytes, sizeof(int));
+  if (opts.rcvbuf_bytes > 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &opts.rcvbuf_bytes, sizeof(int));
+  if (opts.sndbuf_bytes > 0)
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &opts.sndbuf_bytes, sizeof(int));
   const sockaddr_in sa = local.to_sockaddr();
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
     return make_error(Errc::kIo, "bind " + local.to_string() + ": " + std::strerror(errno));
@@ -62,7 +66,8 @@ Result<void> UdpSocket::join_multicast(const Endpoint& group, std::uint32_t ifac
   req.imr_address.s_addr = htonl(iface);
   req.imr_ifindex = 0;
   if (::setsockopt(fd_, IPPROTO_IP, IP_ADD_MEMBERSHIP, &req, sizeof req) != 0) {
-    return make_error(Errc::kIo, "join multicast " + group.to_string() + ": " + std::strerror(errno));
+    return make_error(Errc::kIo,
+                      "join multicast " + group.to_string() + ": " + std::strerror(errno));
   }
   return {};
 }

@@ -99,7 +99,8 @@ Result<MidiLinkResult> run_midi_link(const MidiLinkExperiment& x) {
   if (!sender) return std::unexpected(sender.error());
 
   // Discovery crosses the lossy link too; give it time, it repeats.
-  if (!wait_until([&] { return !(*sender)->peers().empty() && !(*receiver)->peers().empty(); }, 10'000'000'000)) {
+  if (!wait_until([&] { return !(*sender)->peers().empty() && !(*receiver)->peers().empty(); },
+                  10'000'000'000)) {
     return make_error(Errc::kTimeout, "peers did not find each other through netsim");
   }
 
@@ -113,7 +114,8 @@ Result<MidiLinkResult> run_midi_link(const MidiLinkExperiment& x) {
   const auto stream = make_stream(x.events, x.seed);
   Nanos next = monotonic_ns();
   for (const auto& e : stream) {
-    const timespec ts{static_cast<time_t>(next / 1'000'000'000), static_cast<long>(next % 1'000'000'000)};
+    const timespec ts{static_cast<time_t>(next / 1'000'000'000),
+                      static_cast<long>(next % 1'000'000'000)};
     ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
     (*sender)->midi()->send({&e, 1});
     next += x.spacing_ns;

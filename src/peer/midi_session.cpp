@@ -17,7 +17,8 @@ namespace {
 constexpr protocol::Topic kMidiTopic{StreamType::kMidi, 0};
 
 std::uint16_t message_kind(MidiLineClass cls, int copy, int k) {
-  return static_cast<std::uint16_t>(static_cast<std::uint16_t>(cls) | (copy & 0xF) << 4 | (k & 0xF) << 8);
+  return static_cast<std::uint16_t>(static_cast<std::uint16_t>(cls) | (copy & 0xF) << 4 |
+                                    (k & 0xF) << 8);
 }
 
 bool heap_later(Nanos a_at, std::uint64_t a_order, Nanos b_at, std::uint64_t b_order) {
@@ -35,7 +36,8 @@ void sleep_precisely_until(Nanos at) {
   constexpr Nanos kSpin = 150'000;
   const Nanos coarse = at - kSpin;
   if (monotonic_ns() < coarse) {
-    const timespec ts{static_cast<time_t>(coarse / 1'000'000'000), static_cast<long>(coarse % 1'000'000'000)};
+    const timespec ts{static_cast<time_t>(coarse / 1'000'000'000),
+                      static_cast<long>(coarse % 1'000'000'000)};
     ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
   }
   while (monotonic_ns() < at) {
@@ -45,7 +47,8 @@ void sleep_precisely_until(Nanos at) {
 }  // namespace
 
 MidiSession::Sender::Sender(const MidiConfig& c)
-    : dedupe(media::jmid::BurstDeduper::Config{c.dedupe_expiry_ns, 4096, std::max(1, c.accept_copies)}),
+    : dedupe(media::jmid::BurstDeduper::Config{c.dedupe_expiry_ns, 4096,
+                                               std::max(1, c.accept_copies)}),
       clock(c.latency_ns) {}
 
 Nanos MidiSession::Sender::play_time(std::int64_t ts) {
@@ -57,8 +60,9 @@ Nanos MidiSession::Sender::play_time(std::int64_t ts) {
   return last_play_ns;
 }
 
-MidiSession::MidiSession(const MidiConfig& config, net::Transport& transport, net::SessionRegistry& registry,
-                         net::Discovery& discovery, const Uuid& session, const Uuid& self)
+MidiSession::MidiSession(const MidiConfig& config, net::Transport& transport,
+                         net::SessionRegistry& registry, net::Discovery& discovery,
+                         const Uuid& session, const Uuid& self)
     : config_(config),
       transport_(transport),
       registry_(registry),
@@ -67,12 +71,15 @@ MidiSession::MidiSession(const MidiConfig& config, net::Transport& transport, ne
       self_(self),
       burst_(config.burst, UuidHash{}(self) ^ static_cast<std::uint64_t>(monotonic_ns())) {
   last_seq_ = 0;
-  sub_ = registry_.subscribe({session_, StreamType::kMidi, 0}, [this](const net::ReceivedFrame& rx) { on_frame(rx); });
+  sub_ = registry_.subscribe({session_, StreamType::kMidi, 0},
+                             [this](const net::ReceivedFrame& rx) { on_frame(rx); });
   send_thread_ = std::thread([this] { send_loop(); });
   playout_thread_ = std::thread([this] { playout_loop(); });
 }
 
-MidiSession::~MidiSession() { stop(); }
+MidiSession::~MidiSession() {
+  stop();
+}
 
 void MidiSession::stop() {
   if (!running_.exchange(false)) return;
@@ -116,12 +123,14 @@ void MidiSession::send(std::span<const Event> events) {
       end = payload.rfind('\n', start + protocol::kDefaultMaxPayload);
       if (end == std::string::npos || end <= start) end = start + protocol::kDefaultMaxPayload;
     }
-    enqueue(std::make_shared<const std::string>(payload.substr(start, end - start)), MidiLineClass::kEvents, now, true);
+    enqueue(std::make_shared<const std::string>(payload.substr(start, end - start)),
+            MidiLineClass::kEvents, now, true);
     start = end + (end < payload.size() && payload[end] == '\n' ? 1 : 0);
   }
 }
 
-void MidiSession::enqueue(std::shared_ptr<const std::string> payload, MidiLineClass cls, Nanos now, bool burst) {
+void MidiSession::enqueue(std::shared_ptr<const std::string> payload, MidiLineClass cls, Nanos now,
+                          bool burst) {
   std::array<media::jmid::ScheduledCopy, media::jmid::kMaxBurst> copies{};
   std::size_t n = 1;
   {
@@ -148,8 +157,8 @@ void MidiSession::transmit(const Outgoing& o) {
   opts.topic = kMidiTopic;
   opts.kind = o.kind;
   opts.format = protocol::FormatType::kCompactJsonl;
-  const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(o.payload->data()),
-                                            o.payload->size());
+  const std::span<const std::uint8_t> bytes(
+      reinterpret_cast<const std::uint8_t*>(o.payload->data()), o.payload->size());
   for (const auto& route : discovery_.routes()) {
     if (transport_.send(opts, bytes, route.address)) {
       packets_sent_.fetch_add(1, std::memory_order_relaxed);
@@ -213,7 +222,8 @@ void MidiSession::send_feedback(Nanos now) {
     s->fb_received = received;
     s->fb_lost = lost;
     if (d_rx + d_lost < 10) continue;  // too little traffic to say anything
-    protocol::jmid::Feedback fb{static_cast<double>(d_lost) / static_cast<double>(d_rx + d_lost), d_rx, d_lost};
+    protocol::jmid::Feedback fb{static_cast<double>(d_lost) / static_cast<double>(d_rx + d_lost),
+                                d_rx, d_lost};
     const auto line = protocol::jmid::to_line(fb);
     net::SendOptions opts;
     opts.session = session_;
@@ -221,7 +231,8 @@ void MidiSession::send_feedback(Nanos now) {
     opts.kind = message_kind(MidiLineClass::kFeedback, 0, 1);
     opts.format = protocol::FormatType::kCompactJsonl;
     if (auto route = discovery_.peer(id)) {
-      (void)transport_.send(opts, {reinterpret_cast<const std::uint8_t*>(line.data()), line.size()}, route->address);
+      (void)transport_.send(opts, {reinterpret_cast<const std::uint8_t*>(line.data()), line.size()},
+                            route->address);
     }
   }
   (void)now;
@@ -250,7 +261,9 @@ void MidiSession::send_loop() {
     const Nanos now = monotonic_ns();
     {
       std::lock_guard lock(send_mu_);
-      auto later = [](const Outgoing& a, const Outgoing& b) { return heap_later(a.at, a.order, b.at, b.order); };
+      auto later = [](const Outgoing& a, const Outgoing& b) {
+        return heap_later(a.at, a.order, b.at, b.order);
+      };
       while (!outgoing_.empty() && outgoing_.front().at <= now) {
         std::pop_heap(outgoing_.begin(), outgoing_.end(), later);
         due.push_back(std::move(outgoing_.back()));
@@ -288,7 +301,8 @@ void MidiSession::on_frame(const net::ReceivedFrame& rx) {
   const auto kind = rx.frame.header.message_kind;
   const auto cls = static_cast<MidiLineClass>(kind & 0xF);
   const auto k = static_cast<std::uint8_t>((kind >> 8) & 0xF);
-  const std::string_view text(reinterpret_cast<const char*>(rx.frame.payload.data()), rx.frame.payload.size());
+  const std::string_view text(reinterpret_cast<const char*>(rx.frame.payload.data()),
+                              rx.frame.payload.size());
 
   if (cls == MidiLineClass::kFeedback) {
     auto line = protocol::jmid::parse_any(text);
@@ -377,7 +391,8 @@ void MidiSession::playout_loop() {
           // is too late to matter musically and would play out of order: drop
           // it; the journal restores whatever state it carried. Likewise when a
           // journal already covered it: playing it now would undo the repair.
-          auto& newest = s.newest_played[protocol::jmid::is_channel_message(e->kind) ? e->channel : 16];
+          auto& newest =
+              s.newest_played[protocol::jmid::is_channel_message(e->kind) ? e->channel : 16];
           if (e->seq < newest || !s.state.apply(*e)) {
             ++s.stats.stale;
             continue;
@@ -425,7 +440,7 @@ MidiStats MidiSession::stats() const {
   {
     std::lock_guard lock(send_mu_);
     st.k = burst_.k();
-  st.realtime = realtime_.load();
+    st.realtime = realtime_.load();
   }
   std::lock_guard lock(rx_mu_);
   st.parse_errors = parse_errors_;

@@ -37,8 +37,9 @@ Peer::Peer(const PeerConfig& config) : config_(config), id_(config.id.value_or(U
 
 Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
   if (config.probe_payload_bytes < 8 || config.probe_payload_bytes > protocol::kDefaultMaxPayload) {
-    return make_error(Errc::kInvalidArgument, "probe payload must be 8.." +
-                                                  std::to_string(protocol::kDefaultMaxPayload) + " bytes");
+    return make_error(
+        Errc::kInvalidArgument,
+        "probe payload must be 8.." + std::to_string(protocol::kDefaultMaxPayload) + " bytes");
   }
   std::unique_ptr<Peer> p(new Peer(config));
   net::TransportConfig tc;
@@ -61,19 +62,22 @@ Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
   p->discovery_ = std::make_unique<net::Discovery>(dc, *p->transport_, p->registry_);
 
   p->probe_payload_.assign(config.probe_payload_bytes, 0);
-  for (std::size_t i = 8; i < p->probe_payload_.size(); ++i) p->probe_payload_[i] = static_cast<std::uint8_t>(i);
+  for (std::size_t i = 8; i < p->probe_payload_.size(); ++i)
+    p->probe_payload_[i] = static_cast<std::uint8_t>(i);
   p->registry_.subscribe({config.session, StreamType::kControl, 0},
                          [raw = p.get()](const net::ReceivedFrame& rx) { raw->on_probe(rx); });
   if (config.midi) {
-    p->midi_ = std::make_unique<MidiSession>(*config.midi, *p->transport_, p->registry_, *p->discovery_,
-                                             config.session, p->id_);
+    p->midi_ = std::make_unique<MidiSession>(*config.midi, *p->transport_, p->registry_,
+                                             *p->discovery_, config.session, p->id_);
   }
   p->running_ = true;
   p->control_ = std::thread([raw = p.get()] { raw->control_loop(); });
   return p;
 }
 
-Peer::~Peer() { stop(); }
+Peer::~Peer() {
+  stop();
+}
 
 void Peer::stop(bool say_goodbye) {
   if (!running_.exchange(false)) return;
@@ -92,7 +96,8 @@ void Peer::control_loop() {
     if (config_.probe_rate_hz > 0) send_probes(now);
     next += kTick;
     if (next < now) next = now + kTick;  // we fell behind (the VM stalled): do not burst
-    const timespec ts{static_cast<time_t>(next / 1'000'000'000), static_cast<long>(next % 1'000'000'000)};
+    const timespec ts{static_cast<time_t>(next / 1'000'000'000),
+                      static_cast<long>(next % 1'000'000'000)};
     ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
   }
 }
@@ -108,12 +113,14 @@ void Peer::send_probes(Nanos now) {
     if (st.start_ns == 0) st.start_ns = p.first_seen_ns + config_.probe_start_delay_ns;
     if (now < st.start_ns) continue;
     auto due = static_cast<std::uint64_t>(std::floor(static_cast<double>(now - st.start_ns) * 1e-9 *
-                                                     config_.probe_rate_hz)) + 1;
+                                                     config_.probe_rate_hz)) +
+               1;
     // After a stall (the VM or scheduler can stop us for milliseconds) send at
     // most a few at once: shift the schedule rather than burst or skip frames.
     constexpr std::uint64_t kMaxBurst = 8;
     if (due > st.sent + kMaxBurst) {
-      st.start_ns += static_cast<Nanos>(static_cast<double>(due - st.sent - kMaxBurst) * 1e9 / config_.probe_rate_hz);
+      st.start_ns += static_cast<Nanos>(static_cast<double>(due - st.sent - kMaxBurst) * 1e9 /
+                                        config_.probe_rate_hz);
       due = st.sent + kMaxBurst;
     }
     if (config_.probe_count > 0) due = std::min(due, config_.probe_count);
@@ -152,7 +159,8 @@ PeerReport Peer::report() const {
   for (const auto& info : discovery_->peers()) {
     LinkReport link;
     link.info = info;
-    if (auto it = probes_sent_.find(info.id); it != probes_sent_.end()) link.probes_sent = it->second;
+    if (auto it = probes_sent_.find(info.id); it != probes_sent_.end())
+      link.probes_sent = it->second;
     for (const auto& s : streams) {
       if (s.topic.type != StreamType::kControl || s.session != config_.session) continue;
       if (discovery_->peer_at(s.from) != info.id) continue;
@@ -199,41 +207,48 @@ std::string num(double v) {
 
 std::string PeerReport::to_json() const {
   std::ostringstream o;
-  o << "{\"id\":\"" << id.to_string() << "\",\"name\":\"" << json_escape(name) << "\",\"incarnation\":" << incarnation
-    << ",\"local\":\"" << local.to_string() << "\",\"frames_sent\":" << totals.frames_sent
-    << ",\"send_failures\":" << totals.send_failures << ",\"datagrams_received\":" << totals.datagrams_received
+  o << "{\"id\":\"" << id.to_string() << "\",\"name\":\"" << json_escape(name)
+    << "\",\"incarnation\":" << incarnation << ",\"local\":\"" << local.to_string()
+    << "\",\"frames_sent\":" << totals.frames_sent << ",\"send_failures\":" << totals.send_failures
+    << ",\"datagrams_received\":" << totals.datagrams_received
     << ",\"frames_delivered\":" << totals.frames_delivered << ",\"decode_errors\":{";
   for (std::size_t k = 0; k < protocol::kFrameErrorCount; ++k) {
     if (k) o << ',';
-    o << '"' << protocol::to_string(static_cast<protocol::FrameError>(k)) << "\":" << totals.errors.by_kind[k];
+    o << '"' << protocol::to_string(static_cast<protocol::FrameError>(k))
+      << "\":" << totals.errors.by_kind[k];
   }
   o << "},\"peers\":[";
   for (std::size_t i = 0; i < links.size(); ++i) {
     const auto& l = links[i];
     if (i) o << ',';
     o << "{\"id\":\"" << l.info.id.to_string() << "\",\"name\":\"" << json_escape(l.info.name)
-      << "\",\"incarnation\":" << l.info.incarnation << ",\"address\":\"" << l.info.address.to_string()
-      << "\",\"path\":\"" << net::to_string(l.info.source) << "\",\"restarts\":" << l.info.restarts
-      << ",\"rtt_ms_last\":" << num(l.info.rtt_last_ms) << ",\"rtt_ms_p50\":" << num(l.info.rtt_p50_ms)
+      << "\",\"incarnation\":" << l.info.incarnation << ",\"address\":\""
+      << l.info.address.to_string() << "\",\"path\":\"" << net::to_string(l.info.source)
+      << "\",\"restarts\":" << l.info.restarts << ",\"rtt_ms_last\":" << num(l.info.rtt_last_ms)
+      << ",\"rtt_ms_p50\":" << num(l.info.rtt_p50_ms)
       << ",\"rtt_ms_p99\":" << num(l.info.rtt_p99_ms) << ",\"pings_sent\":" << l.info.pings_sent
-      << ",\"pongs_received\":" << l.info.pongs_received << ",\"heartbeat_loss\":" << num(l.info.heartbeat_loss())
+      << ",\"pongs_received\":" << l.info.pongs_received
+      << ",\"heartbeat_loss\":" << num(l.info.heartbeat_loss())
       << ",\"probes_sent\":" << l.probes_sent << ",\"probes_received\":" << l.probes_received
       << ",\"probes_lost\":" << l.probes_lost << ",\"probe_loss\":" << num(l.probe_loss())
-      << ",\"reordered\":" << l.probes_reordered << ",\"duplicates_dropped\":" << l.duplicates_dropped
+      << ",\"reordered\":" << l.probes_reordered
+      << ",\"duplicates_dropped\":" << l.duplicates_dropped
       << ",\"app_duplicates\":" << l.app_duplicates << ",\"corrupt\":" << l.corrupt << '}';
   }
   o << "]";
   if (midi) {
-    o << ",\"midi\":{\"events_sent\":" << midi->events_sent << ",\"packets_sent\":" << midi->packets_sent
-      << ",\"bytes_sent\":" << midi->bytes_sent << ",\"journal_lines_sent\":" << midi->journal_lines_sent
+    o << ",\"midi\":{\"events_sent\":" << midi->events_sent
+      << ",\"packets_sent\":" << midi->packets_sent << ",\"bytes_sent\":" << midi->bytes_sent
+      << ",\"journal_lines_sent\":" << midi->journal_lines_sent
       << ",\"parse_errors\":" << midi->parse_errors << ",\"k\":" << midi->k << ",\"from\":[";
     for (std::size_t i = 0; i < midi->senders.size(); ++i) {
       const auto& s = midi->senders[i];
       if (i) o << ',';
-      o << "{\"id\":\"" << s.id.to_string() << "\",\"copies\":" << s.copies << ",\"delivered\":" << s.delivered
-        << ",\"duplicates\":" << s.duplicates << ",\"too_old\":" << s.too_old << ",\"repairs\":" << s.repairs
-        << ",\"late\":" << s.late << ",\"stale\":" << s.stale << ",\"held_notes\":" << s.held_notes << ",\"copy_loss\":" << num(s.copy_loss)
-        << '}';
+      o << "{\"id\":\"" << s.id.to_string() << "\",\"copies\":" << s.copies
+        << ",\"delivered\":" << s.delivered << ",\"duplicates\":" << s.duplicates
+        << ",\"too_old\":" << s.too_old << ",\"repairs\":" << s.repairs << ",\"late\":" << s.late
+        << ",\"stale\":" << s.stale << ",\"held_notes\":" << s.held_notes
+        << ",\"copy_loss\":" << num(s.copy_loss) << '}';
     }
     o << "]}";
   }

@@ -77,7 +77,8 @@ std::vector<std::uint8_t> encode(const Pong& m) {
 Result<Announce> decode_announce(std::span<const std::uint8_t> p) {
   if (p.size() < kAnnounceFixed) return bad_size("announce", kAnnounceFixed, p.size());
   const std::size_t n = p[kAnnounceFixed - 1];
-  if (n > kMaxPeerNameBytes) return make_error(Errc::kParse, "announce: peer name longer than 64 bytes");
+  if (n > kMaxPeerNameBytes)
+    return make_error(Errc::kParse, "announce: peer name longer than 64 bytes");
   if (p.size() != kAnnounceFixed + n) return bad_size("announce", kAnnounceFixed + n, p.size());
   Announce m;
   m.peer_id = get_id(p.data());
@@ -98,12 +99,14 @@ Result<Bye> decode_bye(std::span<const std::uint8_t> p) {
 
 Result<Ping> decode_ping(std::span<const std::uint8_t> p) {
   if (p.size() != kPingSize) return bad_size("ping", kPingSize, p.size());
-  return Ping{get_id(p.data()), load_be32(p.data() + 16), static_cast<std::int64_t>(load_be64(p.data() + 20))};
+  return Ping{get_id(p.data()), load_be32(p.data() + 16),
+              static_cast<std::int64_t>(load_be64(p.data() + 20))};
 }
 
 Result<Pong> decode_pong(std::span<const std::uint8_t> p) {
   if (p.size() != kPongSize) return bad_size("pong", kPongSize, p.size());
-  return Pong{get_id(p.data()), load_be32(p.data() + 16), static_cast<std::int64_t>(load_be64(p.data() + 20)),
+  return Pong{get_id(p.data()), load_be32(p.data() + 16),
+              static_cast<std::int64_t>(load_be64(p.data() + 20)),
               static_cast<std::int64_t>(load_be64(p.data() + 28)),
               static_cast<std::int64_t>(load_be64(p.data() + 36))};
 }

@@ -18,7 +18,8 @@ namespace jamnet::protocol::jmid {
 namespace {
 
 constexpr std::array<std::string_view, kKindCount> kTypeNames = {
-    "n+", "n-", "pp", "cc", "pc", "cp", "pb", "mtc", "spp", "ss", "tr", "clk", "start", "cont", "stop", "as", "rst", "sx"};
+    "n+", "n-", "pp",  "cc",    "pc",   "cp",   "pb", "mtc", "spp",
+    "ss", "tr", "clk", "start", "cont", "stop", "as", "rst", "sx"};
 
 // Which data keys a kind carries, in canonical order.
 enum class Shape : std::uint8_t {
@@ -59,7 +60,8 @@ constexpr Shape shape_of(Kind k) noexcept {
 // switch on it.
 constexpr std::uint64_t tag(std::string_view s) noexcept {
   std::uint64_t v = 0;
-  for (std::size_t i = 0; i < s.size(); ++i) v |= std::uint64_t{static_cast<unsigned char>(s[i])} << (8 * i);
+  for (std::size_t i = 0; i < s.size(); ++i)
+    v |= std::uint64_t{static_cast<unsigned char>(s[i])} << (8 * i);
   return v;
 }
 
@@ -81,17 +83,7 @@ constexpr auto kHexAny = make_hex_table(true);
 
 // ---- writer -----------------------------------------------------------------
 
-struct Writer {
-  char* p;
-  void lit(std::string_view s) noexcept {
-    std::memcpy(p, s.data(), s.size());
-    p += s.size();
-  }
-  template <class T>
-  void num(T v) noexcept {
-    p = std::to_chars(p, p + 24, v).ptr;  // 24 > the 20 digits + sign of any 64-bit integer
-  }
-};
+using detail::Writer;
 
 template <class T>
 T clamp_to(long long v, long long lo, long long hi) noexcept {
@@ -176,7 +168,8 @@ struct Lit {
   static constexpr std::size_t size = N - 1;
   consteval std::uint64_t word() const {
     std::uint64_t v = 0;
-    for (std::size_t i = 0; i < size; ++i) v |= std::uint64_t{static_cast<unsigned char>(s[i])} << (8 * i);
+    for (std::size_t i = 0; i < size; ++i)
+      v |= std::uint64_t{static_cast<unsigned char>(s[i])} << (8 * i);
     return v;
   }
 };
@@ -206,14 +199,17 @@ inline bool expect(const char*& p, const char* end) noexcept {
   return true;
 }
 
-inline bool is_digit(char c) noexcept { return static_cast<unsigned>(static_cast<unsigned char>(c) - '0') <= 9; }
+inline bool is_digit(char c) noexcept {
+  return static_cast<unsigned>(static_cast<unsigned char>(c) - '0') <= 9;
+}
 
 // How many of the 8 bytes of x, from the lowest, are ASCII digits before the
 // first that is not. A carry out of a byte only ever comes from a non-digit,
 // so it can only disturb bytes after the first non-digit, which do not count.
 inline unsigned leading_digits(std::uint64_t x) noexcept {
   const std::uint64_t y =
-      ((x & 0xF0F0F0F0F0F0F0F0) | (((x + 0x0606060606060606) & 0xF0F0F0F0F0F0F0F0) >> 4)) ^ 0x3333333333333333;
+      ((x & 0xF0F0F0F0F0F0F0F0) | (((x + 0x0606060606060606) & 0xF0F0F0F0F0F0F0F0) >> 4)) ^
+      0x3333333333333333;
   return y == 0 ? 8 : static_cast<unsigned>(std::countr_zero(y)) / 8;
 }
 
@@ -380,7 +376,9 @@ std::string_view type_name(Kind k) noexcept {
   return i < kKindCount ? kTypeNames[i] : std::string_view("?");
 }
 
-bool is_channel_message(Kind k) noexcept { return static_cast<std::uint8_t>(k) <= static_cast<std::uint8_t>(Kind::kPitchBend); }
+bool is_channel_message(Kind k) noexcept {
+  return static_cast<std::uint8_t>(k) <= static_cast<std::uint8_t>(Kind::kPitchBend);
+}
 
 bool operator==(const Event& a, const Event& b) noexcept {
   if (a.kind != b.kind || a.ts_ns != b.ts_ns || a.seq != b.seq) return false;
@@ -398,7 +396,9 @@ bool operator==(const Event& a, const Event& b) noexcept {
     case Shape::kNone:
       return true;
     case Shape::kSysEx: {
-      if (a.sysex_index != b.sysex_index || a.sysex_last != b.sysex_last || a.sysex_len != b.sysex_len) return false;
+      if (a.sysex_index != b.sysex_index || a.sysex_last != b.sysex_last ||
+          a.sysex_len != b.sysex_len)
+        return false;
       const std::size_t n = std::min<std::size_t>(a.sysex_len, kMaxSysExChunk);
       return std::memcmp(a.sysex.data(), b.sysex.data(), n) == 0;
     }
@@ -410,7 +410,9 @@ std::size_t format_line(const Event& e, std::span<char> out) noexcept {
   return detail::format_bounded<kMaxLineBytes>(e, out, write_line);
 }
 
-std::string to_line(const Event& e) { return detail::to_string_bounded<kMaxLineBytes>(e, write_line); }
+std::string to_line(const Event& e) {
+  return detail::to_string_bounded<kMaxLineBytes>(e, write_line);
+}
 
 namespace detail {
 
@@ -437,41 +439,84 @@ bool parse_canonical(std::string_view line, Event& e) noexcept {
   }
 
   // The common kinds first, by plain compares; the rest through a switch.
-  if (t == tag("n+")) e.kind = Kind::kNoteOn;
-  else if (t == tag("n-")) e.kind = Kind::kNoteOff;
-  else if (t == tag("cc")) e.kind = Kind::kControlChange;
-  else switch (t) {
-    case tag("n+"): e.kind = Kind::kNoteOn; break;
-    case tag("n-"): e.kind = Kind::kNoteOff; break;
-    case tag("cc"): e.kind = Kind::kControlChange; break;
-    case tag("pb"): e.kind = Kind::kPitchBend; break;
-    case tag("clk"): e.kind = Kind::kClock; break;
-    case tag("pp"): e.kind = Kind::kPolyPressure; break;
-    case tag("pc"): e.kind = Kind::kProgramChange; break;
-    case tag("cp"): e.kind = Kind::kChannelPressure; break;
-    case tag("mtc"): e.kind = Kind::kTimeCode; break;
-    case tag("spp"): e.kind = Kind::kSongPosition; break;
-    case tag("ss"): e.kind = Kind::kSongSelect; break;
-    case tag("tr"): e.kind = Kind::kTuneRequest; break;
-    case tag("start"): e.kind = Kind::kStart; break;
-    case tag("cont"): e.kind = Kind::kContinue; break;
-    case tag("stop"): e.kind = Kind::kStop; break;
-    case tag("as"): e.kind = Kind::kActiveSensing; break;
-    case tag("rst"): e.kind = Kind::kReset; break;
-    case tag("sx"): e.kind = Kind::kSysEx; break;
-    default: return false;
-  }
+  if (t == tag("n+"))
+    e.kind = Kind::kNoteOn;
+  else if (t == tag("n-"))
+    e.kind = Kind::kNoteOff;
+  else if (t == tag("cc"))
+    e.kind = Kind::kControlChange;
+  else
+    switch (t) {
+      case tag("n+"):
+        e.kind = Kind::kNoteOn;
+        break;
+      case tag("n-"):
+        e.kind = Kind::kNoteOff;
+        break;
+      case tag("cc"):
+        e.kind = Kind::kControlChange;
+        break;
+      case tag("pb"):
+        e.kind = Kind::kPitchBend;
+        break;
+      case tag("clk"):
+        e.kind = Kind::kClock;
+        break;
+      case tag("pp"):
+        e.kind = Kind::kPolyPressure;
+        break;
+      case tag("pc"):
+        e.kind = Kind::kProgramChange;
+        break;
+      case tag("cp"):
+        e.kind = Kind::kChannelPressure;
+        break;
+      case tag("mtc"):
+        e.kind = Kind::kTimeCode;
+        break;
+      case tag("spp"):
+        e.kind = Kind::kSongPosition;
+        break;
+      case tag("ss"):
+        e.kind = Kind::kSongSelect;
+        break;
+      case tag("tr"):
+        e.kind = Kind::kTuneRequest;
+        break;
+      case tag("start"):
+        e.kind = Kind::kStart;
+        break;
+      case tag("cont"):
+        e.kind = Kind::kContinue;
+        break;
+      case tag("stop"):
+        e.kind = Kind::kStop;
+        break;
+      case tag("as"):
+        e.kind = Kind::kActiveSensing;
+        break;
+      case tag("rst"):
+        e.kind = Kind::kReset;
+        break;
+      case tag("sx"):
+        e.kind = Kind::kSysEx;
+        break;
+      default:
+        return false;
+    }
 
   switch (shape_of(e.kind)) {
     case Shape::kChanNoteValue:
-      if (!channel(p, end, e.channel) || !value7<",\"n\":">(p, end, e.data1) || !value7<",\"v\":">(p, end, e.data2))
+      if (!channel(p, end, e.channel) || !value7<",\"n\":">(p, end, e.data1) ||
+          !value7<",\"v\":">(p, end, e.data2))
         return false;
       break;
     case Shape::kChanValue:
       if (!channel(p, end, e.channel) || !value7<",\"v\":">(p, end, e.data1)) return false;
       break;
     case Shape::kChanBend:
-      if (!channel(p, end, e.channel) || !expect<",\"v\":">(p, end) || !bend(p, end, e.value14)) return false;
+      if (!channel(p, end, e.channel) || !expect<",\"v\":">(p, end) || !bend(p, end, e.value14))
+        return false;
       break;
     case Shape::kValue7:
       if (!value7<",\"v\":">(p, end, e.data1)) return false;
@@ -487,10 +532,12 @@ bool parse_canonical(std::string_view line, Event& e) noexcept {
     case Shape::kSysEx: {
       unsigned index = 0;
       unsigned last = 0;
-      if (!expect<",\"i\":">(p, end) || !small_uint(p, end, 65535, index) || !expect<",\"l\":">(p, end) ||
-          !small_uint(p, end, 1, last) || !expect<",\"d\":\"">(p, end))
+      if (!expect<",\"i\":">(p, end) || !small_uint(p, end, 65535, index) ||
+          !expect<",\"l\":">(p, end) || !small_uint(p, end, 1, last) ||
+          !expect<",\"d\":\"">(p, end))
         return false;
-      const char* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+      const char* q =
+          static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
       if (q == nullptr) return false;
       const auto digits = static_cast<std::size_t>(q - p);
       if (digits % 2 != 0 || digits > 2 * kMaxSysExChunk) return false;
@@ -508,8 +555,8 @@ bool parse_canonical(std::string_view line, Event& e) noexcept {
     }
   }
 
-  if (!expect<",\"ts\":">(p, end) || !i64(p, end, e.ts_ns) || !expect<",\"seq\":">(p, end) || !u64(p, end, e.seq) ||
-      p == end || *p != '}' || p + 1 != end)
+  if (!expect<",\"ts\":">(p, end) || !i64(p, end, e.ts_ns) || !expect<",\"seq\":">(p, end) ||
+      !u64(p, end, e.seq) || p == end || *p != '}' || p + 1 != end)
     return false;
   return true;
 }
@@ -536,7 +583,17 @@ Result<simdjson::dom::object> parse_object(std::string_view line) {
 
 namespace {
 
-enum KeyBit : unsigned { kT = 1, kC = 2, kN = 4, kV = 8, kI = 16, kL = 32, kD = 64, kTs = 128, kSeq = 256 };
+enum KeyBit : unsigned {
+  kT = 1,
+  kC = 2,
+  kN = 4,
+  kV = 8,
+  kI = 16,
+  kL = 32,
+  kD = 64,
+  kTs = 128,
+  kSeq = 256
+};
 
 struct Labels {
   const char* n;  // what 'n' means for the kind
@@ -546,32 +603,43 @@ struct Labels {
 Labels labels_of(Kind k) noexcept {
   switch (k) {
     case Kind::kNoteOn:
-    case Kind::kNoteOff: return {"note", "velocity"};
-    case Kind::kPolyPressure: return {"note", "pressure"};
-    case Kind::kControlChange: return {"controller", "value"};
-    case Kind::kProgramChange: return {"", "program"};
-    case Kind::kChannelPressure: return {"", "pressure"};
-    case Kind::kPitchBend: return {"", "pitch bend"};
-    case Kind::kTimeCode: return {"", "MTC quarter-frame byte"};
-    case Kind::kSongPosition: return {"", "song position"};
-    case Kind::kSongSelect: return {"", "song number"};
-    default: return {"", ""};
+    case Kind::kNoteOff:
+      return {"note", "velocity"};
+    case Kind::kPolyPressure:
+      return {"note", "pressure"};
+    case Kind::kControlChange:
+      return {"controller", "value"};
+    case Kind::kProgramChange:
+      return {"", "program"};
+    case Kind::kChannelPressure:
+      return {"", "pressure"};
+    case Kind::kPitchBend:
+      return {"", "pitch bend"};
+    case Kind::kTimeCode:
+      return {"", "MTC quarter-frame byte"};
+    case Kind::kSongPosition:
+      return {"", "song position"};
+    case Kind::kSongSelect:
+      return {"", "song number"};
+    default:
+      return {"", ""};
   }
 }
 
 Result<std::int64_t> get_int(simdjson::dom::element el, const char* key) {
   std::int64_t v = 0;
-  if (el.get_int64().get(v)) return detail::parse_error(std::string("jmid: '") + key + "' must be an integer");
+  if (el.get_int64().get(v))
+    return detail::parse_error(std::string("jmid: '") + key + "' must be an integer");
   return v;
 }
 
-Result<std::int64_t> get_ranged(simdjson::dom::element el, const char* key, const char* what, std::int64_t lo,
-                                std::int64_t hi) {
+Result<std::int64_t> get_ranged(simdjson::dom::element el, const char* key, const char* what,
+                                std::int64_t lo, std::int64_t hi) {
   auto v = get_int(el, key);
   if (!v) return v;
   if (*v < lo || *v > hi)
-    return detail::parse_error(std::string("jmid: ") + what + " must be " + std::to_string(lo) + ".." +
-                               std::to_string(hi) + ", got " + std::to_string(*v));
+    return detail::parse_error(std::string("jmid: ") + what + " must be " + std::to_string(lo) +
+                               ".." + std::to_string(hi) + ", got " + std::to_string(*v));
   return v;
 }
 
@@ -584,16 +652,26 @@ Result<Event> event_from_object(simdjson::dom::object obj) {
     const std::string_view key = field.key;
     unsigned bit = 0;
     simdjson::dom::element* slot = nullptr;
-    if (key == "t") bit = kT, slot = &t_el;
-    else if (key == "c") bit = kC, slot = &c_el;
-    else if (key == "n") bit = kN, slot = &n_el;
-    else if (key == "v") bit = kV, slot = &v_el;
-    else if (key == "i") bit = kI, slot = &i_el;
-    else if (key == "l") bit = kL, slot = &l_el;
-    else if (key == "d") bit = kD, slot = &d_el;
-    else if (key == "ts") bit = kTs, slot = &ts_el;
-    else if (key == "seq") bit = kSeq, slot = &seq_el;
-    else continue;  // unknown keys are ignored: newer senders may add some
+    if (key == "t")
+      bit = kT, slot = &t_el;
+    else if (key == "c")
+      bit = kC, slot = &c_el;
+    else if (key == "n")
+      bit = kN, slot = &n_el;
+    else if (key == "v")
+      bit = kV, slot = &v_el;
+    else if (key == "i")
+      bit = kI, slot = &i_el;
+    else if (key == "l")
+      bit = kL, slot = &l_el;
+    else if (key == "d")
+      bit = kD, slot = &d_el;
+    else if (key == "ts")
+      bit = kTs, slot = &ts_el;
+    else if (key == "seq")
+      bit = kSeq, slot = &seq_el;
+    else
+      continue;  // unknown keys are ignored: newer senders may add some
     if (seen & bit) return parse_error("jmid: duplicate key '" + std::string(key) + "'");
     seen |= bit;
     *slot = field.value;
@@ -604,7 +682,8 @@ Result<Event> event_from_object(simdjson::dom::object obj) {
   const auto it = std::find(kTypeNames.begin(), kTypeNames.end(), type);
   if (it == kTypeNames.end()) {
     if (type == "j" || type == "fb")
-      return parse_error("jmid: a '" + std::string(type) + "' line is not an event (parse_any reads it)");
+      return parse_error("jmid: a '" + std::string(type) +
+                         "' line is not an event (parse_any reads it)");
     std::string shown(type.substr(0, 32));
     return parse_error("jmid: unknown type '" + shown + (type.size() > 32 ? "...'" : "'"));
   }
@@ -613,7 +692,8 @@ Result<Event> event_from_object(simdjson::dom::object obj) {
   const Labels lab = labels_of(e.kind);
   auto need = [&](unsigned bit, const char* key) -> std::optional<Error> {
     if (seen & bit) return std::nullopt;
-    return Error{Errc::kParse, std::string("jmid: missing key '") + key + "' for " + std::string(type)};
+    return Error{Errc::kParse,
+                 std::string("jmid: missing key '") + key + "' for " + std::string(type)};
   };
   const Shape shape = shape_of(e.kind);
   if (shape == Shape::kChanNoteValue || shape == Shape::kChanValue || shape == Shape::kChanBend) {
@@ -635,9 +715,12 @@ Result<Event> event_from_object(simdjson::dom::object obj) {
     if (shape == Shape::kValue14) hi = 16383;
     auto v = get_ranged(v_el, "v", lab.v, lo, hi);
     if (!v) return std::unexpected(v.error());
-    if (shape == Shape::kChanNoteValue) e.data2 = static_cast<std::uint8_t>(*v);
-    else if (shape == Shape::kChanBend || shape == Shape::kValue14) e.value14 = static_cast<std::int16_t>(*v);
-    else e.data1 = static_cast<std::uint8_t>(*v);
+    if (shape == Shape::kChanNoteValue)
+      e.data2 = static_cast<std::uint8_t>(*v);
+    else if (shape == Shape::kChanBend || shape == Shape::kValue14)
+      e.value14 = static_cast<std::int16_t>(*v);
+    else
+      e.data1 = static_cast<std::uint8_t>(*v);
   }
   if (shape == Shape::kSysEx) {
     if (auto m = need(kI, "i")) return std::unexpected(*m);
@@ -649,17 +732,22 @@ Result<Event> event_from_object(simdjson::dom::object obj) {
     if (!l) return std::unexpected(l.error());
     std::string_view d;
     if (d_el.get_string().get(d)) return parse_error("jmid: 'd' must be a string of hex digits");
-    if (d.size() % 2 != 0) return parse_error("jmid: 'd' has an odd number of hex digits (" + std::to_string(d.size()) + ")");
+    if (d.size() % 2 != 0)
+      return parse_error("jmid: 'd' has an odd number of hex digits (" + std::to_string(d.size()) +
+                         ")");
     if (d.size() > 2 * kMaxSysExChunk)
       return parse_error("jmid: 'd' holds " + std::to_string(d.size() / 2) + " bytes, more than " +
                          std::to_string(kMaxSysExChunk) + " per chunk");
     for (std::size_t k = 0; k < d.size() / 2; ++k) {
       const std::uint8_t hi = kHexAny[static_cast<unsigned char>(d[2 * k])];
       const std::uint8_t lo = kHexAny[static_cast<unsigned char>(d[2 * k + 1])];
-      if ((hi | lo) == 0xFF) return parse_error("jmid: 'd' has a character that is not a hex digit at " + std::to_string(2 * k));
+      if ((hi | lo) == 0xFF)
+        return parse_error("jmid: 'd' has a character that is not a hex digit at " +
+                           std::to_string(2 * k));
       const auto b = static_cast<std::uint8_t>(hi << 4 | lo);
       if (b > 0x7F)
-        return parse_error("jmid: SysEx byte " + std::to_string(k) + " is 0x" + std::string{kHexDigits[b >> 4], kHexDigits[b & 15]} +
+        return parse_error("jmid: SysEx byte " + std::to_string(k) + " is 0x" +
+                           std::string{kHexDigits[b >> 4], kHexDigits[b & 15]} +
                            ", not a 7-bit data byte");
       e.sysex[k] = b;
     }
@@ -668,10 +756,12 @@ Result<Event> event_from_object(simdjson::dom::object obj) {
     e.sysex_len = static_cast<std::uint16_t>(d.size() / 2);
   }
   if (seen & kTs) {
-    if (ts_el.get_int64().get(e.ts_ns)) return parse_error("jmid: 'ts' must be a signed 64-bit integer");
+    if (ts_el.get_int64().get(e.ts_ns))
+      return parse_error("jmid: 'ts' must be a signed 64-bit integer");
   }
   if (seen & kSeq) {
-    if (seq_el.get_uint64().get(e.seq)) return parse_error("jmid: 'seq' must be an unsigned 64-bit integer");
+    if (seq_el.get_uint64().get(e.seq))
+      return parse_error("jmid: 'seq' must be an unsigned 64-bit integer");
   }
   return e;
 }

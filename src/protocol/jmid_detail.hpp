@@ -3,11 +3,12 @@
 #pragma once
 
 #include <array>
+#include <charconv>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
-#include <optional>
 #include <string_view>
 
 #include <simdjson.h>
@@ -33,6 +34,20 @@ Result<simdjson::dom::object> parse_object(std::string_view line);
 
 // An event from an already parsed object whose "t" is `type`.
 Result<Event> event_from_object(simdjson::dom::object obj);
+
+// Appends text and integers to a buffer the caller has sized (kMaxLineBytes,
+// kMaxJournalLineBytes): no bounds checks on the hot path.
+struct Writer {
+  char* p;
+  void lit(std::string_view s) noexcept {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  }
+  template <class T>
+  void num(T v) noexcept {
+    p = std::to_chars(p, p + 24, v).ptr;  // 24 > the 20 digits + sign of any 64-bit integer
+  }
+};
 
 // format_line/format_journal: `write` needs up to Max bytes; write straight
 // into `out` when it is that large, else through a stack buffer, and report 0

@@ -4,10 +4,10 @@
 #include <algorithm>
 #include <array>
 #include <bitset>
-#include <optional>
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "jmid_detail.hpp"
@@ -18,17 +18,7 @@ namespace {
 
 using detail::parse_error;
 
-struct Writer {
-  char* p;
-  void lit(std::string_view s) noexcept {
-    std::memcpy(p, s.data(), s.size());
-    p += s.size();
-  }
-  template <class T>
-  void num(T v) noexcept {
-    p = std::to_chars(p, p + 24, v).ptr;
-  }
-};
+using detail::Writer;
 
 // Writes into a buffer of at least kMaxJournalLineBytes. Out-of-range state is
 // clamped so that whatever is written parses back.
@@ -73,24 +63,26 @@ std::size_t write_journal(const JournalLine& j, char* buf) noexcept {
 }
 
 std::string range_error(const char* what, std::int64_t lo, std::int64_t hi, std::int64_t got) {
-  return std::string("jmid: ") + what + " must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " +
-         std::to_string(got);
+  return std::string("jmid: ") + what + " must be " + std::to_string(lo) + ".." +
+         std::to_string(hi) + ", got " + std::to_string(got);
 }
 
-Result<std::int64_t> get_ranged(simdjson::dom::element el, const char* key, const char* what, std::int64_t lo,
-                                std::int64_t hi) {
+Result<std::int64_t> get_ranged(simdjson::dom::element el, const char* key, const char* what,
+                                std::int64_t lo, std::int64_t hi) {
   std::int64_t v = 0;
-  if (el.get_int64().get(v)) return parse_error(std::string("jmid: '") + key + "' must be an integer");
+  if (el.get_int64().get(v))
+    return parse_error(std::string("jmid: '") + key + "' must be an integer");
   if (v < lo || v > hi) return parse_error(range_error(what, lo, hi, v));
   return v;
 }
 
 // "on" / "cc": a flat array of (number, value) pairs; calls set(number, value).
 template <class F>
-std::optional<Error> read_pairs(simdjson::dom::element el, const char* key, const char* what_n, const char* what_v,
-                                F&& set) {
+std::optional<Error> read_pairs(simdjson::dom::element el, const char* key, const char* what_n,
+                                const char* what_v, F&& set) {
   simdjson::dom::array arr;
-  if (el.get_array().get(arr)) return Error{Errc::kParse, std::string("jmid: '") + key + "' must be an array"};
+  if (el.get_array().get(arr))
+    return Error{Errc::kParse, std::string("jmid: '") + key + "' must be an array"};
   std::bitset<128> seen;
   std::int64_t pending = -1;
   std::size_t count = 0;
@@ -101,7 +93,8 @@ std::optional<Error> read_pairs(simdjson::dom::element el, const char* key, cons
     if (pending < 0) {
       if (v < 0 || v > 127) return Error{Errc::kParse, range_error(what_n, 0, 127, v)};
       if (seen.test(static_cast<std::size_t>(v)))
-        return Error{Errc::kParse, std::string("jmid: '") + key + "' lists " + what_n + " " + std::to_string(v) + " twice"};
+        return Error{Errc::kParse, std::string("jmid: '") + key + "' lists " + what_n + " " +
+                                       std::to_string(v) + " twice"};
       seen.set(static_cast<std::size_t>(v));
       pending = v;
     } else {
@@ -112,29 +105,50 @@ std::optional<Error> read_pairs(simdjson::dom::element el, const char* key, cons
     ++count;
   }
   if (count % 2 != 0)
-    return Error{Errc::kParse, std::string("jmid: '") + key + "' must hold pairs (an even count), has " +
+    return Error{Errc::kParse, std::string("jmid: '") + key +
+                                   "' must hold pairs (an even count), has " +
                                    std::to_string(count)};
   return std::nullopt;
 }
 
 Result<JournalLine> journal_from_object(simdjson::dom::object obj) {
-  enum : unsigned { kC = 1, kUpto = 2, kTs = 4, kOn = 8, kCc = 16, kPc = 32, kPb = 64, kCp = 128, kT = 256 };
+  enum : unsigned {
+    kC = 1,
+    kUpto = 2,
+    kTs = 4,
+    kOn = 8,
+    kCc = 16,
+    kPc = 32,
+    kPb = 64,
+    kCp = 128,
+    kT = 256
+  };
   unsigned seen = 0;
   simdjson::dom::element c_el, upto_el, ts_el, on_el, cc_el, pc_el, pb_el, cp_el;
   for (auto field : obj) {
     const std::string_view key = field.key;
     unsigned bit = 0;
     simdjson::dom::element* slot = nullptr;
-    if (key == "t") bit = kT;
-    else if (key == "c") bit = kC, slot = &c_el;
-    else if (key == "upto") bit = kUpto, slot = &upto_el;
-    else if (key == "ts") bit = kTs, slot = &ts_el;
-    else if (key == "on") bit = kOn, slot = &on_el;
-    else if (key == "cc") bit = kCc, slot = &cc_el;
-    else if (key == "pc") bit = kPc, slot = &pc_el;
-    else if (key == "pb") bit = kPb, slot = &pb_el;
-    else if (key == "cp") bit = kCp, slot = &cp_el;
-    else continue;
+    if (key == "t")
+      bit = kT;
+    else if (key == "c")
+      bit = kC, slot = &c_el;
+    else if (key == "upto")
+      bit = kUpto, slot = &upto_el;
+    else if (key == "ts")
+      bit = kTs, slot = &ts_el;
+    else if (key == "on")
+      bit = kOn, slot = &on_el;
+    else if (key == "cc")
+      bit = kCc, slot = &cc_el;
+    else if (key == "pc")
+      bit = kPc, slot = &pc_el;
+    else if (key == "pb")
+      bit = kPb, slot = &pb_el;
+    else if (key == "cp")
+      bit = kCp, slot = &cp_el;
+    else
+      continue;
     if (seen & bit) return parse_error("jmid: duplicate key '" + std::string(key) + "'");
     seen |= bit;
     if (slot) *slot = field.value;
@@ -145,8 +159,10 @@ Result<JournalLine> journal_from_object(simdjson::dom::object obj) {
   auto c = get_ranged(c_el, "c", "channel", 1, 16);
   if (!c) return std::unexpected(c.error());
   j.channel = static_cast<std::uint8_t>(*c - 1);
-  if (upto_el.get_uint64().get(j.upto_seq)) return parse_error("jmid: 'upto' must be an unsigned 64-bit integer");
-  if ((seen & kTs) && ts_el.get_int64().get(j.ts_ns)) return parse_error("jmid: 'ts' must be a signed 64-bit integer");
+  if (upto_el.get_uint64().get(j.upto_seq))
+    return parse_error("jmid: 'upto' must be an unsigned 64-bit integer");
+  if ((seen & kTs) && ts_el.get_int64().get(j.ts_ns))
+    return parse_error("jmid: 'ts' must be a signed 64-bit integer");
   ChannelState& s = j.state;
   if (seen & kOn) {
     auto err = read_pairs(on_el, "on", "note", "velocity", [&](std::size_t n, std::uint8_t v) {
@@ -156,8 +172,9 @@ Result<JournalLine> journal_from_object(simdjson::dom::object obj) {
     if (err) return std::unexpected(*err);
   }
   if (seen & kCc) {
-    auto err = read_pairs(cc_el, "cc", "controller", "controller value",
-                          [&](std::size_t n, std::uint8_t v) { s.cc[n] = static_cast<std::int16_t>(v); });
+    auto err =
+        read_pairs(cc_el, "cc", "controller", "controller value",
+                   [&](std::size_t n, std::uint8_t v) { s.cc[n] = static_cast<std::int16_t>(v); });
     if (err) return std::unexpected(*err);
   }
   if (seen & kPc) {
@@ -186,11 +203,16 @@ Result<Feedback> feedback_from_object(simdjson::dom::object obj) {
     const std::string_view key = field.key;
     unsigned bit = 0;
     simdjson::dom::element* slot = nullptr;
-    if (key == "t") bit = kT;
-    else if (key == "loss") bit = kLoss, slot = &loss_el;
-    else if (key == "rx") bit = kRx, slot = &rx_el;
-    else if (key == "lost") bit = kLost, slot = &lost_el;
-    else continue;
+    if (key == "t")
+      bit = kT;
+    else if (key == "loss")
+      bit = kLoss, slot = &loss_el;
+    else if (key == "rx")
+      bit = kRx, slot = &rx_el;
+    else if (key == "lost")
+      bit = kLost, slot = &lost_el;
+    else
+      continue;
     if (seen & bit) return parse_error("jmid: duplicate key '" + std::string(key) + "'");
     seen |= bit;
     if (slot) *slot = field.value;
@@ -198,8 +220,10 @@ Result<Feedback> feedback_from_object(simdjson::dom::object obj) {
   Feedback f;
   if (!(seen & kLoss)) return parse_error("jmid: missing key 'loss' for fb");
   if (loss_el.get_double().get(f.loss)) return parse_error("jmid: 'loss' must be a number");
-  if (!(f.loss >= 0.0 && f.loss <= 1.0)) return parse_error("jmid: loss must be 0..1, got " + std::to_string(f.loss));
-  if ((seen & kRx) && rx_el.get_uint64().get(f.received)) return parse_error("jmid: 'rx' must be an unsigned 64-bit integer");
+  if (!(f.loss >= 0.0 && f.loss <= 1.0))
+    return parse_error("jmid: loss must be 0..1, got " + std::to_string(f.loss));
+  if ((seen & kRx) && rx_el.get_uint64().get(f.received))
+    return parse_error("jmid: 'rx' must be an unsigned 64-bit integer");
   if ((seen & kLost) && lost_el.get_uint64().get(f.lost))
     return parse_error("jmid: 'lost' must be an unsigned 64-bit integer");
   return f;

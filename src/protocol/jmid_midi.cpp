@@ -59,38 +59,69 @@ std::size_t to_midi(const Event& e, std::span<std::uint8_t> out) noexcept {
     n = 1;
   };
   switch (e.kind) {
-    case Kind::kNoteOn: three(0x90 | ch, d1, d2); break;
-    case Kind::kNoteOff: three(0x80 | ch, d1, d2); break;
-    case Kind::kPolyPressure: three(0xA0 | ch, d1, d2); break;
-    case Kind::kControlChange: three(0xB0 | ch, d1, d2); break;
-    case Kind::kProgramChange: two(0xC0 | ch, d1); break;
-    case Kind::kChannelPressure: two(0xD0 | ch, d1); break;
+    case Kind::kNoteOn:
+      three(0x90 | ch, d1, d2);
+      break;
+    case Kind::kNoteOff:
+      three(0x80 | ch, d1, d2);
+      break;
+    case Kind::kPolyPressure:
+      three(0xA0 | ch, d1, d2);
+      break;
+    case Kind::kControlChange:
+      three(0xB0 | ch, d1, d2);
+      break;
+    case Kind::kProgramChange:
+      two(0xC0 | ch, d1);
+      break;
+    case Kind::kChannelPressure:
+      two(0xD0 | ch, d1);
+      break;
     case Kind::kPitchBend: {
       const auto u = static_cast<unsigned>(std::clamp<int>(e.value14, -8192, 8191) + 8192);
       three(0xE0 | ch, u & 0x7F, (u >> 7) & 0x7F);
       break;
     }
-    case Kind::kTimeCode: two(0xF1, d1); break;
+    case Kind::kTimeCode:
+      two(0xF1, d1);
+      break;
     case Kind::kSongPosition: {
       const auto u = static_cast<unsigned>(std::clamp<int>(e.value14, 0, 16383));
       three(0xF2, u & 0x7F, (u >> 7) & 0x7F);
       break;
     }
-    case Kind::kSongSelect: two(0xF3, d1); break;
-    case Kind::kTuneRequest: one(0xF6); break;
-    case Kind::kClock: one(0xF8); break;
-    case Kind::kStart: one(0xFA); break;
-    case Kind::kContinue: one(0xFB); break;
-    case Kind::kStop: one(0xFC); break;
-    case Kind::kActiveSensing: one(0xFE); break;
-    case Kind::kReset: one(0xFF); break;
+    case Kind::kSongSelect:
+      two(0xF3, d1);
+      break;
+    case Kind::kTuneRequest:
+      one(0xF6);
+      break;
+    case Kind::kClock:
+      one(0xF8);
+      break;
+    case Kind::kStart:
+      one(0xFA);
+      break;
+    case Kind::kContinue:
+      one(0xFB);
+      break;
+    case Kind::kStop:
+      one(0xFC);
+      break;
+    case Kind::kActiveSensing:
+      one(0xFE);
+      break;
+    case Kind::kReset:
+      one(0xFF);
+      break;
     case Kind::kSysEx: {
       const std::size_t len = std::min<std::size_t>(e.sysex_len, kMaxSysExChunk);
       const std::size_t total = len + (e.sysex_index == 0 ? 1 : 0) + (e.sysex_last ? 1 : 0);
       if (out.size() < total) return 0;
       std::size_t k = 0;
       if (e.sysex_index == 0) out[k++] = 0xF0;
-      for (std::size_t i = 0; i < len; ++i) out[k++] = e.sysex[i] & 0x7F;  // a data byte, whatever the caller put there
+      for (std::size_t i = 0; i < len; ++i)
+        out[k++] = e.sysex[i] & 0x7F;  // a data byte, whatever the caller put there
       if (e.sysex_last) out[k++] = 0xF7;
       return k;
     }
@@ -115,13 +146,27 @@ std::uint8_t MidiParser::push(std::uint8_t b) noexcept {
   if (b >= 0xF8) {
     Kind k;
     switch (b) {
-      case 0xF8: k = Kind::kClock; break;
-      case 0xFA: k = Kind::kStart; break;
-      case 0xFB: k = Kind::kContinue; break;
-      case 0xFC: k = Kind::kStop; break;
-      case 0xFE: k = Kind::kActiveSensing; break;
-      case 0xFF: k = Kind::kReset; break;
-      default: ++stray_; return 0;  // F9, FD: undefined
+      case 0xF8:
+        k = Kind::kClock;
+        break;
+      case 0xFA:
+        k = Kind::kStart;
+        break;
+      case 0xFB:
+        k = Kind::kContinue;
+        break;
+      case 0xFC:
+        k = Kind::kStop;
+        break;
+      case 0xFE:
+        k = Kind::kActiveSensing;
+        break;
+      case 0xFF:
+        k = Kind::kReset;
+        break;
+      default:
+        ++stray_;
+        return 0;  // F9, FD: undefined
     }
     set_message(out_, k);
     return kOutReady;
@@ -184,7 +229,9 @@ std::uint8_t MidiParser::push(std::uint8_t b) noexcept {
       sysex_fill_ ^= 1;
       Event& next = sysex_[sysex_fill_];
       set_message(next, Kind::kSysEx);
-      next.sysex_index = chunk->sysex_index == 0xFFFF ? 0xFFFF : static_cast<std::uint16_t>(chunk->sysex_index + 1);
+      next.sysex_index = chunk->sysex_index == 0xFFFF
+                             ? 0xFFFF
+                             : static_cast<std::uint16_t>(chunk->sysex_index + 1);
       next.sysex_len = 0;
       next.sysex_last = false;
       chunk = &next;
@@ -203,24 +250,40 @@ std::uint8_t MidiParser::push(std::uint8_t b) noexcept {
   have_ = 0;
   const auto ch = static_cast<std::uint8_t>(status_ & 0x0F);
   switch (status_ & 0xF0) {
-    case 0x80: set_message(out_, Kind::kNoteOff); break;
-    case 0x90: set_message(out_, Kind::kNoteOn); break;  // velocity 0 stays a note on: lossless
-    case 0xA0: set_message(out_, Kind::kPolyPressure); break;
-    case 0xB0: set_message(out_, Kind::kControlChange); break;
-    case 0xC0: set_message(out_, Kind::kProgramChange); break;
-    case 0xD0: set_message(out_, Kind::kChannelPressure); break;
+    case 0x80:
+      set_message(out_, Kind::kNoteOff);
+      break;
+    case 0x90:
+      set_message(out_, Kind::kNoteOn);
+      break;  // velocity 0 stays a note on: lossless
+    case 0xA0:
+      set_message(out_, Kind::kPolyPressure);
+      break;
+    case 0xB0:
+      set_message(out_, Kind::kControlChange);
+      break;
+    case 0xC0:
+      set_message(out_, Kind::kProgramChange);
+      break;
+    case 0xD0:
+      set_message(out_, Kind::kChannelPressure);
+      break;
     case 0xE0:
       set_message(out_, Kind::kPitchBend);
       out_.value14 = static_cast<std::int16_t>((data_[0] | data_[1] << 7) - 8192);
       break;
     default:  // system common: no running status after it
       switch (status_) {
-        case 0xF1: set_message(out_, Kind::kTimeCode); break;
+        case 0xF1:
+          set_message(out_, Kind::kTimeCode);
+          break;
         case 0xF2:
           set_message(out_, Kind::kSongPosition);
           out_.value14 = static_cast<std::int16_t>(data_[0] | data_[1] << 7);
           break;
-        default: set_message(out_, Kind::kSongSelect); break;
+        default:
+          set_message(out_, Kind::kSongSelect);
+          break;
       }
       status_ = 0;
       out_.data1 = data_[0];
@@ -248,9 +311,10 @@ Result<Event> from_midi(std::span<const std::uint8_t> message) {
   if (count == 0) return detail::parse_error("jmid: incomplete MIDI message");
   if (count > 1)
     return detail::parse_error("jmid: " + std::to_string(count) +
-                               " MIDI messages where one was expected (SysEx over " + std::to_string(kMaxSysExChunk) +
-                               " bytes needs MidiParser)");
-  if (!parser.idle()) return detail::parse_error("jmid: MIDI message followed by the start of another");
+                               " MIDI messages where one was expected (SysEx over " +
+                               std::to_string(kMaxSysExChunk) + " bytes needs MidiParser)");
+  if (!parser.idle())
+    return detail::parse_error("jmid: MIDI message followed by the start of another");
   return first;
 }
 

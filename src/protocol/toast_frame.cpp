@@ -10,37 +10,56 @@ namespace jamnet::protocol {
 
 std::string_view to_string(StreamType t) noexcept {
   switch (t) {
-    case StreamType::kMidi: return "MIDI";
-    case StreamType::kAudio: return "AUDIO";
-    case StreamType::kVideo: return "VIDEO";
-    case StreamType::kControl: return "CONTROL";
-    case StreamType::kSync: return "SYNC";
-    case StreamType::kDiscovery: return "DISCOVERY";
-    case StreamType::kHeartbeat: return "HEARTBEAT";
+    case StreamType::kMidi:
+      return "MIDI";
+    case StreamType::kAudio:
+      return "AUDIO";
+    case StreamType::kVideo:
+      return "VIDEO";
+    case StreamType::kControl:
+      return "CONTROL";
+    case StreamType::kSync:
+      return "SYNC";
+    case StreamType::kDiscovery:
+      return "DISCOVERY";
+    case StreamType::kHeartbeat:
+      return "HEARTBEAT";
   }
   return "UNKNOWN";
 }
 
 std::string_view to_string(FormatType f) noexcept {
   switch (f) {
-    case FormatType::kStandardJson: return "STANDARD_JSON";
-    case FormatType::kCompactJsonl: return "COMPACT_JSONL";
-    case FormatType::kBinary: return "BINARY";
+    case FormatType::kStandardJson:
+      return "STANDARD_JSON";
+    case FormatType::kCompactJsonl:
+      return "COMPACT_JSONL";
+    case FormatType::kBinary:
+      return "BINARY";
   }
   return "UNKNOWN";
 }
 
 std::string_view to_string(FrameError e) noexcept {
   switch (e) {
-    case FrameError::kTruncated: return "truncated";
-    case FrameError::kOversized: return "oversized";
-    case FrameError::kCrcMismatch: return "crc_mismatch";
-    case FrameError::kLengthMismatch: return "length_mismatch";
-    case FrameError::kBadVersion: return "bad_version";
-    case FrameError::kBadStreamType: return "bad_stream_type";
-    case FrameError::kBadFormatType: return "bad_format_type";
-    case FrameError::kPayloadTooLarge: return "payload_too_large";
-    case FrameError::kBufferTooSmall: return "buffer_too_small";
+    case FrameError::kTruncated:
+      return "truncated";
+    case FrameError::kOversized:
+      return "oversized";
+    case FrameError::kCrcMismatch:
+      return "crc_mismatch";
+    case FrameError::kLengthMismatch:
+      return "length_mismatch";
+    case FrameError::kBadVersion:
+      return "bad_version";
+    case FrameError::kBadStreamType:
+      return "bad_stream_type";
+    case FrameError::kBadFormatType:
+      return "bad_format_type";
+    case FrameError::kPayloadTooLarge:
+      return "payload_too_large";
+    case FrameError::kBufferTooSmall:
+      return "buffer_too_small";
   }
   return "unknown";
 }
@@ -66,7 +85,8 @@ std::expected<std::size_t, FrameError> encode_frame(const FrameHeader& h,
   if (out.size() < total) return std::unexpected(FrameError::kBufferTooSmall);
   std::uint8_t* p = out.data();
   store_be32(p + 0, static_cast<std::uint32_t>(total));
-  p[4] = static_cast<std::uint8_t>(kToastVersion << 4 | (static_cast<std::uint8_t>(h.stream_type) & 0x0F));
+  p[4] = static_cast<std::uint8_t>(kToastVersion << 4 |
+                                   (static_cast<std::uint8_t>(h.stream_type) & 0x0F));
   p[5] = static_cast<std::uint8_t>(h.format_type);
   store_be32(p + 6, h.message_type());
   store_be64(p + 10, static_cast<std::uint64_t>(h.timestamp_ns));

@@ -37,7 +37,8 @@ std::string topic_uri(const Uuid& session, const Topic& topic) {
 Result<TopicPattern> parse_topic_uri(std::string_view uri) {
   const auto sep = uri.find("://");
   if (sep == std::string_view::npos) {
-    return make_error(Errc::kParse, "topic must look like scheme://SESSION[/STREAM], got '" + std::string(uri) + "'");
+    return make_error(Errc::kParse, "topic must look like scheme://SESSION[/STREAM], got '" +
+                                        std::string(uri) + "'");
   }
   const std::string_view scheme = uri.substr(0, sep);
   TopicPattern p;
@@ -64,7 +65,8 @@ Result<TopicPattern> parse_topic_uri(std::string_view uri) {
   unsigned v = 0;
   const auto [end, ec] = std::from_chars(idx.data(), idx.data() + idx.size(), v);
   if (idx.empty() || ec != std::errc{} || end != idx.data() + idx.size() || v > 0xFFFF) {
-    return make_error(Errc::kParse, "topic stream index must be 0..65535 or '*', got '" + std::string(idx) + "'");
+    return make_error(Errc::kParse,
+                      "topic stream index must be 0..65535 or '*', got '" + std::string(idx) + "'");
   }
   p.index = static_cast<std::uint16_t>(v);
   return p;

@@ -42,7 +42,9 @@ TEST(JackMidi, UnavailableWithoutJack) {
 
 using namespace std::chrono_literals;
 
-TEST(JackMidi, AvailableInThisBuild) { EXPECT_TRUE(jack_midi_available()); }
+TEST(JackMidi, AvailableInThisBuild) {
+  EXPECT_TRUE(jack_midi_available());
+}
 
 TEST(JackMidi, OpenSaysClearlyWhenNoServerRuns) {
   JackMidi::Config config;
@@ -66,7 +68,8 @@ class JackServer : public ::testing::Test {
     static int counter = 0;
     name_ = "jamnet-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     std::string why;
-    if (!jackd_.start(name_, kRate, kPeriod, why)) GTEST_SKIP() << "jackd could not be started here: " << why;
+    if (!jackd_.start(name_, kRate, kPeriod, why))
+      GTEST_SKIP() << "jackd could not be started here: " << why;
     ::setenv("JACK_DEFAULT_SERVER", name_.c_str(), 1);  // for the jack_* tools
   }
 
@@ -77,7 +80,7 @@ class JackServer : public ::testing::Test {
 
   std::string read_log() const { return jackd_.read_log(); }
 
-  Result<std::unique_ptr<JackMidi>> open_client(const std::string& client) const {
+  Result<std::unique_ptr<JackMidi> > open_client(const std::string& client) const {
     JackMidi::Config config;
     config.client_name = client;
     config.server_name = name_;
@@ -87,8 +90,9 @@ class JackServer : public ::testing::Test {
   // Connects two ports from a plain JACK client, as `jack_connect` would.
   bool connect(const std::string& from, const std::string& to) const {
     jack_status_t status{};
-    jack_client_t* c = jack_client_open("jamnet-test-ctl", static_cast<jack_options_t>(JackNoStartServer | JackServerName),
-                                        &status, name_.c_str());
+    jack_client_t* c = jack_client_open(
+        "jamnet-test-ctl", static_cast<jack_options_t>(JackNoStartServer | JackServerName), &status,
+        name_.c_str());
     if (c == nullptr) return false;
     const int rc = jack_connect(c, from.c_str(), to.c_str());
     jack_client_close(c);
@@ -112,14 +116,27 @@ std::vector<jmid::Event> test_pattern(std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     const auto ch = static_cast<std::uint8_t>(i % 16);
     const auto a = static_cast<std::uint8_t>((i * 37 + 11) % 128);
-    const auto b = static_cast<std::uint8_t>((i * 53 + 1) % 127 + 1);  // 1..127: no velocity-0 note on
+    const auto b =
+        static_cast<std::uint8_t>((i * 53 + 1) % 127 + 1);  // 1..127: no velocity-0 note on
     switch (i % 6) {
-      case 0: out.push_back(event_from({static_cast<std::uint8_t>(0x90 | ch), a, b})); break;
-      case 1: out.push_back(event_from({static_cast<std::uint8_t>(0x80 | ch), a, b})); break;
-      case 2: out.push_back(event_from({static_cast<std::uint8_t>(0xB0 | ch), a, b})); break;
-      case 3: out.push_back(event_from({static_cast<std::uint8_t>(0xE0 | ch), a, b})); break;
-      case 4: out.push_back(event_from({static_cast<std::uint8_t>(0xC0 | ch), a})); break;
-      default: out.push_back(event_from({static_cast<std::uint8_t>(0xA0 | ch), a, b})); break;
+      case 0:
+        out.push_back(event_from({static_cast<std::uint8_t>(0x90 | ch), a, b}));
+        break;
+      case 1:
+        out.push_back(event_from({static_cast<std::uint8_t>(0x80 | ch), a, b}));
+        break;
+      case 2:
+        out.push_back(event_from({static_cast<std::uint8_t>(0xB0 | ch), a, b}));
+        break;
+      case 3:
+        out.push_back(event_from({static_cast<std::uint8_t>(0xE0 | ch), a, b}));
+        break;
+      case 4:
+        out.push_back(event_from({static_cast<std::uint8_t>(0xC0 | ch), a}));
+        break;
+      default:
+        out.push_back(event_from({static_cast<std::uint8_t>(0xA0 | ch), a, b}));
+        break;
     }
   }
   return out;
@@ -159,7 +176,9 @@ ErrorSummary summarize(std::vector<Nanos> errors) {
   std::sort(errors.begin(), errors.end());
   double sum = 0;
   for (Nanos e : errors) sum += static_cast<double>(e);
-  const auto at = [&](double q) { return errors[static_cast<std::size_t>(q * (errors.size() - 1))] / 1e3; };
+  const auto at = [&](double q) {
+    return errors[static_cast<std::size_t>(q * (errors.size() - 1))] / 1e3;
+  };
   return {errors.front() / 1e3, at(0.5), at(0.9), errors.back() / 1e3, sum / errors.size() / 1e3};
 }
 
@@ -191,16 +210,21 @@ std::vector<Nanos> send_and_check(JackMidi& out, JackMidi& in, const std::vector
 void print_errors(const char* what, const std::vector<Nanos>& errors) {
   if (errors.empty()) return;
   const auto s = summarize(errors);
-  std::printf("%s: %zu events, arrival - scheduled (us): min %.1f median %.1f p90 %.1f max %.1f mean %.1f\n",
-              what, errors.size(), s.min_us, s.median_us, s.p90_us, s.max_us, s.mean_us);
+  std::printf(
+      "%s: %zu events, arrival - scheduled (us): min %.1f median %.1f p90 %.1f max %.1f mean "
+      "%.1f\n",
+      what, errors.size(), s.min_us, s.median_us, s.p90_us, s.max_us, s.mean_us);
 }
 
 void print_stats(const char* what, const JackMidi::Stats& s) {
-  std::printf("%s: cycles %llu xruns %llu in %llu out %llu late %llu dropped %llu clock_fallback %llu\n", what,
-              static_cast<unsigned long long>(s.cycles), static_cast<unsigned long long>(s.xruns),
-              static_cast<unsigned long long>(s.input_events), static_cast<unsigned long long>(s.output_events),
-              static_cast<unsigned long long>(s.late_events), static_cast<unsigned long long>(s.dropped_full),
-              static_cast<unsigned long long>(s.clock_fallback_cycles));
+  std::printf(
+      "%s: cycles %llu xruns %llu in %llu out %llu late %llu dropped %llu clock_fallback %llu\n",
+      what, static_cast<unsigned long long>(s.cycles), static_cast<unsigned long long>(s.xruns),
+      static_cast<unsigned long long>(s.input_events),
+      static_cast<unsigned long long>(s.output_events),
+      static_cast<unsigned long long>(s.late_events),
+      static_cast<unsigned long long>(s.dropped_full),
+      static_cast<unsigned long long>(s.clock_fallback_cycles));
 }
 
 // Every arrival within a period of `center` (the scheduled time plus the
@@ -213,8 +237,8 @@ void expect_within_a_period(const std::vector<Nanos>& errors, Nanos center, Nano
   for (Nanos e : errors) outliers += std::llabs(e - center) > period ? 1 : 0;
   const std::uint64_t excuses = s.xruns + s.clock_fallback_cycles;
   if (outliers > 0) {
-    std::printf("%zu of %zu arrivals more than a period off; %llu xruns, %llu untrusted cycles\n", outliers,
-                errors.size(), static_cast<unsigned long long>(s.xruns),
+    std::printf("%zu of %zu arrivals more than a period off; %llu xruns, %llu untrusted cycles\n",
+                outliers, errors.size(), static_cast<unsigned long long>(s.xruns),
                 static_cast<unsigned long long>(s.clock_fallback_cycles));
   }
   if (excuses == 0) {
@@ -238,8 +262,10 @@ TEST_F(JackServer, PortsAreNamedAfterTheClient) {
   ::clock_gettime(CLOCK_MONOTONIC_RAW, &raw);
   const Nanos mono_minus_raw = monotonic_ns() - (Nanos{raw.tv_sec} * 1'000'000'000 + raw.tv_nsec);
   const Nanos off = (*m)->clock_offset_ns();
-  std::printf("JACK clock: CLOCK_MONOTONIC - JACK = %lld ns (CLOCK_MONOTONIC - CLOCK_MONOTONIC_RAW = %lld ns)\n",
-              static_cast<long long>(off), static_cast<long long>(mono_minus_raw));
+  std::printf(
+      "JACK clock: CLOCK_MONOTONIC - JACK = %lld ns (CLOCK_MONOTONIC - CLOCK_MONOTONIC_RAW = %lld "
+      "ns)\n",
+      static_cast<long long>(off), static_cast<long long>(mono_minus_raw));
   EXPECT_TRUE(std::llabs(off) < 100'000 || std::llabs(off - mono_minus_raw) < 100'000);
   const auto before = (*m)->stats().cycles;
   std::this_thread::sleep_for(50ms);

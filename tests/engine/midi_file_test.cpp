@@ -37,7 +37,8 @@ std::vector<jmid::Event> events_from(std::initializer_list<std::uint8_t> bytes, 
 
 std::vector<jmid::Event> sysex_events(std::size_t payload, std::uint8_t seed, std::int64_t ts) {
   std::vector<std::uint8_t> v{0xF0};
-  for (std::size_t i = 0; i < payload; ++i) v.push_back(static_cast<std::uint8_t>((seed + i * 7) & 0x7F));
+  for (std::size_t i = 0; i < payload; ++i)
+    v.push_back(static_cast<std::uint8_t>((seed + i * 7) & 0x7F));
   v.push_back(0xF7);
   std::vector<jmid::Event> out;
   jmid::MidiParser parser;
@@ -69,17 +70,17 @@ using MidiFile = TempDir;
 std::vector<jmid::Event> sample_song() {
   std::vector<jmid::Event> song;
   auto add = [&](std::vector<jmid::Event> v) { song.insert(song.end(), v.begin(), v.end()); };
-  add(events_from({0x90, 60, 100}, 0));                  // note on, ch 1
-  add(events_from({0xB1, 7, 90}, 10 * kMs));             // CC 7, ch 2
-  add(events_from({0xE2, 0x2E, 0x36}, 20'300'000));      // pitch bend, ch 3
-  add(events_from({0xC9, 42}, 33 * kMs));                // program 42, ch 10
-  add(events_from({0xA0, 60, 33}, 120'700'000));         // poly pressure
-  add(events_from({0xD5, 77}, 250 * kMs));               // channel pressure, ch 6
-  add(events_from({0x80, 60, 64}, 500 * kMs));           // note off with release velocity
-  add(sysex_events(5, 1, 600 * kMs));                    // short SysEx: one chunk
-  add(sysex_events(600, 9, 700'400'000));                // long SysEx: three chunks
-  add(events_from({0xEF, 0x7F, 0x7F}, 1'234'567'891));   // pitch bend max, ch 16
-  add(events_from({0x9F, 127, 127}, 61'000 * kMs));      // a minute later
+  add(events_from({0x90, 60, 100}, 0));                 // note on, ch 1
+  add(events_from({0xB1, 7, 90}, 10 * kMs));            // CC 7, ch 2
+  add(events_from({0xE2, 0x2E, 0x36}, 20'300'000));     // pitch bend, ch 3
+  add(events_from({0xC9, 42}, 33 * kMs));               // program 42, ch 10
+  add(events_from({0xA0, 60, 33}, 120'700'000));        // poly pressure
+  add(events_from({0xD5, 77}, 250 * kMs));              // channel pressure, ch 6
+  add(events_from({0x80, 60, 64}, 500 * kMs));          // note off with release velocity
+  add(sysex_events(5, 1, 600 * kMs));                   // short SysEx: one chunk
+  add(sysex_events(600, 9, 700'400'000));               // long SysEx: three chunks
+  add(events_from({0xEF, 0x7F, 0x7F}, 1'234'567'891));  // pitch bend max, ch 16
+  add(events_from({0x9F, 127, 127}, 61'000 * kMs));     // a minute later
   return song;
 }
 
@@ -148,9 +149,10 @@ TEST_F(MidiFile, HonoursTheTempoMapOfAType1File) {
     std::uint8_t t60[] = {0xFF, 0x51, 0x03, 0x0F, 0x42, 0x40};   // 1000000 us / quarter
     smf_track_add_event_pulses(tempo, smf_event_new_from_pointer(t120, sizeof t120), 0);
     smf_track_add_event_pulses(tempo, smf_event_new_from_pointer(t60, sizeof t60), 4 * 96);
-    smf_track_add_event_pulses(notes, smf_event_new_from_bytes(0x90, 60, 100), 96);      // 0.5 s
-    smf_track_add_event_pulses(notes, smf_event_new_from_bytes(0x80, 60, 0), 4 * 96);    // 2.0 s
-    smf_track_add_event_pulses(notes, smf_event_new_from_bytes(0xB0, 1, 5), 6 * 96);     // 2 + 2 = 4.0 s
+    smf_track_add_event_pulses(notes, smf_event_new_from_bytes(0x90, 60, 100), 96);    // 0.5 s
+    smf_track_add_event_pulses(notes, smf_event_new_from_bytes(0x80, 60, 0), 4 * 96);  // 2.0 s
+    smf_track_add_event_pulses(notes, smf_event_new_from_bytes(0xB0, 1, 5),
+                               6 * 96);  // 2 + 2 = 4.0 s
     ASSERT_EQ(smf_set_format(smf, 1), 0);
     ASSERT_EQ(smf_save(smf, file.c_str()), 0);
     smf_delete(smf);
@@ -242,7 +244,8 @@ TEST_F(MidiFile, EveryTruncationAndByteFlipIsHandledWithoutCrashing) {
     return r.has_value();
   };
   std::size_t accepted_cuts = 0, accepted_flips = 0;
-  for (std::size_t n = 0; n < bytes.size(); ++n) accepted_cuts += try_bytes(bytes.substr(0, n)) ? 1 : 0;
+  for (std::size_t n = 0; n < bytes.size(); ++n)
+    accepted_cuts += try_bytes(bytes.substr(0, n)) ? 1 : 0;
   EXPECT_EQ(accepted_cuts, 0u);  // every proper prefix misses its End Of Track
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     for (const std::uint8_t mask : {0x80, 0x7F, 0x01}) {
@@ -251,8 +254,8 @@ TEST_F(MidiFile, EveryTruncationAndByteFlipIsHandledWithoutCrashing) {
       accepted_flips += try_bytes(b) ? 1 : 0;
     }
   }
-  std::printf("SMF robustness: %zu cuts, %zu flips, %zu flips still valid\n", bytes.size(), 3 * bytes.size(),
-              accepted_flips);
+  std::printf("SMF robustness: %zu cuts, %zu flips, %zu flips still valid\n", bytes.size(),
+              3 * bytes.size(), accepted_flips);
 }
 
 TEST_F(MidiFile, WriteToAMissingDirectoryFails) {

@@ -30,9 +30,9 @@ using protocol::jmid::Kind;
 
 bool jack_connect_ports(const std::string& server, const std::string& from, const std::string& to) {
   jack_status_t status{};
-  jack_client_t* c = jack_client_open("jamnet-test-connect",
-                                      static_cast<jack_options_t>(JackNoStartServer | JackServerName), &status,
-                                      server.c_str());
+  jack_client_t* c = jack_client_open(
+      "jamnet-test-connect", static_cast<jack_options_t>(JackNoStartServer | JackServerName),
+      &status, server.c_str());
   if (c == nullptr) return false;
   bool ok = false;
   for (int i = 0; i < 300 && !ok; ++i) {  // the peer registers its ports shortly after start
@@ -50,7 +50,8 @@ struct Child {
     if (pid <= 0) return;
     ::kill(pid, SIGINT);
     int status = 0;
-    for (int i = 0; i < 300 && ::waitpid(pid, &status, WNOHANG) == 0; ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 300 && ::waitpid(pid, &status, WNOHANG) == 0; ++i)
+      std::this_thread::sleep_for(10ms);
     if (::waitpid(pid, &status, WNOHANG) == 0) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
@@ -82,8 +83,9 @@ TEST(JackMidiPeer, EventsCrossTwoPeersOnceInOrderWithTimingKept) {
   const std::string port = std::to_string(40000 + std::random_device{}() % 20000);
   const std::string session = "jack-e2e-" + tag;
   auto peer = [&](const std::string& name, const std::string& server) {
-    return spawn({JAMNET_BIN, "peer", "--name", name, "--session", session, "--multicast", "239.255.74.77:" + port,
-                  "--jack-midi", "--jack-server", server, "--no-adaptive", "--quiet"});
+    return spawn({JAMNET_BIN, "peer", "--name", name, "--session", session, "--multicast",
+                  "239.255.74.77:" + port, "--jack-midi", "--jack-server", server, "--no-adaptive",
+                  "--quiet"});
   };
   Child keys = peer("keys", server.name());
   Child synth = peer("synth", server.name());
@@ -130,8 +132,10 @@ TEST(JackMidiPeer, EventsCrossTwoPeersOnceInOrderWithTimingKept) {
   const auto kst = (*keyboard)->stats();
   const auto lst = (*listener)->stats();
   std::printf("keyboard: %llu out, %llu xruns; listener: %llu in, %llu xruns\n",
-              static_cast<unsigned long long>(kst.output_events), static_cast<unsigned long long>(kst.xruns),
-              static_cast<unsigned long long>(lst.input_events), static_cast<unsigned long long>(lst.xruns));
+              static_cast<unsigned long long>(kst.output_events),
+              static_cast<unsigned long long>(kst.xruns),
+              static_cast<unsigned long long>(lst.input_events),
+              static_cast<unsigned long long>(lst.xruns));
   // What arrived must be the sent events, in order, none twice: match each
   // received event to the next sent one with the same bytes.
   auto bytes_of = [](const Event& e) {
@@ -153,8 +157,10 @@ TEST(JackMidiPeer, EventsCrossTwoPeersOnceInOrderWithTimingKept) {
   std::vector<double> abs_err;
   for (double e : err_us) abs_err.push_back(std::abs(e - constant));
   const double p50 = percentile_of(abs_err, 0.5), p99 = percentile_of(abs_err, 0.99);
-  std::printf("keyboard -> keys -> UDP -> synth -> listener: %zu/%zu events, latency %.2f ms, "
-              "timing error p50 %.1f us, p99 %.1f us\n", got.size(), sent.size(), constant / 1e3, p50, p99);
+  std::printf(
+      "keyboard -> keys -> UDP -> synth -> listener: %zu/%zu events, latency %.2f ms, "
+      "timing error p50 %.1f us, p99 %.1f us\n",
+      got.size(), sent.size(), constant / 1e3, p50, p99);
   const auto xruns = kst.xruns + lst.xruns;
   if (xruns > 0) {
     // jackd's dummy driver on a shared VM misses cycles (and sometimes falls
@@ -162,7 +168,8 @@ TEST(JackMidiPeer, EventsCrossTwoPeersOnceInOrderWithTimingKept) {
     // or land a period off. Still demand nearly everything, in order, once;
     // bound only the median by one period. The timing target itself is
     // measured by `make bench` (jmid.timing_err_p99_us).
-    std::printf("jackd reported %llu xruns: timing checked loosely\n", static_cast<unsigned long long>(xruns));
+    std::printf("jackd reported %llu xruns: timing checked loosely\n",
+                static_cast<unsigned long long>(xruns));
     EXPECT_GE(got.size(), sent.size() * 9 / 10);
     EXPECT_LT(p50, 1333.0);
     return;

@@ -20,14 +20,16 @@ struct Case {
 };
 
 // Stationary loss of a Gilbert-Elliott channel that drops everything in the bad state.
-double ge_loss(const Case& c) { return c.ge_p / (c.ge_p + c.ge_r); }
+double ge_loss(const Case& c) {
+  return c.ge_p / (c.ge_p + c.ge_r);
+}
 
 class JmidLoss : public ::testing::TestWithParam<Case> {};
 
 TEST_P(JmidLoss, EveryKDeliversNearTheoryWithNoDuplicatesNoStuckNotesInOrder) {
   const Case c = GetParam();
-  std::printf("\n%-8s %2s %9s %9s %9s %6s %6s %8s %10s\n", c.name, "k", "sent", "delivered", "theory",
-              "dups", "stuck", "repairs", "bytes/ev");
+  std::printf("\n%-8s %2s %9s %9s %9s %6s %6s %8s %10s\n", c.name, "k", "sent", "delivered",
+              "theory", "dups", "stuck", "repairs", "bytes/ev");
   std::vector<double> rates;
   for (int k = 1; k <= 5; ++k) {
     MidiLinkExperiment x;
@@ -44,7 +46,8 @@ TEST_P(JmidLoss, EveryKDeliversNearTheoryWithNoDuplicatesNoStuckNotesInOrder) {
     const double theory = 1.0 - std::pow(p, k);
     std::printf("%-8s %2d %9llu %9.4f %9.4f %6llu %6llu %8llu %10.1f\n", c.name, k,
                 static_cast<unsigned long long>(r->sent), r->delivered_rate, theory,
-                static_cast<unsigned long long>(r->app_duplicates), static_cast<unsigned long long>(r->stuck_notes),
+                static_cast<unsigned long long>(r->app_duplicates),
+                static_cast<unsigned long long>(r->stuck_notes),
                 static_cast<unsigned long long>(r->repairs),
                 static_cast<double>(r->bytes_on_wire) / static_cast<double>(r->sent));
     EXPECT_EQ(r->app_duplicates, 0u) << "k=" << k;
@@ -78,7 +81,8 @@ TEST(JmidAcceptance, ThresholdOfTwoCopiesNeedsTwoOfThreeThrough) {
     x.link.loss = 0.5;
     auto r = run_midi_link(x);
     ASSERT_TRUE(r.has_value()) << r.error().message;
-    std::printf("accept %d of 3 at 50%% loss: delivered %.4f (theory %.4f)\n", need, r->delivered_rate, theory);
+    std::printf("accept %d of 3 at 50%% loss: delivered %.4f (theory %.4f)\n", need,
+                r->delivered_rate, theory);
     const double sd = std::sqrt(theory * (1 - theory) / static_cast<double>(r->sent));
     EXPECT_NEAR(r->delivered_rate, theory, 5 * sd + 0.02) << "accept " << need;
     EXPECT_EQ(r->app_duplicates, 0u);
@@ -87,8 +91,9 @@ TEST(JmidAcceptance, ThresholdOfTwoCopiesNeedsTwoOfThreeThrough) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Netsim, JmidLoss,
-                         ::testing::Values(Case{"loss0", 0.0}, Case{"loss20", 0.20}, Case{"loss50", 0.50},
-                                           Case{"loss66", 0.66}, Case{"bursty", 0.0, 0.05, 0.30}),
+                         ::testing::Values(Case{"loss0", 0.0}, Case{"loss20", 0.20},
+                                           Case{"loss50", 0.50}, Case{"loss66", 0.66},
+                                           Case{"bursty", 0.0, 0.05, 0.30}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -15,7 +15,9 @@ namespace {
 
 using Verdict = BurstDeduper::Verdict;
 
-double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+double uniform01(std::mt19937_64& rng) {
+  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
+}
 
 // The formula by brute force: smallest k with p^k <= target, clamped.
 int expected_k(double p, double target, int k_min, int k_max) {
@@ -92,7 +94,8 @@ TEST(JmidBurstSender, CopiesAreSpreadAcrossTheWindow) {
   const double tol = kSlot * 0.02;
   EXPECT_NEAR(gap_sum[1] / kBursts, kSlot / 2, tol);
   for (int i = 2; i < kK; ++i) EXPECT_NEAR(gap_sum[i] / kBursts, kSlot, tol) << "gap " << i;
-  for (int i = 1; i < kK; ++i) EXPECT_NEAR(offset_sum[i] / kBursts, (i - 0.5) * kSlot, tol) << "copy " << i;
+  for (int i = 1; i < kK; ++i)
+    EXPECT_NEAR(offset_sum[i] / kBursts, (i - 0.5) * kSlot, tol) << "copy " << i;
   // The last copy always lies in the last slot: no burst bunches up at `now`.
   EXPECT_GT(min_span, static_cast<Nanos>(kSlot * (kK - 2)));
 }
@@ -142,7 +145,8 @@ TEST(JmidBurstSender, KForLossMatchesFormula) {
     cfg.target_event_loss = target;
     BurstSender s(cfg, 1);
     for (double p : {0.0, 0.2, 0.5, 0.66, 0.9, 1.0}) {
-      EXPECT_EQ(s.k_for_loss(p), expected_k(p, target, 1, kMaxBurst)) << "p=" << p << " target=" << target;
+      EXPECT_EQ(s.k_for_loss(p), expected_k(p, target, 1, kMaxBurst))
+          << "p=" << p << " target=" << target;
     }
   }
   // Spot values at the default target 1e-4: 0.2^6 = 6.4e-5 <= 1e-4 < 0.2^5.
@@ -151,7 +155,7 @@ TEST(JmidBurstSender, KForLossMatchesFormula) {
   BurstSender s(cfg, 1);
   EXPECT_EQ(s.k_for_loss(0.0), 1);
   EXPECT_EQ(s.k_for_loss(0.2), 6);
-  EXPECT_EQ(s.k_for_loss(0.5), 14);  // 2^-14 = 6.1e-5
+  EXPECT_EQ(s.k_for_loss(0.5), 14);          // 2^-14 = 6.1e-5
   EXPECT_EQ(s.k_for_loss(0.66), kMaxBurst);  // needs 23
   EXPECT_EQ(s.k_for_loss(0.9), kMaxBurst);
 }
@@ -353,8 +357,8 @@ TEST(JmidBurstDeduper, LossEstimateOverExpiredBursts) {
   BurstDeduper d(cfg);
   EXPECT_EQ(d.copy_loss_estimate(), 0.0);
   d.on_copy(1, 4, 0);
-  d.on_copy(1, 4, 10);  // 2 of 4 copies
-  d.on_copy(2, 4, 20);  // 1 of 4
+  d.on_copy(1, 4, 10);                     // 2 of 4 copies
+  d.on_copy(2, 4, 20);                     // 1 of 4
   EXPECT_EQ(d.copy_loss_estimate(), 0.0);  // nothing expired yet
   d.expire(5000);
   EXPECT_DOUBLE_EQ(d.copy_loss_estimate(), 1.0 - 3.0 / 8.0);
@@ -387,8 +391,8 @@ struct Copy {
 // Random loss and reordering, many bursts: every surviving burst exactly once.
 void run_random_loss(int k, double p, std::uint64_t seed) {
   constexpr int kBursts = 100'000;
-  constexpr Nanos kGap = 1'000'000;    // one burst a millisecond
-  constexpr Nanos kJitter = 3'000'000; // copies reorder across ~3 bursts
+  constexpr Nanos kGap = 1'000'000;     // one burst a millisecond
+  constexpr Nanos kJitter = 3'000'000;  // copies reorder across ~3 bursts
   BurstConfig sc;
   sc.adaptive = false;
   sc.k = k;
@@ -412,7 +416,8 @@ void run_random_loss(int k, double p, std::uint64_t seed) {
       survived[static_cast<std::size_t>(b)] = 1;
     }
   }
-  std::stable_sort(copies.begin(), copies.end(), [](const Copy& a, const Copy& b) { return a.arrive < b.arrive; });
+  std::stable_sort(copies.begin(), copies.end(),
+                   [](const Copy& a, const Copy& b) { return a.arrive < b.arrive; });
 
   BurstDeduper::Config dc;
   dc.capacity = 256;
@@ -432,7 +437,8 @@ void run_random_loss(int k, double p, std::uint64_t seed) {
 
   std::uint64_t delivered_total = 0;
   for (int b = 0; b < kBursts; ++b) {
-    ASSERT_EQ(delivered[static_cast<std::size_t>(b)], survived[static_cast<std::size_t>(b)]) << "burst " << b;
+    ASSERT_EQ(delivered[static_cast<std::size_t>(b)], survived[static_cast<std::size_t>(b)])
+        << "burst " << b;
     delivered_total += static_cast<std::uint64_t>(delivered[static_cast<std::size_t>(b)]);
   }
   EXPECT_EQ(d.stats().delivered, delivered_total);
@@ -446,9 +452,15 @@ void run_random_loss(int k, double p, std::uint64_t seed) {
   EXPECT_NEAR(d.copy_loss_estimate(), p, 0.03) << "k=" << k << " sent " << sent;
 }
 
-TEST(JmidBurstDeduper, RandomLossAndReorderEveryBurstOnceK3) { run_random_loss(3, 0.3, 3); }
-TEST(JmidBurstDeduper, RandomLossAndReorderEveryBurstOnceK4) { run_random_loss(4, 0.5, 4); }
-TEST(JmidBurstDeduper, RandomLossAndReorderEveryBurstOnceK5) { run_random_loss(5, 0.6, 5); }
+TEST(JmidBurstDeduper, RandomLossAndReorderEveryBurstOnceK3) {
+  run_random_loss(3, 0.3, 3);
+}
+TEST(JmidBurstDeduper, RandomLossAndReorderEveryBurstOnceK4) {
+  run_random_loss(4, 0.5, 4);
+}
+TEST(JmidBurstDeduper, RandomLossAndReorderEveryBurstOnceK5) {
+  run_random_loss(5, 0.6, 5);
+}
 
 }  // namespace
 }  // namespace jamnet::media::jmid

@@ -48,9 +48,9 @@ TEST(JmidPlayoutClock, SetOffsetOverridesEstimate) {
 TEST(JmidPlayoutClock, WindowSlidesAndForgetsOldLowSample) {
   constexpr Nanos kWindow = 1'000'000;
   PlayoutClock clock(0, kWindow);
-  clock.observe(0, 100);          // a lucky, very fast packet: offset 100
-  clock.observe(1'000, 1'900);    // 900
-  clock.observe(2'000, 2'500);    // 500
+  clock.observe(0, 100);        // a lucky, very fast packet: offset 100
+  clock.observe(1'000, 1'900);  // 900
+  clock.observe(2'000, 2'500);  // 500
   EXPECT_EQ(clock.offset(), 100);
   clock.observe(900'000, 900'700);  // 700; the low sample is still in the window
   EXPECT_EQ(clock.offset(), 100);
@@ -74,7 +74,7 @@ TEST(JmidPlayoutClock, FollowsDrift) {
     clock.observe(local - true_offset - jitter, local);
     if (i > 1000) {
       const Nanos error = clock.offset() - true_offset;  // ~ min jitter, 1 ms
-      EXPECT_GE(error, 1'000'000 - 25'000) << i;  // less only by the drift inside one window
+      EXPECT_GE(error, 1'000'000 - 25'000) << i;         // less only by the drift inside one window
       EXPECT_LE(error, 1'000'000 + 150'000) << i;
     }
   }

@@ -22,7 +22,9 @@ namespace {
 
 using protocol::jmid::Kind;
 
-double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+double uniform01(std::mt19937_64& rng) {
+  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
+}
 int uniform_int(std::mt19937_64& rng, int lo, int hi) {  // [lo, hi]
   return lo + static_cast<int>(rng() % static_cast<std::uint64_t>(hi - lo + 1));
 }
@@ -32,7 +34,11 @@ class GilbertElliott {
  public:
   GilbertElliott(double p_good_to_bad, double p_bad_to_good, double loss_good, double loss_bad,
                  std::uint64_t seed)
-      : p_gb_(p_good_to_bad), p_bg_(p_bad_to_good), loss_good_(loss_good), loss_bad_(loss_bad), rng_(seed) {}
+      : p_gb_(p_good_to_bad),
+        p_bg_(p_bad_to_good),
+        loss_good_(loss_good),
+        loss_bad_(loss_bad),
+        rng_(seed) {}
   bool drop() {
     bad_ = bad_ ? uniform01(rng_) >= p_bg_ : uniform01(rng_) < p_gb_;
     return uniform01(rng_) < (bad_ ? loss_bad_ : loss_good_);
@@ -62,12 +68,18 @@ using PacketQueue = std::priority_queue<Packet, std::vector<Packet>, Earlier>;
 int item_of(const Event& e) {
   switch (e.kind) {
     case Kind::kNoteOn:
-    case Kind::kNoteOff: return e.data1;
-    case Kind::kControlChange: return 128 + e.data1;
-    case Kind::kProgramChange: return 256;
-    case Kind::kPitchBend: return 257;
-    case Kind::kChannelPressure: return 258;
-    default: return -1;
+    case Kind::kNoteOff:
+      return e.data1;
+    case Kind::kControlChange:
+      return 128 + e.data1;
+    case Kind::kProgramChange:
+      return 256;
+    case Kind::kPitchBend:
+      return 257;
+    case Kind::kChannelPressure:
+      return 258;
+    default:
+      return -1;
   }
 }
 
@@ -82,7 +94,8 @@ struct ChannelGen {
 
 struct SimResult {
   std::uint64_t events = 0, copies_sent = 0, copies_lost = 0, journals_sent = 0, journals_lost = 0;
-  std::uint64_t delivered = 0, events_never_delivered = 0, stale_refused = 0, late_played = 0, too_old = 0;
+  std::uint64_t delivered = 0, events_never_delivered = 0, stale_refused = 0, late_played = 0,
+                too_old = 0;
   std::uint64_t repair_events = 0, repair_note_offs = 0, repair_note_ons = 0, repair_controls = 0;
   Nanos longest_stuck_ns = 0;
   int final_k = 0;
@@ -90,14 +103,14 @@ struct SimResult {
 
 SimResult run_sim(std::uint64_t seed, bool adaptive) {
   constexpr int kChannels = 4;
-  constexpr Nanos kTick = 100'000;                   // 0.1 ms
-  constexpr Nanos kPlayEnd = 20'000'000'000;         // new notes/controls stop here
-  constexpr Nanos kEnd = kPlayEnd + 3'000'000'000;   // journals keep going until here
+  constexpr Nanos kTick = 100'000;                  // 0.1 ms
+  constexpr Nanos kPlayEnd = 20'000'000'000;        // new notes/controls stop here
+  constexpr Nanos kEnd = kPlayEnd + 3'000'000'000;  // journals keep going until here
   constexpr Nanos kJournalEvery = 20'000'000;
   constexpr Nanos kFeedbackEvery = 500'000'000;
   constexpr Nanos kBaseDelay = 2'000'000;
   constexpr Nanos kJitter = 3'000'000;
-  constexpr Nanos kClockOffset = 777'000'000'000;    // receiver clock = sender clock + this
+  constexpr Nanos kClockOffset = 777'000'000'000;  // receiver clock = sender clock + this
 
   SimResult r;
   std::mt19937_64 rng(seed);
@@ -123,8 +136,8 @@ SimResult run_sim(std::uint64_t seed, bool adaptive) {
   std::map<std::pair<int, int>, std::uint64_t> last_applied;  // (channel, item) -> seq
   std::array<bool, kChannels> final_journal_seen{};
 
-  PacketQueue wire;     // by send time, sender clock
-  PacketQueue arrivals; // by arrival time, receiver clock
+  PacketQueue wire;      // by send time, sender clock
+  PacketQueue arrivals;  // by arrival time, receiver clock
   std::uint64_t order = 0;
   std::array<ChannelGen, kChannels> gen;
   std::array<ScheduledCopy, kMaxBurst> sched{};
@@ -179,7 +192,9 @@ SimResult run_sim(std::uint64_t seed, bool adaptive) {
       for (std::size_t i = 0; i < g.pending_offs.size();) {
         if (g.pending_offs[i].first <= now) {
           const int n = g.pending_offs[i].second;
-          send_event(uniform01(rng) < 0.3 ? make(Kind::kNoteOn, ch, n, 0) : make(Kind::kNoteOff, ch, n, 64), now);
+          send_event(uniform01(rng) < 0.3 ? make(Kind::kNoteOn, ch, n, 0)
+                                          : make(Kind::kNoteOff, ch, n, 64),
+                     now);
           g.pending_offs[i] = g.pending_offs.back();
           g.pending_offs.pop_back();
         } else {
@@ -196,10 +211,12 @@ SimResult run_sim(std::uint64_t seed, bool adaptive) {
           g.pending_offs.emplace_back(now + uniform_int(rng, 30, 800) * 1'000'000LL, n);
         }
       }
-      if (g.sweep_left == 0 && uniform01(rng) < 0.5 * kTick / 1e9) {  // a CC sweep: mod wheel, volume, expression
+      if (g.sweep_left == 0 &&
+          uniform01(rng) < 0.5 * kTick / 1e9) {  // a CC sweep: mod wheel, volume, expression
         static constexpr int kSweepCcs[] = {1, 7, 11, 74};
         g.sweep_cc = kSweepCcs[uniform_int(rng, 0, 3)];
-        g.sweep_value = std::max<int>(0, sender_state.channel(ch).cc[static_cast<std::size_t>(g.sweep_cc)]);
+        g.sweep_value =
+            std::max<int>(0, sender_state.channel(ch).cc[static_cast<std::size_t>(g.sweep_cc)]);
         g.sweep_step = g.sweep_value < 64 ? 3 : -3;
         g.sweep_left = uniform_int(rng, 15, 40);
         g.sweep_next = now;
@@ -217,7 +234,8 @@ SimResult run_sim(std::uint64_t seed, bool adaptive) {
       if (g.bend_left > 0 && g.bend_next <= now) {
         --g.bend_left;  // up and back down to centre
         Event e = make(Kind::kPitchBend, ch, 0, 0);
-        e.value14 = static_cast<std::int16_t>(g.bend_left == 0 ? 0 : (15 - std::abs(g.bend_left - 15)) * 500);
+        e.value14 = static_cast<std::int16_t>(
+            g.bend_left == 0 ? 0 : (15 - std::abs(g.bend_left - 15)) * 500);
         send_event(e, now);
         g.bend_next = now + 10'000'000;
       }
@@ -225,10 +243,13 @@ SimResult run_sim(std::uint64_t seed, bool adaptive) {
         g.sustain = !g.sustain;
         send_event(make(Kind::kControlChange, ch, 64, g.sustain ? 127 : 0), now);
       }
-      if (uniform01(rng) < 0.05 * kTick / 1e9) send_event(make(Kind::kProgramChange, ch, uniform_int(rng, 0, 127), 0), now);
-      if (uniform01(rng) < 1.0 * kTick / 1e9) send_event(make(Kind::kChannelPressure, ch, uniform_int(rng, 0, 127), 0), now);
+      if (uniform01(rng) < 0.05 * kTick / 1e9)
+        send_event(make(Kind::kProgramChange, ch, uniform_int(rng, 0, 127), 0), now);
+      if (uniform01(rng) < 1.0 * kTick / 1e9)
+        send_event(make(Kind::kChannelPressure, ch, uniform_int(rng, 0, 127), 0), now);
       if (uniform01(rng) < 1.0 * kTick / 1e9) {
-        send_event(make(Kind::kPolyPressure, ch, uniform_int(rng, 36, 96), uniform_int(rng, 0, 127)), now);
+        send_event(
+            make(Kind::kPolyPressure, ch, uniform_int(rng, 36, 96), uniform_int(rng, 0, 127)), now);
       }
     }
     if (now % kJournalEvery == 0 && any_seq) {
@@ -253,8 +274,10 @@ SimResult run_sim(std::uint64_t seed, bool adaptive) {
       // Now and then a much slower packet (a queue on the path): it arrives
       // after its play time, or after the journal that covers it.
       const double slow = uniform01(rng);
-      if (slow < 0.04) p.at += static_cast<Nanos>(2'000'000 + uniform01(rng) * 8'000'000);
-      else if (slow < 0.05) p.at += static_cast<Nanos>(10'000'000 + uniform01(rng) * 30'000'000);
+      if (slow < 0.04)
+        p.at += static_cast<Nanos>(2'000'000 + uniform01(rng) * 8'000'000);
+      else if (slow < 0.05)
+        p.at += static_cast<Nanos>(10'000'000 + uniform01(rng) * 30'000'000);
       arrivals.push(p);
     }
 
@@ -293,13 +316,18 @@ SimResult run_sim(std::uint64_t seed, bool adaptive) {
       const JournalLine& j = sent_journals[journal_playout[done].second];
       for (const Event& fix : receiver.repair(j)) {
         ++r.repair_events;
-        if (fix.kind == Kind::kNoteOff) ++r.repair_note_offs;
-        else if (fix.kind == Kind::kNoteOn) ++r.repair_note_ons;
-        else ++r.repair_controls;
+        if (fix.kind == Kind::kNoteOff)
+          ++r.repair_note_offs;
+        else if (fix.kind == Kind::kNoteOn)
+          ++r.repair_note_ons;
+        else
+          ++r.repair_controls;
       }
-      if (j.upto_seq == last_seq && now > kPlayEnd + 1'000'000'000) final_journal_seen[j.channel] = true;
+      if (j.upto_seq == last_seq && now > kPlayEnd + 1'000'000'000)
+        final_journal_seen[j.channel] = true;
     }
-    journal_playout.erase(journal_playout.begin(), journal_playout.begin() + static_cast<std::ptrdiff_t>(done));
+    journal_playout.erase(journal_playout.begin(),
+                          journal_playout.begin() + static_cast<std::ptrdiff_t>(done));
 
     // Stuck notes: held here but released at the sender. The sender's state
     // runs ahead by the path and playout delay, so this measures how long a
@@ -327,7 +355,8 @@ SimResult run_sim(std::uint64_t seed, bool adaptive) {
   r.final_k = sender.k();
 
   // The journal got through on every channel in the final quiet seconds...
-  for (int ch = 0; ch < kChannels; ++ch) EXPECT_TRUE(final_journal_seen[static_cast<std::size_t>(ch)]) << ch;
+  for (int ch = 0; ch < kChannels; ++ch)
+    EXPECT_TRUE(final_journal_seen[static_cast<std::size_t>(ch)]) << ch;
   // ...so: no stuck notes, and every controller, program, bend and pressure as sent.
   EXPECT_EQ(sender_state.held_notes(), 0u);
   EXPECT_EQ(receiver.held_notes(), 0u);
@@ -336,17 +365,26 @@ SimResult run_sim(std::uint64_t seed, bool adaptive) {
   }
   r.too_old = dedupe.stats().too_old;
   std::printf(
-      "[jmid sim seed=%llu adaptive=%d] events=%llu copies=%llu lost=%llu (%.1f%%) journals=%llu lost=%llu | "
-      "delivered=%llu never=%llu too_old=%llu stale_refused=%llu late=%llu | repairs=%llu (offs=%llu ons=%llu ctl=%llu) | "
+      "[jmid sim seed=%llu adaptive=%d] events=%llu copies=%llu lost=%llu (%.1f%%) journals=%llu "
+      "lost=%llu | "
+      "delivered=%llu never=%llu too_old=%llu stale_refused=%llu late=%llu | repairs=%llu "
+      "(offs=%llu ons=%llu ctl=%llu) | "
       "longest stuck=%.1f ms | loss est=%.3f final k=%d\n",
-      static_cast<unsigned long long>(seed), adaptive ? 1 : 0, static_cast<unsigned long long>(r.events),
-      static_cast<unsigned long long>(r.copies_sent), static_cast<unsigned long long>(r.copies_lost),
-      100.0 * static_cast<double>(r.copies_lost) / static_cast<double>(std::max<std::uint64_t>(r.copies_sent, 1)),
-      static_cast<unsigned long long>(r.journals_sent), static_cast<unsigned long long>(r.journals_lost),
-      static_cast<unsigned long long>(r.delivered), static_cast<unsigned long long>(r.events_never_delivered),
-      static_cast<unsigned long long>(r.too_old), static_cast<unsigned long long>(r.stale_refused), static_cast<unsigned long long>(r.late_played),
-      static_cast<unsigned long long>(r.repair_events), static_cast<unsigned long long>(r.repair_note_offs),
-      static_cast<unsigned long long>(r.repair_note_ons), static_cast<unsigned long long>(r.repair_controls),
+      static_cast<unsigned long long>(seed), adaptive ? 1 : 0,
+      static_cast<unsigned long long>(r.events), static_cast<unsigned long long>(r.copies_sent),
+      static_cast<unsigned long long>(r.copies_lost),
+      100.0 * static_cast<double>(r.copies_lost) /
+          static_cast<double>(std::max<std::uint64_t>(r.copies_sent, 1)),
+      static_cast<unsigned long long>(r.journals_sent),
+      static_cast<unsigned long long>(r.journals_lost),
+      static_cast<unsigned long long>(r.delivered),
+      static_cast<unsigned long long>(r.events_never_delivered),
+      static_cast<unsigned long long>(r.too_old), static_cast<unsigned long long>(r.stale_refused),
+      static_cast<unsigned long long>(r.late_played),
+      static_cast<unsigned long long>(r.repair_events),
+      static_cast<unsigned long long>(r.repair_note_offs),
+      static_cast<unsigned long long>(r.repair_note_ons),
+      static_cast<unsigned long long>(r.repair_controls),
       static_cast<double>(r.longest_stuck_ns) / 1e6, dedupe.copy_loss_estimate(), r.final_k);
   return r;
 }

@@ -19,9 +19,15 @@ Event ev(Kind kind, int ch, int d1, int d2, std::uint64_t seq) {
   e.ts_ns = static_cast<std::int64_t>(seq) * 1000;
   return e;
 }
-Event note_on(int ch, int n, int v, std::uint64_t seq) { return ev(Kind::kNoteOn, ch, n, v, seq); }
-Event note_off(int ch, int n, std::uint64_t seq) { return ev(Kind::kNoteOff, ch, n, 0, seq); }
-Event cc(int ch, int c, int v, std::uint64_t seq) { return ev(Kind::kControlChange, ch, c, v, seq); }
+Event note_on(int ch, int n, int v, std::uint64_t seq) {
+  return ev(Kind::kNoteOn, ch, n, v, seq);
+}
+Event note_off(int ch, int n, std::uint64_t seq) {
+  return ev(Kind::kNoteOff, ch, n, 0, seq);
+}
+Event cc(int ch, int c, int v, std::uint64_t seq) {
+  return ev(Kind::kControlChange, ch, c, v, seq);
+}
 Event bend(int ch, int v, std::uint64_t seq) {
   Event e = ev(Kind::kPitchBend, ch, 0, 0, seq);
   e.value14 = static_cast<std::int16_t>(v);
@@ -69,7 +75,7 @@ TEST(JmidStateTracker, StaleEventsPerItemAreRefused) {
   EXPECT_TRUE(t.apply(note_off(0, 60, 12)));
   EXPECT_FALSE(t.apply(note_on(0, 60, 100, 11)));  // older than the off already applied
   EXPECT_FALSE(t.channel(0).notes_on[60]);
-  EXPECT_TRUE(t.apply(note_on(0, 61, 100, 10)));   // another note: independent
+  EXPECT_TRUE(t.apply(note_on(0, 61, 100, 10)));  // another note: independent
   EXPECT_TRUE(t.apply(cc(0, 1, 50, 20)));
   EXPECT_FALSE(t.apply(cc(0, 1, 10, 19)));
   EXPECT_EQ(t.channel(0).cc[1], 50);
@@ -84,7 +90,7 @@ TEST(JmidStateTracker, AllNotesOffReleasesButSparesNewerNotes) {
   EXPECT_TRUE(t.apply(cc(0, 123, 0, 5)));
   EXPECT_EQ(t.held_notes(), 1u);
   EXPECT_TRUE(t.channel(0).notes_on[64]);
-  EXPECT_EQ(t.channel(0).cc[123], -1);  // a command, not a controller value
+  EXPECT_EQ(t.channel(0).cc[123], -1);            // a command, not a controller value
   EXPECT_FALSE(t.apply(note_on(0, 60, 100, 4)));  // older than the all-notes-off
 }
 
@@ -118,8 +124,8 @@ TEST(JmidStateTracker, RepairEmitsCorrectionsAndConverges) {
     receiver.apply(e);
   }
   // The receiver lost these.
-  for (const Event& e : {note_off(1, 60, 4), note_on(1, 67, 70, 5), cc(1, 7, 20, 6), cc(1, 10, 64, 7),
-                         ev(Kind::kProgramChange, 1, 5, 0, 8), bend(1, 500, 9),
+  for (const Event& e : {note_off(1, 60, 4), note_on(1, 67, 70, 5), cc(1, 7, 20, 6),
+                         cc(1, 10, 64, 7), ev(Kind::kProgramChange, 1, 5, 0, 8), bend(1, 500, 9),
                          ev(Kind::kChannelPressure, 1, 33, 0, 10)}) {
     sender.apply(e);
   }
@@ -160,7 +166,7 @@ TEST(JmidStateTracker, RepairLeavesItemsNewerThanTheJournal) {
   StateTracker receiver;
   receiver.apply(note_on(0, 60, 100, 20));  // newer than the journal below
   receiver.apply(cc(0, 7, 99, 21));
-  receiver.apply(note_on(0, 61, 100, 5));   // older: the journal decides
+  receiver.apply(note_on(0, 61, 100, 5));  // older: the journal decides
   JournalLine j;
   j.channel = 0;
   j.upto_seq = 10;

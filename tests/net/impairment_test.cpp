@@ -56,7 +56,7 @@ TEST(Impairment, GilbertElliottBurstLengthAndStationaryLoss) {
     in_burst = d;
   }
   const double loss = static_cast<double>(lost) / kPackets;
-  EXPECT_NEAR(loss, 0.05 / (0.05 + 0.5), 0.01);  // p / (p + r)
+  EXPECT_NEAR(loss, 0.05 / (0.05 + 0.5), 0.01);                     // p / (p + r)
   EXPECT_NEAR(static_cast<double>(lost) / bursts, 1.0 / 0.5, 0.1);  // mean burst 1 / r
 }
 

@@ -87,7 +87,8 @@ struct Rig {
 
 std::vector<std::uint8_t> pattern(std::size_t size, std::uint32_t salt) {
   std::vector<std::uint8_t> p(size);
-  for (std::size_t i = 0; i < size; ++i) p[i] = static_cast<std::uint8_t>((i * 131 + salt * 7919) >> 3);
+  for (std::size_t i = 0; i < size; ++i)
+    p[i] = static_cast<std::uint8_t>((i * 131 + salt * 7919) >> 3);
   return p;
 }
 
@@ -142,7 +143,8 @@ TEST(Netsim, RandomLossMatchesWhatArrives) {
   Rig rig(fwd);
   constexpr int kCount = 5000;
   const auto ignore = [](std::span<const std::uint8_t>) {};
-  rig.send_all(kCount, [](int i) { return pattern(200, static_cast<std::uint32_t>(i)); }, ignore);
+  rig.send_all(
+      kCount, [](int i) { return pattern(200, static_cast<std::uint32_t>(i)); }, ignore);
   rig.drain_target(ignore);
 
   const NetsimReport r = rig.sim->report();
@@ -210,7 +212,8 @@ TEST(Netsim, DuplicatesAndCorruptionMatchWhatArrives) {
     EXPECT_LE(bits, 1);
     corrupted += bits == 1;
   };
-  rig.send_all(kCount, [](int i) { return numbered(static_cast<std::uint32_t>(i)); }, check);
+  rig.send_all(
+      kCount, [](int i) { return numbered(static_cast<std::uint32_t>(i)); }, check);
   rig.drain_target(check);
 
   const NetsimReport r = rig.sim->report();
@@ -255,7 +258,8 @@ TEST(Netsim, RateLimitSpacesABurst) {
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(rig.client.send_to(payload, rig.sim->listen_endpoint()));
   std::vector<Nanos> at;
   Datagram d;
-  while (receive_within(rig.target, rig.buf, d, at.size() < 5 ? 1000 : 100)) at.push_back(d.user_rx_ns);
+  while (receive_within(rig.target, rig.buf, d, at.size() < 5 ? 1000 : 100))
+    at.push_back(d.user_rx_ns);
   const NetsimReport r = rig.sim->report();
   // The 50 ms queue holds five 10 ms packets; the rest of the burst is dropped
   // (fewer if the VM stalled the sender long enough for the link to drain).

@@ -65,7 +65,8 @@ TEST(Transport, DeliversInOrderWithKernelTimestampsAndCountsPerStream) {
   const Uuid s = Uuid::random();
   Node rx(s), tx(s);
   const std::vector<std::uint8_t> payload(256, 7);
-  for (int i = 0; i < 100; ++i) ASSERT_TRUE(tx.transport->send(control(s), payload, rx.transport->local()));
+  for (int i = 0; i < 100; ++i)
+    ASSERT_TRUE(tx.transport->send(control(s), payload, rx.transport->local()));
   ASSERT_TRUE(wait_for([&] { return rx.count() == 100; }));
   const Nanos now = realtime_ns();
   for (std::size_t i = 1; i < rx.seqs.size(); ++i) EXPECT_EQ(rx.seqs[i], rx.seqs[i - 1] + 1);
@@ -122,8 +123,9 @@ TEST(Transport, CorruptForeignAndDuplicateFramesNeverReachTheApplication) {
 TEST(Transport, OversizedPayloadIsAClearSendError) {
   const Uuid s = Uuid::random();
   Node rx(s), tx(s);
-  auto r = tx.transport->send(control(s), std::vector<std::uint8_t>(protocol::kDefaultMaxPayload + 1),
-                              rx.transport->local());
+  auto r =
+      tx.transport->send(control(s), std::vector<std::uint8_t>(protocol::kDefaultMaxPayload + 1),
+                         rx.transport->local());
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, Errc::kTooLarge);
   EXPECT_NE(r.error().message.find("1472"), std::string::npos) << r.error().message;
@@ -132,7 +134,8 @@ TEST(Transport, OversizedPayloadIsAClearSendError) {
 
 TEST(Transport, MulticastOnLoopbackReachesOthersAndIgnoresOurOwn) {
   const Uuid s = Uuid::random();
-  const Endpoint group{0xEFFF4A4Du, static_cast<std::uint16_t>(40000 + std::random_device{}() % 20000)};
+  const Endpoint group{0xEFFF4A4Du,
+                       static_cast<std::uint16_t>(40000 + std::random_device{}() % 20000)};
   Node a(s, group), b(s, group);
   ASSERT_TRUE(a.transport->send_to_group(control(s), std::vector<std::uint8_t>(16, 3)));
   ASSERT_TRUE(wait_for([&] { return b.count() == 1; }));
@@ -160,7 +163,8 @@ TEST(SessionRegistry, SequencesArePerDestinationAndTopicUrisRoute) {
   EXPECT_EQ(reg.next_sequence(s, t, Endpoint::loopback(1)), a0 + 1);
   EXPECT_EQ(reg.next_sequence(s, t, Endpoint::loopback(2)), b0 + 1);
   EXPECT_FALSE(reg.subscribe("nonsense", [](const ReceivedFrame&) {}).has_value());
-  EXPECT_TRUE(reg.subscribe("audio://" + s.to_string() + "/*", [](const ReceivedFrame&) {}).has_value());
+  EXPECT_TRUE(
+      reg.subscribe("audio://" + s.to_string() + "/*", [](const ReceivedFrame&) {}).has_value());
 }
 
 }  // namespace

@@ -25,7 +25,9 @@ PeerConfig config_for(const std::string& name, const Uuid& session, std::uint16_
   return c;
 }
 
-std::uint16_t random_port() { return static_cast<std::uint16_t>(40000 + std::random_device{}() % 20000); }
+std::uint16_t random_port() {
+  return static_cast<std::uint16_t>(40000 + std::random_device{}() % 20000);
+}
 
 template <class Pred>
 bool wait_for(Pred pred, std::chrono::milliseconds limit) {
@@ -55,12 +57,14 @@ TEST(Peer, ThreePeersDiscoverEachOtherAndExchangeProbes) {
     ASSERT_TRUE(p.has_value()) << p.error().message;
     peers.push_back(std::move(*p));
   }
-  ASSERT_TRUE(wait_for([&] {
-    for (auto& p : peers) {
-      if (p->peers().size() != 2) return false;
-    }
-    return true;
-  }, 2000ms));
+  ASSERT_TRUE(wait_for(
+      [&] {
+        for (auto& p : peers) {
+          if (p->peers().size() != 2) return false;
+        }
+        return true;
+      },
+      2000ms));
   std::this_thread::sleep_for(500ms);
   for (auto& p : peers) {
     const auto r = p->report();
@@ -112,7 +116,8 @@ TEST(Peer, CleanStopRemovesAtOnceAndRestartIsFoundAgain) {
   ASSERT_TRUE(wait_for([&] { return a->peers().size() == 1; }, 1000ms));
   const auto first_incarnation = a->peers()[0].incarnation;
   b->stop();
-  ASSERT_TRUE(wait_for([&] { return a->peers().empty(); }, 300ms)) << "Bye should remove the peer at once";
+  ASSERT_TRUE(wait_for([&] { return a->peers().empty(); }, 300ms))
+      << "Bye should remove the peer at once";
   b = Peer::start(cb).value();
   ASSERT_TRUE(wait_for([&] { return a->peers().size() == 1; }, 1000ms));
   EXPECT_NE(a->peers()[0].incarnation, first_incarnation);

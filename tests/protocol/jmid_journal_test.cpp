@@ -23,7 +23,8 @@ JournalLine random_journal(std::mt19937_64& rng) {
       j.state.notes_on.set(n);
       j.state.velocity[n] = static_cast<std::uint8_t>(rng() % 128);
     }
-    if (density == 3 || (density > 0 && rng() % 3 == 0)) j.state.cc[n] = static_cast<std::int16_t>(rng() % 128);
+    if (density == 3 || (density > 0 && rng() % 3 == 0))
+      j.state.cc[n] = static_cast<std::int16_t>(rng() % 128);
   }
   j.state.program = static_cast<std::int16_t>(static_cast<int>(rng() % 129) - 1);
   j.state.pitch_bend = static_cast<std::int16_t>(static_cast<int>(rng() % 16384) - 8192);
@@ -50,9 +51,11 @@ TEST(JmidJournal, CanonicalText) {
   j.state.cc[7] = 100;
   j.state.cc[64] = 127;
   j.state.program = 5;
-  EXPECT_EQ(to_line(j),
-            R"({"t":"j","c":1,"upto":42,"ts":123,"on":[60,100,64,90],"cc":[7,100,64,127],"pc":5,"pb":0,"cp":-1})");
-  EXPECT_EQ(to_line(JournalLine{}), R"({"t":"j","c":1,"upto":0,"ts":0,"on":[],"cc":[],"pc":-1,"pb":0,"cp":-1})");
+  EXPECT_EQ(
+      to_line(j),
+      R"({"t":"j","c":1,"upto":42,"ts":123,"on":[60,100,64,90],"cc":[7,100,64,127],"pc":5,"pb":0,"cp":-1})");
+  EXPECT_EQ(to_line(JournalLine{}),
+            R"({"t":"j","c":1,"upto":0,"ts":0,"on":[],"cc":[],"pc":-1,"pb":0,"cp":-1})");
 }
 
 TEST(JmidJournal, RoundTrip) {
@@ -114,7 +117,8 @@ TEST(JmidJournal, IsDefault) {
 }
 
 TEST(JmidJournal, KeysInAnyOrderAndOptionalState) {
-  auto l = parse_any(R"( { "cp" : 3, "upto" : 7, "t" : "j", "c" : 2, "on" : [ 1 , 2 ], "future" : [] } )");
+  auto l = parse_any(
+      R"( { "cp" : 3, "upto" : 7, "t" : "j", "c" : 2, "on" : [ 1 , 2 ], "future" : [] } )");
   ASSERT_TRUE(l.has_value()) << l.error().message;
   const auto& j = std::get<JournalLine>(*l);
   EXPECT_EQ(j.channel, 1);
@@ -143,10 +147,13 @@ TEST(JmidJournal, Rejections) {
   expect_rejected(R"({"t":"j","c":1,"upto":1,"on":[1,2,1,3]})", "lists note 1 twice");
   expect_rejected(R"({"t":"j","c":1,"upto":1,"on":{}})", "'on' must be an array");
   expect_rejected(R"({"t":"j","c":1,"upto":1,"cc":[1,"x"]})", "integers only");
-  expect_rejected(R"({"t":"j","c":1,"upto":1,"cc":[1,200]})", "controller value must be 0..127, got 200");
+  expect_rejected(R"({"t":"j","c":1,"upto":1,"cc":[1,200]})",
+                  "controller value must be 0..127, got 200");
   expect_rejected(R"({"t":"j","c":1,"upto":1,"pc":128})", "program must be -1..127, got 128");
-  expect_rejected(R"({"t":"j","c":1,"upto":1,"pb":9000})", "pitch bend must be -8192..8191, got 9000");
-  expect_rejected(R"({"t":"j","c":1,"upto":1,"cp":-2})", "channel pressure must be -1..127, got -2");
+  expect_rejected(R"({"t":"j","c":1,"upto":1,"pb":9000})",
+                  "pitch bend must be -8192..8191, got 9000");
+  expect_rejected(R"({"t":"j","c":1,"upto":1,"cp":-2})",
+                  "channel pressure must be -1..127, got -2");
   expect_rejected(R"({"t":"j","c":1,"c":1,"upto":1})", "duplicate key 'c'");
   expect_rejected(R"({"t":"fb","rx":1})", "missing key 'loss' for fb");
   expect_rejected(R"({"t":"fb","loss":1.5})", "loss must be 0..1");

@@ -42,10 +42,14 @@ Bytes midi_of(const std::vector<Event>& events) {
 
 TEST(JmidMidi, EveryKindRoundTripsThroughBytes) {
   const std::vector<Bytes> messages = {
-      {0x93, 60, 100}, {0x93, 60, 0}, {0x82, 60, 64},  {0xA1, 61, 5},   {0xBF, 7, 127}, {0xC0, 5},
-      {0xD5, 77},      {0xE0, 0, 0},  {0xE0, 127, 127}, {0xE4, 0, 64},  {0xF1, 0x71},   {0xF2, 0x7F, 0x7F},
-      {0xF3, 9},       {0xF6},        {0xF8},           {0xFA},         {0xFB},         {0xFC},
-      {0xFE},          {0xFF},        {0xF0, 0x7E, 0x7F, 0x09, 0x01, 0xF7},              {0xF0, 0xF7},
+      {0x93, 60, 100}, {0x93, 60, 0},  {0x82, 60, 64},
+      {0xA1, 61, 5},   {0xBF, 7, 127}, {0xC0, 5},
+      {0xD5, 77},      {0xE0, 0, 0},   {0xE0, 127, 127},
+      {0xE4, 0, 64},   {0xF1, 0x71},   {0xF2, 0x7F, 0x7F},
+      {0xF3, 9},       {0xF6},         {0xF8},
+      {0xFA},          {0xFB},         {0xFC},
+      {0xFE},          {0xFF},         {0xF0, 0x7E, 0x7F, 0x09, 0x01, 0xF7},
+      {0xF0, 0xF7},
   };
   std::vector<bool> kinds(kKindCount, false);
   for (const auto& m : messages) {
@@ -58,7 +62,8 @@ TEST(JmidMidi, EveryKindRoundTripsThroughBytes) {
     ASSERT_TRUE(line.has_value());
     EXPECT_EQ(midi_of(*line), m);
   }
-  for (std::size_t k = 0; k < kKindCount; ++k) EXPECT_TRUE(kinds[k]) << type_name(static_cast<Kind>(k));
+  for (std::size_t k = 0; k < kKindCount; ++k)
+    EXPECT_TRUE(kinds[k]) << type_name(static_cast<Kind>(k));
 }
 
 TEST(JmidMidi, FieldsAreDecodedAsDocumented) {
@@ -88,7 +93,8 @@ TEST(JmidMidi, RunningStatus) {
   EXPECT_EQ(events[4].data1, 10);
   EXPECT_EQ(events[6].kind, Kind::kProgramChange);
   EXPECT_EQ(events[6].data1, 6);
-  const Bytes expanded = {0x90, 60, 100, 0x90, 62, 100, 0x90, 64, 0, 0xB0, 7, 100, 0xB0, 10, 64, 0xC1, 5, 0xC1, 6};
+  const Bytes expanded = {0x90, 60,  100,  0x90, 62, 100,  0x90, 64,   0, 0xB0,
+                          7,    100, 0xB0, 10,   64, 0xC1, 5,    0xC1, 6};
   EXPECT_EQ(midi_of(events), expanded);
   EXPECT_EQ(parse_all(expanded), events);
 }
@@ -236,10 +242,12 @@ TEST(JmidMidi, RandomStreamsRoundTrip) {
         msg = sysex_of(rng() % 700, rng);
       } else {
         static const std::uint8_t statuses[] = {0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0, 0xE0};
-        const std::uint8_t st = pick < 8 ? static_cast<std::uint8_t>(statuses[pick - 1] | (rng() % 16))
-                                         : std::uint8_t{0xF1} + static_cast<std::uint8_t>(rng() % 3);
+        const std::uint8_t st = pick < 8
+                                    ? static_cast<std::uint8_t>(statuses[pick - 1] | (rng() % 16))
+                                    : std::uint8_t{0xF1} + static_cast<std::uint8_t>(rng() % 3);
         msg.push_back(st);
-        const int n = (st & 0xF0) == 0xC0 || (st & 0xF0) == 0xD0 || st == 0xF1 || st == 0xF3 ? 1 : 2;
+        const int n =
+            (st & 0xF0) == 0xC0 || (st & 0xF0) == 0xD0 || st == 0xF1 || st == 0xF3 ? 1 : 2;
         for (int k = 0; k < n; ++k) msg.push_back(static_cast<std::uint8_t>(rng() % 128));
       }
       for (const auto& e : parse_all(msg)) expected.push_back(e);

@@ -31,20 +31,29 @@ Event make(Kind k) {
 
 std::int64_t random_ts(std::mt19937_64& rng) {
   switch (rng() % 5) {
-    case 0: return 0;
-    case 1: return std::numeric_limits<std::int64_t>::min();
-    case 2: return std::numeric_limits<std::int64_t>::max();
-    case 3: return -static_cast<std::int64_t>(rng() % 1'000'000'000);
-    default: return static_cast<std::int64_t>(rng() >> 1);
+    case 0:
+      return 0;
+    case 1:
+      return std::numeric_limits<std::int64_t>::min();
+    case 2:
+      return std::numeric_limits<std::int64_t>::max();
+    case 3:
+      return -static_cast<std::int64_t>(rng() % 1'000'000'000);
+    default:
+      return static_cast<std::int64_t>(rng() >> 1);
   }
 }
 
 std::uint64_t random_seq(std::mt19937_64& rng) {
   switch (rng() % 4) {
-    case 0: return 0;
-    case 1: return std::numeric_limits<std::uint64_t>::max();
-    case 2: return rng() % 1000;
-    default: return rng();
+    case 0:
+      return 0;
+    case 1:
+      return std::numeric_limits<std::uint64_t>::max();
+    case 2:
+      return rng() % 1000;
+    default:
+      return rng();
   }
 }
 
@@ -83,7 +92,8 @@ Event random_event(std::mt19937_64& rng) {
     case Kind::kSysEx:
       e.sysex_index = static_cast<std::uint16_t>(rng() % 3 == 0 ? 0 : rng() % 65536);
       e.sysex_last = (rng() & 1) != 0;
-      e.sysex_len = static_cast<std::uint16_t>(rng() % 4 == 0 ? kMaxSysExChunk : rng() % (kMaxSysExChunk + 1));
+      e.sysex_len = static_cast<std::uint16_t>(rng() % 4 == 0 ? kMaxSysExChunk
+                                                              : rng() % (kMaxSysExChunk + 1));
       for (std::size_t i = 0; i < e.sysex_len; ++i) e.sysex[i] = d7();
       break;
     default:
@@ -177,10 +187,10 @@ TEST(JmidLine, CanonicalTextOfEveryKind) {
   EXPECT_EQ(to_line(e), R"({"t":"spp","v":16383,"ts":1234567,"seq":42})");
   e.kind = Kind::kSongSelect, e.data1 = 3;
   EXPECT_EQ(to_line(e), R"({"t":"ss","v":3,"ts":1234567,"seq":42})");
-  const std::pair<Kind, const char*> bare[] = {{Kind::kTuneRequest, "tr"}, {Kind::kClock, "clk"},
-                                               {Kind::kStart, "start"},    {Kind::kContinue, "cont"},
-                                               {Kind::kStop, "stop"},      {Kind::kActiveSensing, "as"},
-                                               {Kind::kReset, "rst"}};
+  const std::pair<Kind, const char*> bare[] = {
+      {Kind::kTuneRequest, "tr"}, {Kind::kClock, "clk"}, {Kind::kStart, "start"},
+      {Kind::kContinue, "cont"},  {Kind::kStop, "stop"}, {Kind::kActiveSensing, "as"},
+      {Kind::kReset, "rst"}};
   for (auto [k, name] : bare) {
     EXPECT_EQ(to_line(make(k)), std::string(R"({"t":")") + name + R"(","ts":1234567,"seq":42})");
     EXPECT_EQ(type_name(k), name);
@@ -210,7 +220,8 @@ TEST(JmidLine, RoundTripIsByteIdenticalForEveryKind) {
     EXPECT_EQ(*back, e) << line;
     EXPECT_EQ(to_line(*back), line);
   }
-  for (std::size_t k = 0; k < kKindCount; ++k) EXPECT_GT(seen[k], 0) << type_name(static_cast<Kind>(k));
+  for (std::size_t k = 0; k < kKindCount; ++k)
+    EXPECT_GT(seen[k], 0) << type_name(static_cast<Kind>(k));
 }
 
 TEST(JmidLine, FastPathTakesEveryCanonicalLineAndAgreesWithGeneral) {
@@ -280,29 +291,43 @@ void expect_rejected(const std::string& line, const std::string& why) {
 }
 
 TEST(JmidLine, EveryRangeViolationIsRejectedWithAReason) {
-  expect_rejected(R"({"t":"n+","c":17,"n":60,"v":100,"ts":0,"seq":0})", "channel must be 1..16, got 17");
-  expect_rejected(R"({"t":"n+","c":0,"n":60,"v":100,"ts":0,"seq":0})", "channel must be 1..16, got 0");
-  expect_rejected(R"({"t":"n+","c":1,"n":128,"v":100,"ts":0,"seq":0})", "note must be 0..127, got 128");
-  expect_rejected(R"({"t":"n-","c":1,"n":-1,"v":100,"ts":0,"seq":0})", "note must be 0..127, got -1");
-  expect_rejected(R"({"t":"n+","c":1,"n":60,"v":128,"ts":0,"seq":0})", "velocity must be 0..127, got 128");
-  expect_rejected(R"({"t":"pp","c":1,"n":60,"v":200,"ts":0,"seq":0})", "pressure must be 0..127, got 200");
-  expect_rejected(R"({"t":"cc","c":1,"n":300,"v":1,"ts":0,"seq":0})", "controller must be 0..127, got 300");
-  expect_rejected(R"({"t":"cc","c":1,"n":3,"v":999,"ts":0,"seq":0})", "value must be 0..127, got 999");
+  expect_rejected(R"({"t":"n+","c":17,"n":60,"v":100,"ts":0,"seq":0})",
+                  "channel must be 1..16, got 17");
+  expect_rejected(R"({"t":"n+","c":0,"n":60,"v":100,"ts":0,"seq":0})",
+                  "channel must be 1..16, got 0");
+  expect_rejected(R"({"t":"n+","c":1,"n":128,"v":100,"ts":0,"seq":0})",
+                  "note must be 0..127, got 128");
+  expect_rejected(R"({"t":"n-","c":1,"n":-1,"v":100,"ts":0,"seq":0})",
+                  "note must be 0..127, got -1");
+  expect_rejected(R"({"t":"n+","c":1,"n":60,"v":128,"ts":0,"seq":0})",
+                  "velocity must be 0..127, got 128");
+  expect_rejected(R"({"t":"pp","c":1,"n":60,"v":200,"ts":0,"seq":0})",
+                  "pressure must be 0..127, got 200");
+  expect_rejected(R"({"t":"cc","c":1,"n":300,"v":1,"ts":0,"seq":0})",
+                  "controller must be 0..127, got 300");
+  expect_rejected(R"({"t":"cc","c":1,"n":3,"v":999,"ts":0,"seq":0})",
+                  "value must be 0..127, got 999");
   expect_rejected(R"({"t":"pc","c":1,"v":128,"ts":0,"seq":0})", "program must be 0..127, got 128");
   expect_rejected(R"({"t":"cp","c":1,"v":128,"ts":0,"seq":0})", "pressure must be 0..127, got 128");
-  expect_rejected(R"({"t":"pb","c":1,"v":8192,"ts":0,"seq":0})", "pitch bend must be -8192..8191, got 8192");
-  expect_rejected(R"({"t":"pb","c":1,"v":-8193,"ts":0,"seq":0})", "pitch bend must be -8192..8191, got -8193");
-  expect_rejected(R"({"t":"spp","v":16384,"ts":0,"seq":0})", "song position must be 0..16383, got 16384");
+  expect_rejected(R"({"t":"pb","c":1,"v":8192,"ts":0,"seq":0})",
+                  "pitch bend must be -8192..8191, got 8192");
+  expect_rejected(R"({"t":"pb","c":1,"v":-8193,"ts":0,"seq":0})",
+                  "pitch bend must be -8192..8191, got -8193");
+  expect_rejected(R"({"t":"spp","v":16384,"ts":0,"seq":0})",
+                  "song position must be 0..16383, got 16384");
   expect_rejected(R"({"t":"spp","v":-1,"ts":0,"seq":0})", "song position must be 0..16383, got -1");
-  expect_rejected(R"({"t":"mtc","v":128,"ts":0,"seq":0})", "MTC quarter-frame byte must be 0..127, got 128");
+  expect_rejected(R"({"t":"mtc","v":128,"ts":0,"seq":0})",
+                  "MTC quarter-frame byte must be 0..127, got 128");
   expect_rejected(R"({"t":"ss","v":128,"ts":0,"seq":0})", "song number must be 0..127, got 128");
-  expect_rejected(R"({"t":"sx","i":65536,"l":1,"d":"","ts":0,"seq":0})", "must be 0..65535, got 65536");
+  expect_rejected(R"({"t":"sx","i":65536,"l":1,"d":"","ts":0,"seq":0})",
+                  "must be 0..65535, got 65536");
   expect_rejected(R"({"t":"sx","i":0,"l":2,"d":"","ts":0,"seq":0})", "must be 0..1, got 2");
   expect_rejected(R"({"t":"sx","i":0,"l":1,"d":"7e8","ts":0,"seq":0})", "odd number of hex digits");
   expect_rejected(R"({"t":"sx","i":0,"l":1,"d":"7e80","ts":0,"seq":0})", "not a 7-bit data byte");
   expect_rejected(R"({"t":"sx","i":0,"l":1,"d":"7g","ts":0,"seq":0})", "not a hex digit");
   expect_rejected(R"({"t":"sx","i":0,"l":1,"d":7,"ts":0,"seq":0})", "'d' must be a string");
-  expect_rejected(R"({"t":"sx","i":0,"l":1,"d":")" + std::string(2 * kMaxSysExChunk + 2, '0') + R"(","ts":0,"seq":0})",
+  expect_rejected(R"({"t":"sx","i":0,"l":1,"d":")" + std::string(2 * kMaxSysExChunk + 2, '0') +
+                      R"(","ts":0,"seq":0})",
                   "257 bytes, more than 256 per chunk");
   expect_rejected(R"({"t":"xx","ts":0,"seq":0})", "unknown type 'xx'");
   expect_rejected(R"({"t":7})", "'t' must be a string");
@@ -313,8 +338,10 @@ TEST(JmidLine, EveryRangeViolationIsRejectedWithAReason) {
   expect_rejected(R"({"t":"sx","i":0,"d":""})", "missing key 'l' for sx");
   expect_rejected(R"({"t":"n+","c":1,"n":60.5,"v":100})", "'n' must be an integer");
   expect_rejected(R"({"t":"n+","c":"1","n":60,"v":100})", "'c' must be an integer");
-  expect_rejected(R"({"t":"n+","c":1,"n":60,"v":100,"ts":9223372036854775808})", "'ts' must be a signed 64-bit");
-  expect_rejected(R"({"t":"n+","c":1,"n":60,"v":100,"seq":-1})", "'seq' must be an unsigned 64-bit");
+  expect_rejected(R"({"t":"n+","c":1,"n":60,"v":100,"ts":9223372036854775808})",
+                  "'ts' must be a signed 64-bit");
+  expect_rejected(R"({"t":"n+","c":1,"n":60,"v":100,"seq":-1})",
+                  "'seq' must be an unsigned 64-bit");
   expect_rejected(R"({"t":"n+","c":1,"c":2,"n":60,"v":100})", "duplicate key 'c'");
   expect_rejected(R"({"t":"n+","t":"n-","c":1,"n":60,"v":100})", "duplicate key 't'");
   expect_rejected(R"({"t":"j","c":1,"upto":1})", "not an event");
@@ -362,9 +389,9 @@ TEST(JmidLine, OutOfRangeEventsAreClampedSoTheLineStillParses) {
 
 TEST(JmidLine, EqualityComparesOnlyWhatTheKindUses) {
   Event a = make(Kind::kProgramChange), b = a;
-  b.data2 = 99;       // unused by pc
-  b.value14 = 1234;   // unused by pc
-  b.sysex[5] = 1;     // unused by pc
+  b.data2 = 99;      // unused by pc
+  b.value14 = 1234;  // unused by pc
+  b.sysex[5] = 1;    // unused by pc
   EXPECT_EQ(a, b);
   b.data1 = 1;
   EXPECT_NE(a, b);
@@ -386,7 +413,8 @@ TEST(JmidLine, GarbageNeverCrashes) {
     const std::string line = to_line(random_event(rng));
     for (std::size_t n = 0; n < line.size(); ++n) {
       // A strict prefix of an object is never a whole object.
-      EXPECT_FALSE(parse_line(std::string_view(line).substr(0, n)).has_value()) << line.substr(0, n);
+      EXPECT_FALSE(parse_line(std::string_view(line).substr(0, n)).has_value())
+          << line.substr(0, n);
     }
     for (int m = 0; m < 40; ++m) {
       std::string bad = line;
@@ -405,7 +433,8 @@ TEST(JmidLine, GarbageNeverCrashes) {
   const char alphabet[] = "{}[]\":,0123456789-+.etnrsxcvdilqfu \\\x01\xff";
   for (int i = 0; i < 20000; ++i) {
     std::string s(rng() % 80, ' ');
-    for (auto& ch : s) ch = (rng() & 1) ? alphabet[rng() % (sizeof alphabet - 1)] : static_cast<char>(rng() % 256);
+    for (auto& ch : s)
+      ch = (rng() & 1) ? alphabet[rng() % (sizeof alphabet - 1)] : static_cast<char>(rng() % 256);
     if (rng() % 2) s = "{\"t\":\"" + s;
     auto e = parse_line(s);
     if (e) {

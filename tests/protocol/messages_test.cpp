@@ -49,8 +49,9 @@ TEST(Topic, UrisRoundTripAndRejectNonsense) {
   auto any = parse_topic_uri("audio://" + s.to_string() + "/*");
   EXPECT_TRUE(any->matches(s, {StreamType::kAudio, 9}));
   EXPECT_TRUE(parse_topic_uri("control://" + s.to_string())->matches(s, {StreamType::kControl, 0}));
-  for (const char* bad : {"", "midi:/x", "foo://01234567-89ab-cdef-0123-456789abcdef",
-                          "audio://not-a-uuid/1", "audio://01234567-89ab-cdef-0123-456789abcdef/70000"}) {
+  for (const char* bad :
+       {"", "midi:/x", "foo://01234567-89ab-cdef-0123-456789abcdef", "audio://not-a-uuid/1",
+        "audio://01234567-89ab-cdef-0123-456789abcdef/70000"}) {
     EXPECT_FALSE(parse_topic_uri(bad).has_value()) << bad;
   }
 }

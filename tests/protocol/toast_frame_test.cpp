@@ -91,7 +91,8 @@ TEST(ToastFrame, EverySingleBitFlipIsRejectedByCrc) {
 }
 
 TEST(ToastFrame, TruncatedInputsGiveTruncatedOrCrcError) {
-  const auto good = encode_frame(sample_header(StreamType::kAudio, FormatType::kBinary), payload_of(100)).value();
+  const auto good =
+      encode_frame(sample_header(StreamType::kAudio, FormatType::kBinary), payload_of(100)).value();
   for (std::size_t n = 0; n < good.size(); ++n) {
     auto f = decode_frame({good.data(), n});
     ASSERT_FALSE(f.has_value());
@@ -133,7 +134,8 @@ void reseal(std::vector<std::uint8_t>& b) {
 }
 
 TEST(ToastFrame, SemanticErrorsBehindAValidCrcAreTyped) {
-  const auto good = encode_frame(sample_header(StreamType::kAudio, FormatType::kBinary), payload_of(8)).value();
+  const auto good =
+      encode_frame(sample_header(StreamType::kAudio, FormatType::kBinary), payload_of(8)).value();
   auto bad = good;
   store_be32(bad.data(), 999);
   reseal(bad);

@@ -77,8 +77,8 @@ class JackdProcess {
       std::FILE* out = std::freopen(log_.c_str(), "w", stdout);
       if (out != nullptr) ::dup2(::fileno(stdout), 2);
       const std::string r = std::to_string(rate), p = std::to_string(period);
-      ::execlp("jackd", "jackd", realtime ? "-R" : "-r", "-n", name_.c_str(), "-d", "dummy", "-r", r.c_str(), "-p",
-               p.c_str(), static_cast<char*>(nullptr));
+      ::execlp("jackd", "jackd", realtime ? "-R" : "-r", "-n", name_.c_str(), "-d", "dummy", "-r",
+               r.c_str(), "-p", p.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     // `jack_wait -c` prints "running"/"not running"; its exit status is 0 either way.

@@ -31,7 +31,7 @@ struct Impairment {
   Nanos reorder_gap = 2'000'000;
   double duplicate = 0.0;
   double corrupt = 0.0;
-  double rate_kbps = 0.0;  // 0 = unlimited; counts UDP payload bytes only
+  double rate_kbps = 0.0;    // 0 = unlimited; counts UDP payload bytes only
   Nanos queue = 50'000'000;  // rate limiter's queue, in time to drain it
 
   bool is_identity() const noexcept;

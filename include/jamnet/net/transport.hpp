@@ -78,7 +78,8 @@ struct SendOptions {
 
 class Transport {
  public:
-  static Result<std::unique_ptr<Transport>> start(const TransportConfig& config, SessionRegistry& registry);
+  static Result<std::unique_ptr<Transport>> start(const TransportConfig& config,
+                                                  SessionRegistry& registry);
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -89,7 +90,8 @@ class Transport {
   Result<std::uint32_t> send(const SendOptions& opts, std::span<const std::uint8_t> payload,
                              const Endpoint& to);
   // Sends to the multicast group; an error when multicast is off.
-  Result<std::uint32_t> send_to_group(const SendOptions& opts, std::span<const std::uint8_t> payload);
+  Result<std::uint32_t> send_to_group(const SendOptions& opts,
+                                      std::span<const std::uint8_t> payload);
 
   Endpoint local() const noexcept { return data_.local(); }
   std::optional<Endpoint> group() const noexcept { return config_.multicast; }
@@ -115,7 +117,8 @@ class Transport {
   std::atomic<bool> running_{false};
   std::vector<std::uint8_t> rx_buffer_;
 
-  using StreamKey = std::tuple<std::uint32_t, std::uint16_t, bool, Uuid, std::uint8_t, std::uint16_t>;
+  using StreamKey =
+      std::tuple<std::uint32_t, std::uint16_t, bool, Uuid, std::uint8_t, std::uint16_t>;
   struct StreamState {
     SequenceTracker tracker;
     std::uint64_t bytes = 0;

@@ -16,11 +16,12 @@ struct MidiLinkExperiment {
   int k = 3;
   bool adaptive = false;
   int accept_copies = 1;
-  int events = 400;           // note on/off pairs and controller moves, on 4 channels
+  int events = 400;  // note on/off pairs and controller moves, on 4 channels
   Nanos spacing_ns = 2'000'000;
   Nanos latency_ns = 5'000'000;
   std::uint64_t seed = 1;
-  Nanos settle_ns = 2'000'000'000;  // after the last event: wait this long at most for the journal to repair
+  Nanos settle_ns =
+      2'000'000'000;  // after the last event: wait this long at most for the journal to repair
 };
 
 struct MidiLinkResult {
@@ -29,12 +30,14 @@ struct MidiLinkResult {
   std::uint64_t app_duplicates = 0;  // an event handed to the application twice: must be 0
   std::uint64_t out_of_order = 0;    // per channel, an event played before an earlier one
   std::uint64_t repairs = 0;         // corrective events generated from the journal
-  std::uint64_t stuck_notes = 0;     // notes the receiver still held at the end while the sender held none
+  std::uint64_t stuck_notes =
+      0;  // notes the receiver still held at the end while the sender held none
   std::uint64_t wrong_controllers = 0;  // controller values differing from the sender's at the end
-  std::uint64_t bytes_on_wire = 0;   // all MIDI frames of the sender, copies, journal, feedback
+  std::uint64_t bytes_on_wire = 0;      // all MIDI frames of the sender, copies, journal, feedback
   double delivered_rate = 0;
   std::vector<double> timing_err_us;  // played - (ts + constant offset), constant removed (median)
-  std::vector<double> net_latency_us; // first copy arrival - sender timestamp (one clock on loopback)
+  std::vector<double>
+      net_latency_us;  // first copy arrival - sender timestamp (one clock on loopback)
   int final_k = 0;
 };
 

@@ -37,7 +37,7 @@ namespace jamnet {
 
 struct MidiConfig {
   media::jmid::BurstConfig burst;
-  Nanos latency_ns = 5'000'000;            // playout delay after the sender's timestamp
+  Nanos latency_ns = 5'000'000;  // playout delay after the sender's timestamp
   Nanos dedupe_expiry_ns = 5'000'000;
   // Acceptance threshold: copies of a burst that must arrive before the event
   // plays (at most k). 1 plays on the first copy: lowest latency, best under
@@ -71,10 +71,10 @@ struct MidiSenderStats {
   std::uint64_t duplicates = 0;
   std::uint64_t too_old = 0;
   std::uint64_t repairs = 0;
-  std::uint64_t late = 0;  // arrived after their play time: played at once
-  std::uint64_t stale = 0; // too late to play in order, or older than a journal repair: dropped
+  std::uint64_t late = 0;   // arrived after their play time: played at once
+  std::uint64_t stale = 0;  // too late to play in order, or older than a journal repair: dropped
   std::size_t held_notes = 0;
-  double copy_loss = 0;    // packet loss seen in completed bursts
+  double copy_loss = 0;  // packet loss seen in completed bursts
 };
 
 struct MidiStats {
@@ -141,7 +141,8 @@ class MidiSession {
   void playout_loop();
   void send_journal(Nanos now);
   void send_feedback(Nanos now);
-  void enqueue(std::shared_ptr<const std::string> payload, MidiLineClass cls, Nanos now, bool burst);
+  void enqueue(std::shared_ptr<const std::string> payload, MidiLineClass cls, Nanos now,
+               bool burst);
   void transmit(const Outgoing& o);
   Sender& sender_for(const Uuid& id);
 

@@ -37,7 +37,8 @@ struct PeerConfig {
   Uuid session;
   std::optional<Uuid> id;  // default: random per process
   net::Endpoint bind = net::Endpoint::loopback(0);
-  std::optional<net::Endpoint> multicast = net::Endpoint{kDefaultMulticastGroup, kDefaultMulticastPort};
+  std::optional<net::Endpoint> multicast =
+      net::Endpoint{kDefaultMulticastGroup, kDefaultMulticastPort};
   std::optional<std::uint32_t> multicast_iface;
   std::vector<net::Endpoint> connect;
   Nanos announce_interval_ns = 250'000'000;
@@ -46,21 +47,21 @@ struct PeerConfig {
   // Test traffic ("probes"): CONTROL frames to every discovered peer.
   double probe_rate_hz = 0;
   std::size_t probe_payload_bytes = 200;
-  std::uint64_t probe_count = 0;              // per peer; 0 = no limit
-  Nanos probe_start_delay_ns = 500'000'000;   // let a new peer's address settle first
-  std::optional<MidiConfig> midi;             // MIDI (JMID) on this session
+  std::uint64_t probe_count = 0;             // per peer; 0 = no limit
+  Nanos probe_start_delay_ns = 500'000'000;  // let a new peer's address settle first
+  std::optional<MidiConfig> midi;            // MIDI (JMID) on this session
 };
 
 // What this peer knows about one remote peer.
 struct LinkReport {
   net::PeerInfo info;
   std::uint64_t probes_sent = 0;
-  std::uint64_t probes_received = 0;    // unique, delivered to the application
+  std::uint64_t probes_received = 0;  // unique, delivered to the application
   std::uint64_t probes_lost = 0;
   std::uint64_t probes_reordered = 0;
-  std::uint64_t duplicates_dropped = 0; // by the transport, before the application
-  std::uint64_t app_duplicates = 0;     // delivered twice to the application: must stay 0
-  std::uint64_t corrupt = 0;            // frames from this peer that failed the CRC
+  std::uint64_t duplicates_dropped = 0;  // by the transport, before the application
+  std::uint64_t app_duplicates = 0;      // delivered twice to the application: must stay 0
+  std::uint64_t corrupt = 0;             // frames from this peer that failed the CRC
   double probe_loss() const noexcept;
 };
 

@@ -27,24 +27,24 @@
 namespace jamnet::protocol::jmid {
 
 enum class Kind : std::uint8_t {
-  kNoteOn,          // n+  9n
-  kNoteOff,         // n-  8n
-  kPolyPressure,    // pp  An
-  kControlChange,   // cc  Bn
-  kProgramChange,   // pc  Cn
-  kChannelPressure, // cp  Dn
-  kPitchBend,       // pb  En
-  kTimeCode,        // mtc F1
-  kSongPosition,    // spp F2
-  kSongSelect,      // ss  F3
-  kTuneRequest,     // tr  F6
-  kClock,           // clk F8
-  kStart,           // start FA
-  kContinue,        // cont FB
-  kStop,            // stop FC
-  kActiveSensing,   // as  FE
-  kReset,           // rst FF
-  kSysEx,           // sx  F0 ... F7, in chunks
+  kNoteOn,           // n+  9n
+  kNoteOff,          // n-  8n
+  kPolyPressure,     // pp  An
+  kControlChange,    // cc  Bn
+  kProgramChange,    // pc  Cn
+  kChannelPressure,  // cp  Dn
+  kPitchBend,        // pb  En
+  kTimeCode,         // mtc F1
+  kSongPosition,     // spp F2
+  kSongSelect,       // ss  F3
+  kTuneRequest,      // tr  F6
+  kClock,            // clk F8
+  kStart,            // start FA
+  kContinue,         // cont FB
+  kStop,             // stop FC
+  kActiveSensing,    // as  FE
+  kReset,            // rst FF
+  kSysEx,            // sx  F0 ... F7, in chunks
 };
 inline constexpr std::size_t kKindCount = 18;
 inline constexpr std::size_t kMaxSysExChunk = 256;
@@ -117,8 +117,8 @@ class MidiParser {
   // Returns which of out_ / sysex_[sysex_ready_] the byte completed.
   std::uint8_t push(std::uint8_t b) noexcept;
   bool idle() const noexcept { return have_ == 0 && !in_sysex_; }
-  Event out_;           // the last complete non-SysEx message
-  Event sysex_[2];      // two chunk buffers: one handed out, one filling
+  Event out_;                     // the last complete non-SysEx message
+  Event sysex_[2];                // two chunk buffers: one handed out, one filling
   std::uint8_t sysex_fill_ = 0;   // the buffer being filled
   std::uint8_t sysex_ready_ = 0;  // the buffer last handed out
   std::uint8_t status_ = 0;       // running status (0 = none)

@@ -6,8 +6,8 @@
 //
 //   on   flat list of note,velocity pairs for the notes held
 //   cc   flat list of controller,value pairs for every controller ever set
-//   pc   program (-1 = never set); pb pitch bend (-8192..8191); cp channel pressure (-1 = never set)
-//   upto the state includes every event of this sender up to this seq
+//   pc   program (-1 = never set); pb pitch bend (-8192..8191); cp channel pressure (-1 = never
+//   set) upto the state includes every event of this sender up to this seq
 //
 // Feedback from a receiver to a sender: {"t":"fb","loss":0.2031,"rx":812,"lost":207}
 #pragma once
@@ -46,7 +46,7 @@ struct JournalLine {
 };
 
 struct Feedback {
-  double loss = 0.0;          // packet loss the receiver measures on this stream, 0..1
+  double loss = 0.0;  // packet loss the receiver measures on this stream, 0..1
   std::uint64_t received = 0;
   std::uint64_t lost = 0;
 };

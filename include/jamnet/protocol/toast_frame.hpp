@@ -60,8 +60,8 @@ std::string_view to_string(FormatType f) noexcept;
 struct FrameHeader {
   StreamType stream_type = StreamType::kControl;
   FormatType format_type = FormatType::kBinary;
-  std::uint16_t message_kind = 0;   // meaning depends on stream_type
-  std::uint16_t stream_index = 0;   // which stream of that type (audio://S/<index>)
+  std::uint16_t message_kind = 0;  // meaning depends on stream_type
+  std::uint16_t stream_index = 0;  // which stream of that type (audio://S/<index>)
   std::int64_t timestamp_ns = 0;
   std::uint32_t sequence = 0;
   Uuid session_id;
@@ -80,15 +80,15 @@ struct FrameView {
 
 // Every way a byte string can fail to be a frame. Each is counted by the receiver.
 enum class FrameError : std::uint8_t {
-  kTruncated,         // shorter than header + CRC
-  kOversized,         // longer than the configured datagram limit
-  kCrcMismatch,       // CRC-32 does not match: corrupted in flight
-  kLengthMismatch,    // frame_length field disagrees with the datagram size
-  kBadVersion,        // protocol version this build does not speak
+  kTruncated,       // shorter than header + CRC
+  kOversized,       // longer than the configured datagram limit
+  kCrcMismatch,     // CRC-32 does not match: corrupted in flight
+  kLengthMismatch,  // frame_length field disagrees with the datagram size
+  kBadVersion,      // protocol version this build does not speak
   kBadStreamType,
   kBadFormatType,
-  kPayloadTooLarge,   // encode only: payload would exceed the datagram limit
-  kBufferTooSmall,    // encode only: output buffer too small
+  kPayloadTooLarge,  // encode only: payload would exceed the datagram limit
+  kBufferTooSmall,   // encode only: output buffer too small
 };
 inline constexpr std::size_t kFrameErrorCount = 9;
 

@@ -6,7 +6,9 @@
 
 namespace jamnet::engine::io {
 
-bool jack_midi_available() noexcept { return false; }
+bool jack_midi_available() noexcept {
+  return false;
+}
 
 struct JackMidi::Impl {};
 
@@ -14,18 +16,37 @@ JackMidi::JackMidi(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 JackMidi::~JackMidi() = default;
 
 Result<std::unique_ptr<JackMidi>> JackMidi::open(const Config&) {
-  return make_error(Errc::kUnsupported, "jamnet was built without JACK (libjack-jackd2-dev not found)");
+  return make_error(Errc::kUnsupported,
+                    "jamnet was built without JACK (libjack-jackd2-dev not found)");
 }
 
-bool JackMidi::pop_input(protocol::jmid::Event&) { return false; }
-bool JackMidi::push_output(const protocol::jmid::Event&, Nanos) { return false; }
-std::string JackMidi::input_port() const { return {}; }
-std::string JackMidi::output_port() const { return {}; }
-std::string JackMidi::client_name() const { return {}; }
-JackMidi::Stats JackMidi::stats() const { return {}; }
-std::uint32_t JackMidi::sample_rate() const { return 0; }
-std::uint32_t JackMidi::buffer_size() const { return 0; }
-Nanos JackMidi::clock_offset_ns() const { return 0; }
+bool JackMidi::pop_input(protocol::jmid::Event&) {
+  return false;
+}
+bool JackMidi::push_output(const protocol::jmid::Event&, Nanos) {
+  return false;
+}
+std::string JackMidi::input_port() const {
+  return {};
+}
+std::string JackMidi::output_port() const {
+  return {};
+}
+std::string JackMidi::client_name() const {
+  return {};
+}
+JackMidi::Stats JackMidi::stats() const {
+  return {};
+}
+std::uint32_t JackMidi::sample_rate() const {
+  return 0;
+}
+std::uint32_t JackMidi::buffer_size() const {
+  return 0;
+}
+Nanos JackMidi::clock_offset_ns() const {
+  return 0;
+}
 
 }  // namespace jamnet::engine::io
 

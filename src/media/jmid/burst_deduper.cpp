@@ -13,12 +13,15 @@ BurstDeduper::BurstDeduper(const Config& config) : config_(config) {
   slots_.resize(config_.capacity);  // the only allocation: on_copy never allocates
 }
 
-std::size_t BurstDeduper::remembered() const noexcept { return size_; }
+std::size_t BurstDeduper::remembered() const noexcept {
+  return size_;
+}
 
 double BurstDeduper::copy_loss_estimate() const noexcept {
   if (loss_copies_sent_ == 0) return 0.0;
   // seen can pass sent by a little when a burst counted as missing turns up late.
-  return std::max(0.0, 1.0 - static_cast<double>(loss_copies_seen_) / static_cast<double>(loss_copies_sent_));
+  return std::max(
+      0.0, 1.0 - static_cast<double>(loss_copies_seen_) / static_cast<double>(loss_copies_sent_));
 }
 
 BurstDeduper::Slot* BurstDeduper::find(std::uint64_t seq) noexcept {

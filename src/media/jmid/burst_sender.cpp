@@ -58,8 +58,10 @@ std::size_t BurstSender::schedule(Nanos now, std::array<ScheduledCopy, kMaxBurst
   for (int i = 1; i < k; ++i) {
     const Nanos lo = window * (i - 1) / slots;
     const Nanos hi = window * i / slots;
-    const auto jitter = static_cast<Nanos>(uniform_below(rng_, static_cast<std::uint64_t>(hi - lo)));
-    out[static_cast<std::size_t>(i)] = ScheduledCopy{now + lo + 1 + jitter, static_cast<std::uint8_t>(i), k8};
+    const auto jitter =
+        static_cast<Nanos>(uniform_below(rng_, static_cast<std::uint64_t>(hi - lo)));
+    out[static_cast<std::size_t>(i)] =
+        ScheduledCopy{now + lo + 1 + jitter, static_cast<std::uint8_t>(i), k8};
   }
   return static_cast<std::size_t>(k);
 }

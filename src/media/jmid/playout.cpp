@@ -18,9 +18,15 @@ void PlayoutClock::observe(std::int64_t sender_ts_ns, Nanos local_rx_ns) {
   while (mins_.front().first < local_rx_ns - window_) mins_.pop_front();
 }
 
-void PlayoutClock::set_offset(Nanos sender_to_local_ns) { fixed_ = sender_to_local_ns; }
-void PlayoutClock::clear_offset() { fixed_.reset(); }
-bool PlayoutClock::ready() const noexcept { return fixed_.has_value() || !mins_.empty(); }
+void PlayoutClock::set_offset(Nanos sender_to_local_ns) {
+  fixed_ = sender_to_local_ns;
+}
+void PlayoutClock::clear_offset() {
+  fixed_.reset();
+}
+bool PlayoutClock::ready() const noexcept {
+  return fixed_.has_value() || !mins_.empty();
+}
 
 Nanos PlayoutClock::offset() const noexcept {
   if (fixed_) return *fixed_;

@@ -14,7 +14,9 @@ constexpr std::uint8_t kFirstModeCc = 120;
 
 // All Sound Off, All Notes Off and the mode changes that imply it (Omni
 // off/on, Mono, Poly): after any of these nothing sounds on the channel.
-constexpr bool releases_notes(std::uint8_t cc) noexcept { return cc == 120 || cc >= 123; }
+constexpr bool releases_notes(std::uint8_t cc) noexcept {
+  return cc == 120 || cc >= 123;
+}
 
 Event make_event(Kind kind, std::size_t ch, std::uint64_t seq, std::int64_t ts) noexcept {
   Event e;

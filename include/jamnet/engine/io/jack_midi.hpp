@@ -39,12 +39,12 @@ class JackMidi {
   };
 
   struct Stats {
-    std::uint64_t cycles = 0;          // process callbacks run
-    std::uint64_t xruns = 0;           // reported by the server
-    std::uint64_t input_events = 0;    // events queued for pop_input()
-    std::uint64_t output_events = 0;   // events written to midi_out (a joined SysEx counts once)
-    std::uint64_t late_events = 0;     // output due before the cycle it went out in
-    std::uint64_t dropped_full = 0;    // lost because a queue (or the port buffer) was full
+    std::uint64_t cycles = 0;         // process callbacks run
+    std::uint64_t xruns = 0;          // reported by the server
+    std::uint64_t input_events = 0;   // events queued for pop_input()
+    std::uint64_t output_events = 0;  // events written to midi_out (a joined SysEx counts once)
+    std::uint64_t late_events = 0;    // output due before the cycle it went out in
+    std::uint64_t dropped_full = 0;   // lost because a queue (or the port buffer) was full
     std::uint64_t clock_fallback_cycles = 0;  // cycles timed by the wake-up, not JACK's DLL
   };
 

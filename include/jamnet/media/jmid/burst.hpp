@@ -16,7 +16,7 @@ namespace jamnet::media::jmid {
 inline constexpr int kMaxBurst = 15;  // k travels in 4 bits of the TOAST message kind
 
 struct BurstConfig {
-  int k = 3;             // copies per event (fixed when !adaptive; the start value otherwise)
+  int k = 3;  // copies per event (fixed when !adaptive; the start value otherwise)
   int k_min = 1;
   int k_max = 8;
   bool adaptive = true;

@@ -52,7 +52,8 @@ class StateTracker {
     std::array<std::uint64_t, 128> cc{};
     std::uint64_t program = 0, bend = 0, pressure = 0;
   };
-  void set_note(std::size_t ch, std::uint8_t note, std::uint8_t velocity, std::uint64_t seq) noexcept;
+  void set_note(std::size_t ch, std::uint8_t note, std::uint8_t velocity,
+                std::uint64_t seq) noexcept;
 
   std::array<ChannelState, 16> state_{};
   std::array<Touched, 16> touched_{};

@@ -77,7 +77,8 @@ class SmfChecker {
     while (pos < d_.size()) {
       if (d_.size() - pos < 8) return "truncated chunk header at byte " + std::to_string(pos);
       const std::uint32_t len = be32(pos + 4);
-      if (len > d_.size() - pos - 8) return "chunk at byte " + std::to_string(pos) + " runs past the end of the file";
+      if (len > d_.size() - pos - 8)
+        return "chunk at byte " + std::to_string(pos) + " runs past the end of the file";
       if (std::memcmp(d_.data() + pos, "MTrk", 4) == 0) {
         ++found;
         if (auto why = check_track(d_.subspan(pos + 8, len)); !why.empty()) {
@@ -96,8 +97,8 @@ class SmfChecker {
 
  private:
   std::uint32_t be32(std::size_t at) const {
-    return (std::uint32_t{d_[at]} << 24) | (std::uint32_t{d_[at + 1]} << 16) | (std::uint32_t{d_[at + 2]} << 8) |
-           d_[at + 3];
+    return (std::uint32_t{d_[at]} << 24) | (std::uint32_t{d_[at + 1]} << 16) |
+           (std::uint32_t{d_[at + 2]} << 8) | d_[at + 3];
   }
   unsigned be16(std::size_t at) const { return (unsigned{d_[at]} << 8) | d_[at + 1]; }
 
@@ -146,7 +147,8 @@ class SmfChecker {
         running = 0;
       } else if (status > 0xF0) {
         static constexpr char kHex[] = "0123456789ABCDEF";
-        return std::string("system message 0x") + kHex[status >> 4] + kHex[status & 0xF] + " in a track";
+        return std::string("system message 0x") + kHex[status >> 4] + kHex[status & 0xF] +
+               " in a track";
       } else {
         const std::size_t n = (status & 0xF0) == 0xC0 || (status & 0xF0) == 0xD0 ? 1 : 2;
         if (n > t.size() - p) return "channel message cut short";
@@ -165,7 +167,8 @@ class SmfChecker {
 
 // Adds one raw message to the track at `pulses`. libsmf copies the bytes.
 bool add_raw(smf_track_t* track, const std::uint8_t* bytes, std::size_t len, int pulses) {
-  smf_event_t* ev = smf_event_new_from_pointer(const_cast<std::uint8_t*>(bytes), static_cast<int>(len));
+  smf_event_t* ev =
+      smf_event_new_from_pointer(const_cast<std::uint8_t*>(bytes), static_cast<int>(len));
   if (ev == nullptr) return false;
   smf_track_add_event_pulses(track, ev, pulses);
   return true;
@@ -176,11 +179,21 @@ void append_json_string(std::string& out, std::string_view s) {
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           static constexpr char kHex[] = "0123456789abcdef";
@@ -211,7 +224,9 @@ Result<std::vector<jmid::Event>> read_smf(const std::string& path) {
   }
   SmfPtr smf(smf_load_from_memory(bytes->data(), static_cast<int>(bytes->size())));
   if (!smf) {
-    return make_error(Errc::kParse, "'" + path + "' is not a valid Standard MIDI File (libsmf could not parse it)");
+    return make_error(
+        Errc::kParse,
+        "'" + path + "' is not a valid Standard MIDI File (libsmf could not parse it)");
   }
 
   std::vector<jmid::Event> events;
@@ -221,8 +236,8 @@ Result<std::vector<jmid::Event>> read_smf(const std::string& path) {
   // applies the file's tempo map.
   while (smf_event_t* ev = smf_get_next_event(smf.get())) {
     if (ev->midi_buffer == nullptr || ev->midi_buffer_length <= 0) continue;
-    if (smf_event_is_metadata(ev)) continue;      // FF: tempo, text, EOT...
-    if (ev->midi_buffer[0] == 0xF7) continue;      // escaped packet: not a message
+    if (smf_event_is_metadata(ev)) continue;   // FF: tempo, text, EOT...
+    if (ev->midi_buffer[0] == 0xF7) continue;  // escaped packet: not a message
     const auto ts = static_cast<std::int64_t>(std::llround(ev->time_seconds * 1e9));
     parser.reset();  // every SMF event is a complete message: no state carries over
     parser.feed({ev->midi_buffer, static_cast<std::size_t>(ev->midi_buffer_length)},
@@ -336,7 +351,9 @@ JsonlMidiLog& JsonlMidiLog::operator=(JsonlMidiLog&& other) noexcept {
   return *this;
 }
 
-JsonlMidiLog::~JsonlMidiLog() { close(); }
+JsonlMidiLog::~JsonlMidiLog() {
+  close();
+}
 
 void JsonlMidiLog::write(const jmid::Event& e, Nanos scheduled_ns, Nanos played_ns,
                          std::string_view from) {

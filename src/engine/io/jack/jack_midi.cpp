@@ -35,7 +35,9 @@ namespace jamnet::engine::io {
 
 namespace jmid = protocol::jmid;
 
-bool jack_midi_available() noexcept { return true; }
+bool jack_midi_available() noexcept {
+  return true;
+}
 
 namespace {
 
@@ -59,7 +61,7 @@ struct JackMidi::Impl {
 
   // ---- owned by the process callback ----
   jmid::MidiParser parser;
-  OutItem pending;            // popped but due in a later cycle
+  OutItem pending;  // popped but due in a later cycle
   bool has_pending = false;
   std::array<std::uint8_t, kMaxSysExBytes> sysex{};
   std::size_t sysex_len = 0;
@@ -76,7 +78,9 @@ struct JackMidi::Impl {
   std::atomic<bool> server_gone{false};
   std::atomic<std::uint32_t> sample_rate{48000};  // set before activation; kept by on_sample_rate
 
-  static void count(std::atomic<std::uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+  static void count(std::atomic<std::uint64_t>& c) noexcept {
+    c.fetch_add(1, std::memory_order_relaxed);
+  }
 
   // ---- the real-time part: no allocation, locks, logging or blocking ----
   int process(jack_nframes_t nframes) noexcept {
@@ -88,13 +92,15 @@ struct JackMidi::Impl {
     const Nanos now = monotonic_ns();
     const jack_time_t jack_now = jack_get_time();
     const Nanos offset = now - static_cast<Nanos>(jack_now) * 1000;
-    const Nanos nominal = static_cast<Nanos>(nframes) * 1'000'000'000 / std::max<Nanos>(1, sample_rate.load(std::memory_order_relaxed));
+    const Nanos nominal = static_cast<Nanos>(nframes) * 1'000'000'000 /
+                          std::max<Nanos>(1, sample_rate.load(std::memory_order_relaxed));
 
     jack_nframes_t cur_frames = 0;
     jack_time_t cur_us = 0, next_us = 0;
     float period_us = 0.0f;
     Nanos t0 = 0, t1 = 0;
-    const bool have_dll = jack_get_cycle_times(client, &cur_frames, &cur_us, &next_us, &period_us) == 0;
+    const bool have_dll =
+        jack_get_cycle_times(client, &cur_frames, &cur_us, &next_us, &period_us) == 0;
     const Nanos since_start = (static_cast<Nanos>(jack_now) - static_cast<Nanos>(cur_us)) * 1000;
     const Nanos dll_period = (static_cast<Nanos>(next_us) - static_cast<Nanos>(cur_us)) * 1000;
     if (have_dll && since_start >= -nominal / 2 && since_start <= nominal * 3 / 2 &&
@@ -155,7 +161,8 @@ struct JackMidi::Impl {
 
       jack_nframes_t offset = 0;
       if (pending.at_ns > t0) {
-        const double f = static_cast<double>(pending.at_ns - t0) / ns_per_frame + 0.5;  // nearest frame
+        const double f =
+            static_cast<double>(pending.at_ns - t0) / ns_per_frame + 0.5;  // nearest frame
         offset = std::min<jack_nframes_t>(nframes - 1, static_cast<jack_nframes_t>(f));
       } else if (pending.at_ns < late_before) {
         count(late_events);
@@ -242,26 +249,30 @@ Nanos measure_clock_offset() {
 JackMidi::JackMidi(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Result<std::unique_ptr<JackMidi>> JackMidi::open(const Config& config) {
-  if (config.client_name.empty()) return make_error(Errc::kInvalidArgument, "JACK client name is empty");
+  if (config.client_name.empty())
+    return make_error(Errc::kInvalidArgument, "JACK client name is empty");
   if (config.client_name.size() >= static_cast<std::size_t>(jack_client_name_size())) {
-    return make_error(Errc::kInvalidArgument, "JACK client name '" + config.client_name + "' is too long");
+    return make_error(Errc::kInvalidArgument,
+                      "JACK client name '" + config.client_name + "' is too long");
   }
   auto impl = std::make_unique<Impl>(config.queue_capacity);
 
   int options = JackNoStartServer;
   if (!config.server_name.empty()) options |= JackServerName;
   jack_status_t status{};
-  impl->client = jack_client_open(config.client_name.c_str(), static_cast<jack_options_t>(options), &status,
-                                  config.server_name.c_str());
-  const std::string server = config.server_name.empty() ? std::string("the default JACK server") :
-                                                          "JACK server '" + config.server_name + "'";
+  impl->client = jack_client_open(config.client_name.c_str(), static_cast<jack_options_t>(options),
+                                  &status, config.server_name.c_str());
+  const std::string server = config.server_name.empty()
+                                 ? std::string("the default JACK server")
+                                 : "JACK server '" + config.server_name + "'";
   if (impl->client == nullptr) {
     if (status & (JackServerFailed | JackServerError)) {
       return make_error(Errc::kNotFound, "no JACK server is running (" + server +
                                              "); start one, e.g. `jackd -d dummy -r 48000 -p 64`");
     }
-    return make_error(Errc::kIo, "cannot open JACK client '" + config.client_name + "' on " + server +
-                                     " (jack_status " + std::to_string(static_cast<unsigned>(status)) + ")");
+    return make_error(Errc::kIo, "cannot open JACK client '" + config.client_name + "' on " +
+                                     server + " (jack_status " +
+                                     std::to_string(static_cast<unsigned>(status)) + ")");
   }
   // From here the client is closed by ~JackMidi.
   std::unique_ptr<JackMidi> self(new JackMidi(std::move(impl)));
@@ -271,9 +282,11 @@ Result<std::unique_ptr<JackMidi>> JackMidi::open(const Config& config) {
   s.sample_rate.store(jack_get_sample_rate(s.client), std::memory_order_relaxed);
 
   s.in_port = jack_port_register(s.client, "midi_in", JACK_DEFAULT_MIDI_TYPE, JackPortIsInput, 0);
-  s.out_port = jack_port_register(s.client, "midi_out", JACK_DEFAULT_MIDI_TYPE, JackPortIsOutput, 0);
+  s.out_port =
+      jack_port_register(s.client, "midi_out", JACK_DEFAULT_MIDI_TYPE, JackPortIsOutput, 0);
   if (s.in_port == nullptr || s.out_port == nullptr) {
-    return make_error(Errc::kIo, "cannot register JACK MIDI ports for '" + self->client_name() + "'");
+    return make_error(Errc::kIo,
+                      "cannot register JACK MIDI ports for '" + self->client_name() + "'");
   }
   if (jack_set_process_callback(s.client, on_process, &s) != 0 ||
       jack_set_xrun_callback(s.client, on_xrun, &s) != 0 ||
@@ -295,7 +308,9 @@ JackMidi::~JackMidi() {
   }
 }
 
-bool JackMidi::pop_input(jmid::Event& e) { return impl_->in_queue.try_pop(e); }
+bool JackMidi::pop_input(jmid::Event& e) {
+  return impl_->in_queue.try_pop(e);
+}
 
 bool JackMidi::push_output(const jmid::Event& e, Nanos at_ns) {
   if (impl_->out_queue.try_push(OutItem{e, at_ns})) return true;
@@ -303,19 +318,37 @@ bool JackMidi::push_output(const jmid::Event& e, Nanos at_ns) {
   return false;
 }
 
-std::string JackMidi::input_port() const { return jack_port_name(impl_->in_port); }
-std::string JackMidi::output_port() const { return jack_port_name(impl_->out_port); }
-std::string JackMidi::client_name() const { return jack_get_client_name(impl_->client); }
+std::string JackMidi::input_port() const {
+  return jack_port_name(impl_->in_port);
+}
+std::string JackMidi::output_port() const {
+  return jack_port_name(impl_->out_port);
+}
+std::string JackMidi::client_name() const {
+  return jack_get_client_name(impl_->client);
+}
 
 JackMidi::Stats JackMidi::stats() const {
-  const auto get = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
-  return Stats{get(impl_->cycles),        get(impl_->xruns),       get(impl_->input_events),
-               get(impl_->output_events), get(impl_->late_events), get(impl_->dropped_full),
+  const auto get = [](const std::atomic<std::uint64_t>& c) {
+    return c.load(std::memory_order_relaxed);
+  };
+  return Stats{get(impl_->cycles),
+               get(impl_->xruns),
+               get(impl_->input_events),
+               get(impl_->output_events),
+               get(impl_->late_events),
+               get(impl_->dropped_full),
                get(impl_->clock_fallback_cycles)};
 }
 
-std::uint32_t JackMidi::sample_rate() const { return jack_get_sample_rate(impl_->client); }
-std::uint32_t JackMidi::buffer_size() const { return jack_get_buffer_size(impl_->client); }
-Nanos JackMidi::clock_offset_ns() const { return impl_->clock_offset_ns; }
+std::uint32_t JackMidi::sample_rate() const {
+  return jack_get_sample_rate(impl_->client);
+}
+std::uint32_t JackMidi::buffer_size() const {
+  return jack_get_buffer_size(impl_->client);
+}
+Nanos JackMidi::clock_offset_ns() const {
+  return impl_->clock_offset_ns;
+}
 
 }  // namespace jamnet::engine::io
