@@ -193,16 +193,33 @@ std::vector<Nanos> send_and_check(JackMidi& out, JackMidi& in, const std::vector
     EXPECT_TRUE(out.push_output(sent[i], scheduled.back()));
   }
   const auto got = collect(in, sent.size(), scheduled.back() + 1'000'000'000).events;
-  EXPECT_EQ(got.size(), sent.size());
+  // A cycle jackd reports as an xrun can drop what a client wrote in it; the
+  // dummy driver on a shared VM sometimes does that for good. Then demand
+  // nearly everything; with no xrun, everything.
+  const auto xruns = out.stats().xruns + in.stats().xruns;
+  if (xruns == 0) {
+    EXPECT_EQ(got.size(), sent.size());
+  } else {
+    EXPECT_LE(got.size(), sent.size());
+    EXPECT_GE(got.size() * 10, sent.size() * 9) << xruns << " xruns";
+  }
+  // Each arrival must be the next sent event with the same bytes: in order,
+  // none twice, none changed.
   std::vector<Nanos> errors;
-  for (std::size_t i = 0; i < std::min(got.size(), sent.size()); ++i) {
-    SCOPED_TRACE("event " + std::to_string(i) + " " + jmid::to_line(sent[i]));
-    EXPECT_EQ(bytes_of(got[i]), bytes_of(sent[i]));
-    jmid::Event expected = sent[i];
-    expected.ts_ns = got[i].ts_ns;
-    expected.seq = got[i].seq;
-    EXPECT_EQ(got[i], expected);
-    errors.push_back(got[i].ts_ns - scheduled[i]);
+  std::size_t next = 0;
+  for (const auto& g : got) {
+    while (next < sent.size() && bytes_of(sent[next]) != bytes_of(g)) ++next;
+    if (next == sent.size()) {
+      ADD_FAILURE() << "arrived out of order, twice or changed: " << jmid::to_line(g);
+      break;
+    }
+    SCOPED_TRACE("event " + std::to_string(next) + " " + jmid::to_line(sent[next]));
+    jmid::Event expected = sent[next];
+    expected.ts_ns = g.ts_ns;
+    expected.seq = g.seq;
+    EXPECT_EQ(g, expected);
+    errors.push_back(g.ts_ns - scheduled[next]);
+    ++next;
   }
   return errors;
 }
