@@ -15,6 +15,10 @@ using protocol::jmid::JournalLine;
 namespace {
 
 constexpr protocol::Topic kMidiTopic{StreamType::kMidi, 0};
+// Frames a loss report must cover (about one lost frame's worth of resolution
+// at 5%); and how long a receiver's report counts when choosing k.
+constexpr std::uint64_t kMinFeedbackFrames = 20;
+constexpr int kFeedbackValidIntervals = 8;
 
 std::uint16_t message_kind(MidiLineClass cls, int copy, int k) {
   return static_cast<std::uint16_t>(static_cast<std::uint16_t>(cls) | (copy & 0xF) << 4 |
@@ -219,9 +223,11 @@ void MidiSession::send_feedback(Nanos now) {
     }
     const std::uint64_t d_rx = received - std::min(received, s->fb_received);
     const std::uint64_t d_lost = lost - std::min(lost, s->fb_lost);
+    // Too few frames to say anything yet: keep counting from the same
+    // baseline, so a slow stream reports over a longer window instead of never.
+    if (d_rx + d_lost < kMinFeedbackFrames) continue;
     s->fb_received = received;
     s->fb_lost = lost;
-    if (d_rx + d_lost < 10) continue;  // too little traffic to say anything
     protocol::jmid::Feedback fb{static_cast<double>(d_lost) / static_cast<double>(d_rx + d_lost),
                                 d_rx, d_lost};
     const auto line = protocol::jmid::to_line(fb);
@@ -312,7 +318,7 @@ void MidiSession::on_frame(const net::ReceivedFrame& rx) {
     feedback_[*from] = {loss, rx.rx_ns};
     double worst = 0;  // the burst size must serve the worst receiver heard from lately
     for (auto it = feedback_.begin(); it != feedback_.end();) {
-      if (rx.rx_ns - it->second.second > 4 * config_.feedback_interval_ns) {
+      if (rx.rx_ns - it->second.second > kFeedbackValidIntervals * config_.feedback_interval_ns) {
         it = feedback_.erase(it);
       } else {
         worst = std::max(worst, it->second.first);
