@@ -646,36 +646,18 @@ Result<std::int64_t> get_ranged(simdjson::dom::element el, const char* key, cons
 }  // namespace
 
 Result<Event> event_from_object(simdjson::dom::object obj) {
-  unsigned seen = 0;
   simdjson::dom::element t_el, c_el, n_el, v_el, i_el, l_el, d_el, ts_el, seq_el;
-  for (auto field : obj) {
-    const std::string_view key = field.key;
-    unsigned bit = 0;
-    simdjson::dom::element* slot = nullptr;
-    if (key == "t")
-      bit = kT, slot = &t_el;
-    else if (key == "c")
-      bit = kC, slot = &c_el;
-    else if (key == "n")
-      bit = kN, slot = &n_el;
-    else if (key == "v")
-      bit = kV, slot = &v_el;
-    else if (key == "i")
-      bit = kI, slot = &i_el;
-    else if (key == "l")
-      bit = kL, slot = &l_el;
-    else if (key == "d")
-      bit = kD, slot = &d_el;
-    else if (key == "ts")
-      bit = kTs, slot = &ts_el;
-    else if (key == "seq")
-      bit = kSeq, slot = &seq_el;
-    else
-      continue;  // unknown keys are ignored: newer senders may add some
-    if (seen & bit) return parse_error("jmid: duplicate key '" + std::string(key) + "'");
-    seen |= bit;
-    *slot = field.value;
-  }
+  const auto fields = detail::collect_fields(obj, {{"t", &t_el},
+                                                   {"c", &c_el},
+                                                   {"n", &n_el},
+                                                   {"v", &v_el},
+                                                   {"i", &i_el},
+                                                   {"l", &l_el},
+                                                   {"d", &d_el},
+                                                   {"ts", &ts_el},
+                                                   {"seq", &seq_el}});
+  if (!fields) return std::unexpected(fields.error());
+  const unsigned seen = *fields;
   if (!(seen & kT)) return parse_error("jmid: missing key 't'");
   std::string_view type;
   if (t_el.get_string().get(type)) return parse_error("jmid: 't' must be a string");

@@ -72,4 +72,30 @@ inline std::unexpected<Error> parse_error(std::string message) {
   return make_error(Errc::kParse, std::move(message));
 }
 
+// The general path's field scan, shared by event, journal and feedback lines.
+// Copies each listed key's value into its slot (a null slot: known, value not
+// needed) and returns a mask with bit i set when fields[i] was present.
+// Unknown keys are ignored (newer senders may add some); a key given twice is
+// an error.
+struct FieldSlot {
+  std::string_view key;
+  simdjson::dom::element* slot;
+};
+template <std::size_t N>
+Result<unsigned> collect_fields(simdjson::dom::object obj, const FieldSlot (&fields)[N]) {
+  static_assert(N <= 32);
+  unsigned seen = 0;
+  for (auto field : obj) {
+    const std::string_view key = field.key;
+    for (std::size_t i = 0; i < N; ++i) {
+      if (fields[i].key != key) continue;
+      if (seen & (1u << i)) return parse_error("jmid: duplicate key '" + std::string(key) + "'");
+      seen |= 1u << i;
+      if (fields[i].slot != nullptr) *fields[i].slot = field.value;
+      break;
+    }
+  }
+  return seen;
+}
+
 }  // namespace jamnet::protocol::jmid::detail

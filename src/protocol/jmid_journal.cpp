@@ -123,36 +123,18 @@ Result<JournalLine> journal_from_object(simdjson::dom::object obj) {
     kCp = 128,
     kT = 256
   };
-  unsigned seen = 0;
   simdjson::dom::element c_el, upto_el, ts_el, on_el, cc_el, pc_el, pb_el, cp_el;
-  for (auto field : obj) {
-    const std::string_view key = field.key;
-    unsigned bit = 0;
-    simdjson::dom::element* slot = nullptr;
-    if (key == "t")
-      bit = kT;
-    else if (key == "c")
-      bit = kC, slot = &c_el;
-    else if (key == "upto")
-      bit = kUpto, slot = &upto_el;
-    else if (key == "ts")
-      bit = kTs, slot = &ts_el;
-    else if (key == "on")
-      bit = kOn, slot = &on_el;
-    else if (key == "cc")
-      bit = kCc, slot = &cc_el;
-    else if (key == "pc")
-      bit = kPc, slot = &pc_el;
-    else if (key == "pb")
-      bit = kPb, slot = &pb_el;
-    else if (key == "cp")
-      bit = kCp, slot = &cp_el;
-    else
-      continue;
-    if (seen & bit) return parse_error("jmid: duplicate key '" + std::string(key) + "'");
-    seen |= bit;
-    if (slot) *slot = field.value;
-  }
+  const auto fields = detail::collect_fields(obj, {{"c", &c_el},
+                                                   {"upto", &upto_el},
+                                                   {"ts", &ts_el},
+                                                   {"on", &on_el},
+                                                   {"cc", &cc_el},
+                                                   {"pc", &pc_el},
+                                                   {"pb", &pb_el},
+                                                   {"cp", &cp_el},
+                                                   {"t", nullptr}});
+  if (!fields) return std::unexpected(fields.error());
+  const unsigned seen = *fields;
   JournalLine j;
   if (!(seen & kC)) return parse_error("jmid: missing key 'c' for j");
   if (!(seen & kUpto)) return parse_error("jmid: missing key 'upto' for j");
@@ -197,26 +179,11 @@ Result<JournalLine> journal_from_object(simdjson::dom::object obj) {
 
 Result<Feedback> feedback_from_object(simdjson::dom::object obj) {
   enum : unsigned { kLoss = 1, kRx = 2, kLost = 4, kT = 8 };
-  unsigned seen = 0;
   simdjson::dom::element loss_el, rx_el, lost_el;
-  for (auto field : obj) {
-    const std::string_view key = field.key;
-    unsigned bit = 0;
-    simdjson::dom::element* slot = nullptr;
-    if (key == "t")
-      bit = kT;
-    else if (key == "loss")
-      bit = kLoss, slot = &loss_el;
-    else if (key == "rx")
-      bit = kRx, slot = &rx_el;
-    else if (key == "lost")
-      bit = kLost, slot = &lost_el;
-    else
-      continue;
-    if (seen & bit) return parse_error("jmid: duplicate key '" + std::string(key) + "'");
-    seen |= bit;
-    if (slot) *slot = field.value;
-  }
+  const auto fields = detail::collect_fields(
+      obj, {{"loss", &loss_el}, {"rx", &rx_el}, {"lost", &lost_el}, {"t", nullptr}});
+  if (!fields) return std::unexpected(fields.error());
+  const unsigned seen = *fields;
   Feedback f;
   if (!(seen & kLoss)) return parse_error("jmid: missing key 'loss' for fb");
   if (loss_el.get_double().get(f.loss)) return parse_error("jmid: 'loss' must be a number");
