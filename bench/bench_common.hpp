@@ -17,6 +17,7 @@ namespace jamnet::bench {
 
 struct BenchOptions {
   bool quick = false;  // smoke-test lengths: same code paths, fewer samples
+  std::string workdir = "build/bench-work";  // generated signals and other scratch files
 };
 
 // "metric.name" -> value. Ordered so the JSON and the report are stable to diff.
@@ -29,6 +30,10 @@ void run_net_bench(const BenchOptions& opts, Metrics& out);
 void run_discovery_bench(const BenchOptions& opts, Metrics& out);
 void run_jmid_net_bench(const BenchOptions& opts, Metrics& out);
 void run_jmid_bench(const BenchOptions& opts, Metrics& out);
+// Audio: loss-concealment quality (PNBTR vs zero-fill, repeat, libopus PLC) and PNBTR cost.
+void run_plc_bench(const BenchOptions& opts, Metrics& out);
+// Audio: JDAT codec sizes and the jitter buffer's added latency through netsim.
+void run_jdat_bench(const BenchOptions& opts, Metrics& out);
 
 inline void sleep_until_ns(Nanos deadline) noexcept {
   const timespec ts{static_cast<time_t>(deadline / 1'000'000'000),

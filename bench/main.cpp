@@ -20,8 +20,8 @@ namespace {
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid] [--out-json PATH] "
-               "[--benchmark_*=...]\n",
+               "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid|plc|jdat] [--workdir DIR] "
+               "[--out-json PATH] [--benchmark_*=...]\n",
                argv0);
   return 2;
 }
@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
       opts.quick = true;
     } else if (arg == "--only" && i + 1 < argc) {
       only = argv[++i];
+    } else if (arg == "--workdir" && i + 1 < argc) {
+      opts.workdir = argv[++i];
     } else if (arg == "--out-json" && i + 1 < argc) {
       out_json = argv[++i];
     } else if (arg.rfind("--out-json=", 0) == 0) {
@@ -61,6 +63,8 @@ int main(int argc, char** argv) {
     if (want("discovery")) run_discovery_bench(opts, metrics);
     if (want("jmid_net")) run_jmid_net_bench(opts, metrics);
     if (want("jmid")) run_jmid_bench(opts, metrics);
+    if (want("plc")) run_plc_bench(opts, metrics);
+    if (want("jdat")) run_jdat_bench(opts, metrics);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "jamnet_bench: %s\n", e.what());
     return 1;

@@ -9,11 +9,15 @@ packages=(
   zlib1g-dev libcli11-dev nlohmann-json3-dev libsimdjson-dev libsmf-dev
   # JACK audio/MIDI: the library to build against, the dummy-driver server for tests
   libjack-jackd2-dev jackd2
+  # audio: resampling (jitter-buffer drift), WAV/FLAC files
+  libsamplerate0-dev libsndfile1-dev
   # tests, fuzzing, benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3
   clang-16 libclang-rt-16-dev
   # integration tests: network namespaces, veth, bridge
   iproute2
+  # audio quality benchmark and tests: signals rendered at test time, peers compared in the same run
+  fluidsynth fluid-soundfont-gm espeak-ng libopus-dev jacktrip
 )
 
 missing=()

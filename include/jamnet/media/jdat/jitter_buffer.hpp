@@ -1,0 +1,91 @@
+// Adaptive jitter buffer for one incoming JDAT stream (docs/jdat.md,
+// "Jitter buffer").
+//
+// Single-threaded and real-time safe after construction: the owner drains
+// packets from the network thread (an SPSC queue) into push() on the audio
+// thread, then calls pull() once per audio cycle. Nothing here allocates,
+// locks or blocks after the constructor.
+//
+// - Target depth: a quantile (default p95) of the measured arrival jitter
+//   over a sliding window, plus a margin; raised at once when jitter grows,
+//   lowered slowly when it shrinks.
+// - Clock drift between sender and receiver is absorbed by resampling the
+//   stream by a few ppm (libsamplerate, ratio ramped, no clicks), steered by
+//   the depth error.
+// - A packet whose frames have already been played is dropped and counted
+//   (late). A missing packet at playout is concealed by PNBTR (one Concealer
+//   per channel); an empty buffer (underrun) also conceals.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "jamnet/core/clock.hpp"
+#include "jamnet/media/pnbtr/concealer.hpp"
+
+namespace jamnet::media::jdat {
+
+struct JitterBufferConfig {
+  int channels = 1;
+  int frames_per_packet = 64;
+  int sample_rate = 48000;
+  int max_pull_frames = 512;     // largest pull() size
+  int capacity_packets = 256;    // ring slots; a packet further ahead is dropped (overflow)
+  double quantile = 0.95;        // of arrival jitter
+  Nanos window_ns = 2'000'000'000;   // jitter history
+  Nanos margin_ns = 250'000;         // added to the quantile
+  Nanos min_target_ns = 0;
+  Nanos max_target_ns = 200'000'000;
+  Nanos fall_ns_per_s = 2'000'000;   // how fast the target may fall (rises are immediate)
+  double max_correction_ppm = 1000;  // resampling bound
+  pnbtr::LpcConfig pnbtr;            // predictor per channel
+  pnbtr::ConcealerConfig concealer;
+};
+
+struct JitterBufferStats {
+  std::uint64_t packets = 0;          // accepted into the buffer
+  std::uint64_t late = 0;             // arrived after their frames were played: dropped
+  std::uint64_t duplicates = 0;
+  std::uint64_t overflow = 0;         // too far ahead of playout: dropped
+  std::uint64_t underruns = 0;        // pulls that found the buffer empty
+  std::uint64_t missing_packets = 0;  // packets concealed at playout (lost or late)
+  std::uint64_t concealed_frames = 0;
+  std::uint64_t resyncs = 0;          // sender jumped (restart): playout re-anchored
+  Nanos jitter_ns = 0;                // current quantile of arrival jitter
+  Nanos target_ns = 0;                // current target depth
+  Nanos depth_ns = 0;                 // audio buffered ahead of playout at the last pull
+  double correction_ppm = 0;          // current resampling correction (+ = playing faster)
+  double drift_ppm = 0;               // smoothed estimate of sender vs receiver clock rate
+  bool playing = false;               // false until the first packet reached the target
+};
+
+class JitterBuffer {
+ public:
+  explicit JitterBuffer(const JitterBufferConfig& config);
+  ~JitterBuffer();
+  JitterBuffer(const JitterBuffer&) = delete;
+  JitterBuffer& operator=(const JitterBuffer&) = delete;
+
+  // A packet: frames_per_packet interleaved frames starting at the sender's
+  // frame counter first_frame, which arrived at local time arrival_ns.
+  void push(std::uint64_t first_frame, std::span<const float> interleaved, Nanos arrival_ns) noexcept;
+  // A packet known lost for good (e.g. JELLIE could not recover it): lets the
+  // buffer conceal it without waiting. Optional.
+  void mark_lost(std::uint64_t first_frame) noexcept;
+  // Fill out (frames * channels, interleaved) for playout at local time now_ns.
+  void pull(std::span<float> out, Nanos now_ns) noexcept;
+
+  const JitterBufferStats& stats() const noexcept;
+  // Time each packet spent in the buffer, arrival to the playout of its first
+  // frame: the latency the buffer adds. Ring of the last 4096 packets (ns);
+  // copy out on a non-audio thread when the stream is stopped.
+  std::vector<Nanos> held_ns_history() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace jamnet::media::jdat

@@ -1,0 +1,51 @@
+// One channel of loss concealment: passes real blocks through, asks the
+// Predictor for missing ones, crossfades from prediction back into real audio
+// at the first block after a gap, and fades long gaps to silence.
+// Real-time safe after construction.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "jamnet/media/pnbtr/predictor.hpp"
+
+namespace jamnet::media::pnbtr {
+
+struct ConcealerConfig {
+  int max_block = 512;
+  int crossfade = 48;        // samples of crossfade into real audio after a gap (1 ms at 48 kHz)
+  int fade_after = 960;      // predicted samples played at full level (20 ms) ...
+  int fade_length = 1920;    // ... then faded to silence over this many (40 ms)
+};
+
+struct ConcealerStats {
+  std::uint64_t blocks = 0;
+  std::uint64_t concealed_blocks = 0;
+  std::uint64_t gaps = 0;           // runs of concealed blocks
+  std::uint64_t silent_blocks = 0;  // concealed blocks after the fade reached silence
+};
+
+class Concealer {
+ public:
+  Concealer(std::unique_ptr<Predictor> predictor, const ConcealerConfig& config = {});
+  // The next block arrived (or was recovered): out = in, except right after a
+  // gap, where the first `crossfade` samples blend prediction into in.
+  // out may alias in.
+  void good(std::span<const float> in, std::span<float> out) noexcept;
+  // The next block is missing: out = prediction (fading over long gaps).
+  void lost(std::span<float> out) noexcept;
+  const ConcealerStats& stats() const noexcept { return stats_; }
+  Predictor& predictor() noexcept { return *predictor_; }
+
+ private:
+  std::unique_ptr<Predictor> predictor_;
+  ConcealerConfig config_;
+  ConcealerStats stats_;
+  std::vector<float> scratch_;
+  bool in_gap_ = false;
+  std::int64_t gap_samples_ = 0;
+};
+
+}  // namespace jamnet::media::pnbtr

@@ -1,0 +1,45 @@
+// PNBTR: predicts the audio of blocks that never arrived (docs/pnbtr.md).
+// A Predictor continues one mono signal from its history; the Concealer
+// (concealer.hpp) decides when to ask it, crossfades back into real audio and
+// fades long gaps to silence. Other predictors (GPU, learned models) plug in
+// by implementing this interface.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+namespace jamnet::media::pnbtr {
+
+class Predictor {
+ public:
+  virtual ~Predictor() = default;
+  virtual std::string_view name() const noexcept = 0;
+  // Forget all history.
+  virtual void reset() noexcept = 0;
+  // A real block (received or recovered), in order. Real-time safe.
+  virtual void observe(std::span<const float> block) noexcept = 0;
+  // The samples that follow everything observed and predicted so far: the
+  // first call after observe() starts a gap, later calls continue it.
+  // Real-time safe: no allocation, no locks; out.size() <= max_block given at
+  // construction.
+  virtual void predict(std::span<float> out) noexcept = 0;
+};
+
+// Burg-method linear prediction plus pitch-period extension (docs/pnbtr.md).
+struct LpcConfig {
+  int max_block = 512;    // largest block predict() is asked for
+  int history = 2048;     // samples of history kept
+  int order = 32;         // LPC order
+  int fit_window = 1024;  // samples the Burg fit uses (the newest)
+  int min_pitch = 40;     // pitch search range in samples (1200 Hz .. 48 Hz at 48 kHz)
+  int max_pitch = 1000;
+};
+std::unique_ptr<Predictor> make_lpc_predictor(const LpcConfig& config = {});
+
+// Baselines for comparison, through the same interface.
+std::unique_ptr<Predictor> make_zero_predictor();                    // silence
+std::unique_ptr<Predictor> make_repeat_predictor(int max_block);     // repeat the last block
+
+}  // namespace jamnet::media::pnbtr
