@@ -33,13 +33,20 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_EXE = REPO / "build" / "release" / "bench" / "jamnet_bench"
 BUILD_COMMANDS = [
     ["cmake", "--preset", "release"],
-    ["cmake", "--build", "build/release", "-j2", "--target", "jamnet_bench"],
+    ["cmake", "--build", "build/release", "-j2", "--target", "jamnet_bench", "jamnet"],
 ]
 
 # (name, function(exe, quick, json_path) -> argv). Each runner writes one flat
 # JSON object to json_path; a key produced by two runners is an error.
 RUNNERS = [
     ("jamnet_bench", lambda exe, quick, out: [str(exe), "--out-json", str(out)] + (["--quick"] if quick else [])),
+    # JackTrip 1.7's Regulator PLC on the same music and loss rate: two jacktrip
+    # processes on a jackd dummy server, loss from our netsim. Exits 0 with a
+    # null figure and the reason when JackTrip cannot be measured reliably.
+    ("jacktrip", lambda exe, quick, out: [
+        sys.executable, str(REPO / "bench" / "jacktrip_plc.py"), "--jamnet-bench", str(exe),
+        "--workdir", str(REPO / "build" / "bench-work" / "jacktrip"), "--loss", "10", "--seed", "1",
+        "--seconds", "8" if quick else "20", "--period", "128", "--out-json", str(out)]),
 ]
 
 # key -> (unit, meaning). Keys missing here are still reported, marked as such.
@@ -86,6 +93,25 @@ METRICS = {
     "jmid.note_latency_p50_us": ("µs", "loopback, no impairment: sender timestamp to first copy arriving at the receiver, median"),
     "jmid.note_latency_p99_us": ("µs", "the same, 99th percentile"),
     "jmid.bytes_per_event_k3": ("bytes", "TOAST bytes on the wire per event at k = 3, one event per packet, journal and feedback included"),
+    "pnbtr.segsnr_db_loss10": ("dB", "PNBTR: segmental SNR of the concealed fluidsynth music (piano, bass, drums) at 10% random loss of 120-sample packets"),
+    "pnbtr.segsnr_db_loss10_zero": ("dB", "zero-fill (silence for a lost packet), same signal and loss pattern"),
+    "pnbtr.segsnr_db_loss10_repeat": ("dB", "repeat the last good packet, same signal and loss pattern"),
+    "pnbtr.segsnr_db_loss10_opus": ("dB", "libopus PLC (CELT, RESTRICTED_LOWDELAY, 120-sample frames), against Opus's own loss-free decode, same loss pattern"),
+    "pnbtr.segsnr_db_loss10_jacktrip": ("dB", "JackTrip 1.7 Regulator PLC (--bufstrategy 3) through two jackd dummy servers with 10% netsim loss; null when it could not be measured (reason in the report)"),
+    "pnbtr.cpu_frac_of_period": ("fraction", "PNBTR cost per concealed 64-frame block (fit at the gap start included) over the 1.333 ms block period, one core"),
+    "jdat.jitterbuffer_added_ms_p50": ("ms", "time a packet waits in the adaptive jitter buffer (arrival to playout of its first frame), real-time peers through netsim with 1 ms ± 0.5 ms jitter, median"),
+    "jdat.jitterbuffer_added_ms_p95": ("ms", "the same, 95th percentile"),
+    "jdat.jitterbuffer_target_ms": ("ms", "the buffer's target depth at the end of that run"),
+    "jdat.jitterbuffer_concealed_blocks": ("blocks", "blocks concealed in that run (no loss on the link: only VM stalls make any)"),
+    "jdat.jsonl_to_binary_bytes_ratio": ("×", "JSONL bytes over BINARY bytes on the wire (TOAST frames) for the music signal in 64-frame float32 packets"),
+    "jdat.jsonl_to_binary_bytes_ratio_f32": ("×", "the same, float32"),
+    "jdat.jsonl_to_binary_bytes_ratio_i24": ("×", "the same, int24"),
+    "jdat.jsonl_to_binary_bytes_ratio_i16": ("×", "the same, int16"),
+    "jdat.binary_kbps_f32": ("kbit/s", "BINARY JDAT on the wire, one mono 48 kHz stream, 64-frame float32 packets (TOAST header and CRC included)"),
+    "jdat.binary_kbps_i24": ("kbit/s", "the same, int24"),
+    "jdat.binary_kbps_i16": ("kbit/s", "the same, int16"),
+    "jdat.plain_link_segsnr_db_loss10": ("dB", "music through real-time peers and netsim (10% random loss, 1 ms ± 0.5 ms), plain JDAT with PNBTR concealment: segmental SNR of what was played (drift correction off: one clock on both ends)"),
+    "jdat.jellie_link_segsnr_db_loss10": ("dB", "the same link and loss with JELLIE (4 streams, any 2 rebuild a block bit-exactly)"),
 }
 
 # (ours, plain, what, higher_is_better) for the ratio table.
@@ -105,7 +131,104 @@ TARGETS = [
     ("jmid.timing_err_p99_us", 500.0, "JMID timing error p99 at most 0.5 ms with 2 ms ± 1 ms jitter"),
     ("jmid.parse_ratio_vs_simdjson", 1.0, "our JMID parser at least as fast as simdjson on this schema"),
     ("jmid.stuck_notes_bursty", 0.5, "no stuck notes under bursty loss"),
+    ("pnbtr.cpu_frac_of_period", 0.10, "PNBTR costs at most 10% of the block period on one core"),
 ]
+
+PLC_SIGNALS = {"music": "fluidsynth music (piano, bass, drums)", "chords": "chord progression", "speech": "espeak-ng speech"}
+PLC_LOSSES = {"1": "1% random", "5": "5% random", "10": "10% random", "20": "20% random", "burst": "bursty (Gilbert-Elliott)"}
+PLC_METHODS = {
+    "pnbtr": "PNBTR", "zero": "zero-fill", "repeat": "repeat last packet", "opus": "libopus PLC",
+    "pnbtr64": "PNBTR, 64-sample packets", "zero64": "zero-fill, 64-sample packets", "repeat64": "repeat, 64-sample packets",
+}
+PLC_MEASURES = {
+    "segsnr_db": "segmental SNR (20 ms segments clamped to [-10, 35] dB)",
+    "snr_db": "SNR over the whole signal",
+    "gap_snr_db": "SNR over the lost packets only (0 dB: no better than silence)",
+}
+
+
+def describe(key: str) -> tuple[str, str]:
+    """Unit and meaning of a metric: registered ones, then the generated PLC grid."""
+    if key in METRICS:
+        return METRICS[key]
+    parts = key.split(".")
+    if len(parts) == 5 and parts[0] == "plc" and parts[1] in PLC_SIGNALS and parts[3] in PLC_METHODS:
+        _, sig, loss, method, measure = parts
+        return ("dB", f"{PLC_METHODS[method]}: {PLC_MEASURES.get(measure, measure)}, {PLC_SIGNALS[sig]}, "
+                      f"{PLC_LOSSES.get(loss, loss)} loss (120-sample packets unless said)")
+    if len(parts) == 4 and parts[:2] == ["plc", "loss"]:
+        return ("%" if parts[3] == "actual_pct" else "blocks",
+                f"loss pattern '{parts[2]}': " + ("share of packets actually lost" if parts[3] == "actual_pct" else "mean burst length"))
+    if key.startswith("pnbtr.segsnr_db_loss"):
+        rest = key[len("pnbtr.segsnr_db_loss"):]
+        loss, _, variant = rest.partition("_")
+        who = {"": "PNBTR", "zero": "zero-fill", "repeat": "repeat last packet", "opus": "libopus PLC",
+               "b64": "PNBTR with 64-sample packets", "jacktrip": "JackTrip Regulator PLC"}.get(variant, variant)
+        return ("dB", f"{who}: segmental SNR, fluidsynth music, {loss}% random loss")
+    if key.startswith("pnbtr.cpu_frac_of_period_"):
+        return ("fraction", "PNBTR cost over the 64-frame block period: " + key[len("pnbtr.cpu_frac_of_period_"):].replace("_", " "))
+    if key.startswith("jacktrip."):
+        unit = "dB" if "segsnr" in key or "snr_db" in key else ("ms" if key.endswith("_ms") else "")
+        return (unit, "JackTrip run detail from bench/jacktrip_plc.py (p<period>_loss<percent>; 'retimed' undoes "
+                      "its whole-packet time jumps before scoring, 'global' scores at one fixed lag): " + key[len("jacktrip."):])
+    return ("", "(no description registered in bench/run.py)")
+
+
+def plc_section(r: dict, notes: dict) -> list[str]:
+    """The loss-concealment comparison: every method, same signals, same loss patterns."""
+    if not any(k.startswith("plc.") for k in r):
+        return []
+    L = ["## Loss concealment: PNBTR against zero-fill, repeat, libopus PLC and JackTrip (same run)", ""]
+    L.append("Every method gets the same signals and the same loss pattern (one flag per 120-sample packet, seeded). "
+             "Zero-fill, repeat and PNBTR run through the same `pnbtr::Concealer` (same crossfade back into real "
+             "audio, same fade over long gaps), so only the predictor differs. libopus runs CELT in "
+             "RESTRICTED_LOWDELAY at 256 kbit/s with 120-sample frames and is told the loss rate; its figures are "
+             "taken against its own loss-free decode, so its coding noise is not counted against it, only what "
+             "its concealment does. Segmental SNR: 20 ms segments clamped to [-10, 35] dB, segments below -60 dBFS "
+             "skipped.")
+    L.append("")
+    methods = ["zero", "repeat", "opus", "pnbtr", "zero64", "repeat64", "pnbtr64"]
+    for sig, sig_name in PLC_SIGNALS.items():
+        if not any(k.startswith(f"plc.{sig}.") for k in r):
+            continue
+        L.append(f"**{sig_name}**, segmental SNR in dB (higher is better):")
+        L.append("")
+        L.append("| loss | " + " | ".join(PLC_METHODS[m] for m in methods) + " | PNBTR best at 120? |")
+        L.append("|---|" + "---:|" * len(methods) + "---|")
+        for loss, loss_name in PLC_LOSSES.items():
+            vals = {m: num(r, f"plc.{sig}.{loss}.{m}.segsnr_db") for m in methods}
+            if all(v is None for v in vals.values()):
+                continue
+            rivals = [vals[m] for m in ("zero", "repeat", "opus") if vals[m] is not None]
+            best = vals["pnbtr"] is not None and all(vals["pnbtr"] > v for v in rivals)
+            L.append(f"| {loss_name} | " + " | ".join(fmt(vals[m]) for m in methods) + f" | {'yes' if best else '**no**'} |")
+        L.append("")
+    jt = r.get("pnbtr.segsnr_db_loss10_jacktrip")
+    L.append("**JackTrip 1.7** (Regulator PLC, `--bufstrategy 3`), fluidsynth music at 10% netsim loss: "
+             + (f"{fmt(jt)} dB segmental SNR against PNBTR's {fmt(num(r, 'pnbtr.segsnr_db_loss10'))} dB"
+                f" (JackTrip with no loss on the same path: {fmt(num(r, 'jacktrip.segsnr_db_loss0'))} dB)." if isinstance(jt, (int, float)) else "not measured."))
+    L.append("")
+    if notes.get("jacktrip_reason"):
+        L.append("How JackTrip was measured, and the caveats: " + notes["jacktrip_reason"])
+        L.append("")
+    if notes.get("jacktrip_command"):
+        L.append("JackTrip commands: `" + notes["jacktrip_command"] + "`")
+        L.append("")
+    goal = []
+    for loss in ("5", "10"):
+        p = num(r, f"plc.music.{loss}.pnbtr.segsnr_db")
+        for m in ("zero", "repeat", "opus"):
+            v = num(r, f"plc.music.{loss}.{m}.segsnr_db")
+            if p is not None and v is not None:
+                goal.append((loss, m, p - v))
+    if isinstance(jt, (int, float)) and num(r, "pnbtr.segsnr_db_loss10") is not None:
+        goal.append(("10", "jacktrip", num(r, "pnbtr.segsnr_db_loss10") - jt))
+    if goal:
+        L.append("Goal of the issue, PNBTR beats every other method at 5 to 10% loss (music): "
+                 + "; ".join(f"{loss}% vs {m}: {'+' if d >= 0 else ''}{d:.2f} dB" for loss, m, d in goal)
+                 + (" — **met**." if all(d > 0 for _, _, d in goal) else " — **not met** where negative."))
+        L.append("")
+    return L
 
 
 def sh(argv: list[str]) -> str:
@@ -236,7 +359,8 @@ def interpretation(r: dict) -> list[str]:
 
 
 def render_report(results: dict, info: dict, commands: list[tuple[str, float]], started: str,
-                  load_before: tuple, load_after: tuple, quick: bool, wall_s: float) -> str:
+                  load_before: tuple, load_after: tuple, quick: bool, wall_s: float,
+                  notes: dict | None = None) -> str:
     L: list[str] = []
     L.append("# JAMNet benchmark report")
     L.append("")
@@ -267,9 +391,17 @@ def render_report(results: dict, info: dict, commands: list[tuple[str, float]], 
     L.append("")
     L.append("| metric | value | unit | meaning |")
     L.append("|---|---:|---|---|")
+    grid = 0
     for key in sorted(results):
-        unit, meaning = METRICS.get(key, ("", "(no description registered in bench/run.py)"))
+        if key.startswith("plc.") and key.count(".") == 4:
+            grid += 1  # the concealment grid has its own tables below
+            continue
+        unit, meaning = describe(key)
         L.append(f"| `{key}` | {fmt(results[key])} | {unit} | {meaning} |")
+    if grid:
+        L.append("")
+        L.append(f"The {grid} `plc.<signal>.<loss>.<method>.<measure>` figures of the concealment grid are in "
+                 f"`results.json`; their segmental SNRs are tabulated under *Loss concealment*.")
     L.append("")
     L.append("## Ours against the plain baseline (same run)")
     L.append("")
@@ -293,7 +425,7 @@ def render_report(results: dict, info: dict, commands: list[tuple[str, float]], 
         v = num(results, key)
         ok = v is not None and v < limit and (failed_runs == 0 or not key.startswith("discovery."))
         verdict = "not measured" if v is None else ("**pass**" if ok else "**FAIL**")
-        unit = METRICS.get(key, ("", ""))[0]
+        unit = describe(key)[0]
         L.append(f"| {what} | `{key}` | {fmt(v)} {unit} | {fmt(limit)} {unit} | {verdict} |")
     if failed_runs:
         L.append("")
@@ -301,6 +433,7 @@ def render_report(results: dict, info: dict, commands: list[tuple[str, float]], 
     L.append("")
     L.append("Measured on loopback (one host, multicast on `lo`), not on a physical LAN.")
     L.append("")
+    L.extend(plc_section(results, notes or {}))
     L.append("## Interpretation")
     L.append("")
     L.extend(interpretation(results))
@@ -347,6 +480,7 @@ def main() -> int:
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()
     results: dict[str, float] = {}
+    notes: dict[str, str] = {}
     t_all = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         for name, make_argv in RUNNERS:
@@ -360,7 +494,10 @@ def main() -> int:
             if rc != 0 or not out.exists():
                 print(f"run.py: {name} failed (exit {rc}); results.json and REPORT.md left untouched", file=sys.stderr)
                 return 1
-            produced = json.loads(out.read_text())
+            raw = json.loads(out.read_text())
+            # Figures are numbers (or null: not measured); text goes to the report's notes.
+            produced = {k: v for k, v in raw.items() if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
+            notes.update({k: v for k, v in raw.items() if isinstance(v, str)})
             clash = set(produced) & set(results)
             if clash:
                 print(f"run.py: {name} produced keys another runner already did: {sorted(clash)}", file=sys.stderr)
@@ -377,7 +514,7 @@ def main() -> int:
     (args.out_dir / "results.json").write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
     run_cmd = ["python3", "bench/run.py"] + (["--quick"] if args.quick else []) + (["--no-build"] if args.no_build else [])
     commands.insert(0, (sh(run_cmd), time.monotonic() - t_start))
-    report = render_report(results, info, commands, started, load_before, load_after, args.quick, wall_s)
+    report = render_report(results, info, commands, started, load_before, load_after, args.quick, wall_s, notes)
     (args.out_dir / "REPORT.md").write_text(report)
     print(f"run.py: wrote {rel(args.out_dir / 'results.json')} and {rel(args.out_dir / 'REPORT.md')}", file=sys.stderr)
     return 0

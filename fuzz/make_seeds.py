@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes seed inputs for the fuzzers: valid TOAST frames of every stream type
-(built here independently of the C++ codec, from docs/protocol.md) and valid
-discovery payloads and CLI strings."""
+(built here independently of the C++ codec, from docs/protocol.md), valid
+discovery payloads and CLI strings, JMID lines and MIDI bytes, and JDAT
+payloads in BINARY and JSONL (docs/jdat.md)."""
+import math
 import os
 import struct
 import sys
@@ -72,3 +74,62 @@ for i, line in enumerate(jmid_lines):
 write("jmid_fuzz", "midi_running_status", bytes([0x90, 60, 100, 62, 100, 0xB0, 7, 100, 10, 64, 0xC1, 5]))
 write("jmid_fuzz", "midi_realtime", bytes([0x90, 0xF8, 60, 0xFA, 100, 0xF2, 0xFE, 1, 2, 0xF6]))
 write("jmid_fuzz", "midi_sysex", bytes([0xF0, 0x7E, 0xF8, 0x7F]) + bytes(range(0, 128)) * 3 + bytes([0xF7, 0xF4, 0xF9, 1]))
+
+# jdat_fuzz: JDAT payloads, BINARY (header layout from docs/jdat.md, built
+# here independently of the C++ codec) and JSONL lines (the same input feeds
+# both decoders).
+JDAT_FORMATS = [("f32", 4), ("i24", 3), ("i16", 2)]
+JDAT_ROLES = ["plain", "E", "O", "P", "Q"]
+
+
+def jdat_binary(fmt, role, channels, frames, rate, first_frame, words):
+    bps = JDAT_FORMATS[fmt][1]
+    head = struct.pack(">BBBBHHIQ", 1, fmt, role, channels, frames, len(words), rate, first_frame)
+    return head + b"".join(w.to_bytes(4, "big")[4 - bps:] for w in words)
+
+
+def jdat_words(fmt, parity, n, seed):
+    bps = JDAT_FORMATS[fmt][1]
+    out = []
+    for i in range(n):
+        x = 0.5 * math.sin(2 * math.pi * 440 * (i + seed) / 48000)
+        if parity:
+            out.append((i * 2654435761 + seed) & ((1 << (8 * bps)) - 1))
+        elif fmt == 0:
+            out.append(struct.unpack(">I", struct.pack(">f", x))[0])
+        else:
+            scale = 1 << (8 * bps - 1)
+            out.append(int(round(x * scale)) & ((1 << (8 * bps)) - 1))
+    return out
+
+
+def jdat_jsonl(fmt, role, channels, frames, rate, first_frame, words):
+    bps = JDAT_FORMATS[fmt][1]
+    items = []
+    for w in words:
+        if role >= 3:
+            items.append(str(w))
+        elif fmt == 0:
+            items.append(repr(struct.unpack(">f", struct.pack(">I", w))[0]))
+        else:
+            items.append(str(w - (1 << (8 * bps)) if w >> (8 * bps - 1) else w))
+    return ('{"t":"jdat","v":1,"fmt":"%s","role":"%s","ch":%d,"n":%d,"rate":%d,"ff":%d,"d":[%s]}' % (
+        JDAT_FORMATS[fmt][0], JDAT_ROLES[role], channels, frames, rate, first_frame, ",".join(items))).encode()
+
+
+seed_no = 0
+for fmt in range(3):
+    for role in range(5):
+        for channels, frames in ([(1, 16), (2, 17), (1, 64)] if role == 0 else [(1, 16), (1, 64)]):
+            n = frames * channels if role == 0 else frames // 2
+            words = jdat_words(fmt, role >= 3, n, seed_no)
+            args = (fmt, role, channels, frames, 48000, 1000 + seed_no, words)
+            write("jdat_fuzz", f"bin_{fmt}_{role}_{channels}x{frames}", jdat_binary(*args))
+            write("jdat_fuzz", f"jsonl_{fmt}_{role}_{channels}x{frames}", jdat_jsonl(*args))
+            seed_no += 1
+write("jdat_fuzz", "jsonl_nonfinite",
+      b'{"t":"jdat","v":1,"fmt":"f32","role":"plain","ch":1,"n":16,"rate":44100,"ff":18446744073709551615,'
+      b'"d":["0x7f800000","0xffc00001",-0,1e-45,3.4028235e+38,0.1,0,0,0,0,0,0,0,0,0,0]}')
+write("jdat_fuzz", "jsonl_unordered_unknown",
+      b' { "d" : [1,-2,3,4,5,6,7,8,9,10,11,12,13,14,15,16], "x":{"y":[null,true]}, "ff":5, "rate":8000,'
+      b' "n":16, "ch":1, "role":"plain", "fmt":"i24", "v":1, "t":"jdat" } ')

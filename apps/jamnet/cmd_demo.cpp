@@ -4,14 +4,23 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <random>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "command.hpp"
+#include "jamnet/engine/io/wav_file.hpp"
 #include "jamnet/net/netsim.hpp"
+#include "jamnet/peer/audio_link_experiment.hpp"
+#include "jamnet/platform/realtime.hpp"
 #include "peer_flags.hpp"
+#include "signals/signals.hpp"
 
 namespace jamnet::app {
 
@@ -65,7 +74,115 @@ struct DemoCmd {
   std::string multicast;
   bool json = false;
   bool no_midi = false;
+  bool no_audio = false;
+  bool jellie = false;
+  int frames = 64;
+  std::string audio_out = "demo-audio";
 };
+
+// What one listener played of the keys' audio stream.
+struct Listener {
+  Peer* peer = nullptr;
+  std::string label;
+  std::vector<float> played;
+  // Counts once the stream has ended and its last block had time to play:
+  // what follows is the buffer running dry, not concealment of the stream.
+  std::optional<AudioReceiverStats> at_end;
+};
+
+// One listener's view of the keys' audio, once the stream has ended.
+struct AudioRow {
+  std::string label;
+  std::string wav;
+  AudioReceiverStats stats;
+  AlignedAudio aligned;
+};
+
+// Lines up what each listener played with what keys sent, writes the WAV files.
+std::vector<AudioRow> finish_audio(const std::vector<float>& reference,
+                                   std::vector<Listener>& listeners, const Uuid& from,
+                                   const std::string& out_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (auto w = engine::io::write_wav(out_dir + "/keys_sent.wav", reference, 1, signals::kRate); !w)
+    std::fprintf(stderr, "jamnet demo: %s\n", w.error().message.c_str());
+  std::vector<AudioRow> rows;
+  for (auto& l : listeners) {
+    AudioRow row;
+    row.label = l.label;
+    for (const auto& r : l.peer->audio()->stats().receivers)
+      if (r.from == from) row.stats = r;
+    if (l.at_end) row.stats = *l.at_end;
+    row.aligned = align_playout(reference, l.played, static_cast<std::int64_t>(signals::kRate));
+    row.wav = out_dir + "/" + l.peer->config().name + "_from_keys.wav";
+    if (auto w = engine::io::write_wav(row.wav, row.aligned.received, 1, signals::kRate); !w)
+      std::fprintf(stderr, "jamnet demo: %s\n", w.error().message.c_str());
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+double loss_pct(const AudioReceiverStats& st) {
+  const double expected = static_cast<double>(st.jitter.played + st.jitter.missing_packets);
+  return expected > 0 ? 100.0 * static_cast<double>(st.jitter.missing_packets) / expected : 0.0;
+}
+
+std::string audio_json(const std::vector<AudioRow>& rows) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : rows) {
+    const auto& j = r.stats.jitter;
+    auto finite = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
+    out.push_back(
+        {{"link", r.label},
+         {"wav", r.wav},
+         {"blocks", r.stats.blocks},
+         {"missing", j.missing_packets},
+         {"loss_pct", loss_pct(r.stats)},
+         {"concealed_blocks", r.stats.concealed_blocks},
+         {"late", j.late},
+         {"underruns", j.underruns},
+         {"jellie_exact", r.stats.jellie_exact},
+         {"jellie_recovered", r.stats.jellie_recovered},
+         {"jellie_interpolated", r.stats.jellie_interpolated},
+         {"jellie_lost", r.stats.jellie_lost},
+         {"jitter_target_ms", static_cast<double>(j.target_ns) * 1e-6},
+         {"snr_db", finite(r.aligned.snr_db)},
+         {"segsnr_db", finite(r.aligned.segsnr_db)},
+         {"latency_ms", static_cast<double>(r.aligned.lag_frames) * 1e3 / signals::kRate}});
+  }
+  return out.dump();
+}
+
+void print_audio_summary(const std::vector<AudioRow>& rows, int frames,
+                         const std::string& out_dir) {
+  std::printf("\naudio from keys (%d-frame JDAT packets at 48 kHz; WAV files in %s/):\n", frames,
+              out_dir.c_str());
+  std::printf("  %-21s %7s %7s %6s %9s %5s %9s %8s %7s %7s\n", "link", "blocks", "missing", "miss%",
+              "concealed", "late", "jb target", "latency", "SNR dB", "segSNR");
+  for (const auto& r : rows) {
+    const auto& j = r.stats.jitter;
+    std::printf("  %-21s %7llu %7llu %5.2f%% %9llu %5llu %7.2fms %6.2fms %7.1f %7.1f\n",
+                r.label.c_str(), static_cast<unsigned long long>(r.stats.blocks),
+                static_cast<unsigned long long>(j.missing_packets), loss_pct(r.stats),
+                static_cast<unsigned long long>(r.stats.concealed_blocks),
+                static_cast<unsigned long long>(j.late), static_cast<double>(j.target_ns) * 1e-6,
+                static_cast<double>(r.aligned.lag_frames) * 1e3 / signals::kRate, r.aligned.snr_db,
+                r.aligned.segsnr_db);
+    const auto& s = r.stats;
+    if (s.jellie_exact + s.jellie_interpolated + s.jellie_lost > 0)
+      std::printf(
+          "  %-21s JELLIE: %llu blocks exact (%llu of them rebuilt from 2 or 3 streams), "
+          "%llu interpolated, %llu lost\n",
+          "", static_cast<unsigned long long>(s.jellie_exact),
+          static_cast<unsigned long long>(s.jellie_recovered),
+          static_cast<unsigned long long>(s.jellie_interpolated),
+          static_cast<unsigned long long>(s.jellie_lost));
+  }
+  std::printf(
+      "missing: packets not there in time to play (lost, or late: arrived after their turn);\n"
+      "concealed: packets' worth of audio PNBTR made up (missing or underrun); latency: sender\n"
+      "to playout, network and jitter buffer; SNR: what was played against what was sent.\n");
+}
 
 int run_demo(const DemoCmd& c) {
   const Uuid session = Uuid::random();  // a private session: other demos on this host stay apart
@@ -84,6 +201,16 @@ int run_demo(const DemoCmd& c) {
     cfg.probe_rate_hz = c.rate_hz;
     cfg.probe_start_delay_ns = 300'000'000;
     if (!c.no_midi) cfg.midi = MidiConfig{};
+    if (!c.no_audio) {
+      AudioConfig ac;
+      ac.frames_per_packet = c.frames;
+      ac.jellie = c.jellie;
+      // All three peers run on this machine's clock, so there is no drift to
+      // absorb; without the resampler the playout is sample-exact and the
+      // SNR below measures the network, JELLIE and PNBTR alone.
+      ac.jitter.max_correction_ppm = 0;
+      cfg.audio = ac;
+    }
     return Peer::start(cfg);
   };
 
@@ -148,6 +275,75 @@ int run_demo(const DemoCmd& c) {
       midi->send(chord);
     }
   });
+  // keys also streams audio (a chord progression) to both others; drums and
+  // bass play it out in real time and keep what they played.
+  const Nanos audio_period = static_cast<Nanos>(c.frames) * 1'000'000'000 / signals::kRate;
+  // One 4-second turn of the chord progression, repeated: cheap to make, so
+  // Ctrl-C right after start is still prompt.
+  std::vector<float> reference;
+  if (!c.no_audio) {
+    const auto turn = signals::chords(4.0);
+    const auto want = static_cast<std::size_t>(std::max(1.0, c.duration_s - 1.5) * signals::kRate);
+    reference.reserve(want);
+    while (reference.size() < want)
+      reference.insert(reference.end(), turn.begin(),
+                       turn.begin() + static_cast<std::ptrdiff_t>(
+                                          std::min(turn.size(), want - reference.size())));
+  }
+  std::vector<Listener> listeners;
+  if (!c.no_audio) {
+    listeners.push_back({drums->get(), "keys->drums (netsim)", {}, std::nullopt});
+    listeners.push_back({bass->get(), "keys->bass", {}, std::nullopt});
+  }
+  std::atomic<Nanos> audio_start{0};
+  std::atomic<std::size_t> frames_sent{0};
+  std::thread audio_sender([&] {
+    if (c.no_audio) return;
+    platform::make_current_thread_realtime(2);  // capture side of a real audio device
+    while (!stop_song && (*keys)->peers().size() < 2)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto frames = static_cast<std::size_t>(c.frames);
+    const Nanos start = monotonic_ns() + 50'000'000;
+    audio_start = start;
+    for (std::size_t b = 0; (b + 1) * frames <= reference.size() && !stop_song; ++b) {
+      const Nanos at = start + static_cast<Nanos>(b) * audio_period;
+      const timespec ts{static_cast<time_t>(at / 1'000'000'000),
+                        static_cast<long>(at % 1'000'000'000)};
+      ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+      (*keys)->audio()->send_block(std::span<const float>(reference.data() + b * frames, frames));
+      frames_sent = (b + 1) * frames;
+    }
+  });
+  std::thread audio_player([&] {
+    if (c.no_audio) return;
+    platform::make_current_thread_realtime(2);  // stands in for the listeners' audio callbacks
+    while (!stop_song && audio_start.load() == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const Nanos start = audio_start.load();
+    const auto frames = static_cast<std::size_t>(c.frames);
+    const std::size_t blocks =
+        reference.size() / frames + static_cast<std::size_t>(500'000'000 / audio_period);
+    for (auto& l : listeners) l.played.assign(blocks * frames, 0.0f);
+    for (std::size_t b = 0; b < blocks && !stop_song; ++b) {
+      const Nanos at = start + static_cast<Nanos>(b) * audio_period + audio_period / 2;
+      const timespec ts{static_cast<time_t>(at / 1'000'000'000),
+                        static_cast<long>(at % 1'000'000'000)};
+      ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+      for (auto& l : listeners) {
+        l.peer->audio()->pull((*keys)->id(), std::span<float>(l.played.data() + b * frames, frames),
+                              at);
+        const std::size_t sent_blocks = reference.size() / frames;
+        if (!l.at_end && b >= sent_blocks) {
+          for (const auto& r : l.peer->audio()->stats().receivers)
+            if (r.from == (*keys)->id() &&
+                static_cast<Nanos>(b - sent_blocks) * audio_period >
+                    r.jitter.target_ns + static_cast<Nanos>((c.delay_ms + 2 * c.jitter_ms) * 1e6) +
+                        10'000'000)
+              l.at_end = r;
+        }
+      }
+    }
+  });
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
   double next_line_ms = 0;
   while (sleep_unless_stopped(100) && since() < c.duration_s * 1000) {
@@ -170,22 +366,36 @@ int run_demo(const DemoCmd& c) {
   }
   stop_song = true;
   player.join();
+  audio_sender.join();
+  audio_player.join();
   std::vector<PeerReport> reports;
   for (Peer* p : peers) reports.push_back(p->report());
   const auto sim_report = (*sim)->report();
   for (Peer* p : peers) p->stop();
   (*sim)->stop();
 
+  if (!c.no_audio) {
+    // Stopped early (Ctrl-C): judge and keep only what was sent.
+    reference.resize(frames_sent.load());
+    const std::size_t keep = reference.size() + static_cast<std::size_t>(signals::kRate / 2);
+    for (auto& l : listeners) l.played.resize(std::min(l.played.size(), keep));
+  }
+  const auto audio_rows = c.no_audio
+                              ? std::vector<AudioRow>{}
+                              : finish_audio(reference, listeners, (*keys)->id(), c.audio_out);
   if (c.json) {
     std::string out = "{\"peers\":[";
     for (std::size_t i = 0; i < reports.size(); ++i) out += (i ? "," : "") + reports[i].to_json();
-    out += "],\"netsim\":" + sim_report.to_json() + "}";
+    out += "],\"netsim\":" + sim_report.to_json();
+    if (!c.no_audio) out += ",\"audio\":" + audio_json(audio_rows);
+    out += "}";
     std::printf("%s\n", out.c_str());
     return 0;
   }
   std::printf("%s\n== summary after %.1f s ==", tty ? "" : "", since() / 1000);
   print_summary(stdout, reports);
   if (!c.no_midi) print_midi_summary(stdout, reports);
+  if (!c.no_audio) print_audio_summary(audio_rows, c.frames, c.audio_out);
   const auto& f = sim_report.forward;
   const auto& r = sim_report.reverse;
   std::printf(
@@ -210,7 +420,9 @@ void add_demo_command(CLI::App& root, Runner& run) {
   auto* demo = root.add_subcommand(
       "demo",
       "Three peers on this machine find each other and exchange frames for ~10 s;\n"
-      "the keys<->drums link goes through netsim. Needs no audio hardware and no set-up.");
+      "keys plays MIDI and streams audio to the others; the keys<->drums link goes\n"
+      "through netsim. Received audio is written to WAV files. Needs no audio\n"
+      "hardware and no set-up.");
   demo->add_option("--duration", d->duration_s, "Seconds")
       ->check(CLI::Range(1.0, 3600.0))
       ->capture_default_str();
@@ -240,6 +452,16 @@ void add_demo_command(CLI::App& root, Runner& run) {
   demo->add_flag("--json", d->json, "Print the final reports as one JSON object");
   demo->add_flag("--no-midi", d->no_midi,
                  "Leave out the MIDI part (keys playing a song to the others)");
+  demo->add_flag("--no-audio", d->no_audio,
+                 "Leave out the audio part (keys streaming a chord progression to the others)");
+  demo->add_flag("--jellie", d->jellie,
+                 "Send the audio as JELLIE (4 redundant streams) instead of plain JDAT");
+  demo->add_option("--frames", d->frames, "Audio frames per packet (even for --jellie)")
+      ->check(CLI::Range(16, 512))
+      ->capture_default_str();
+  demo->add_option("--audio-out", d->audio_out,
+                   "Folder for the WAV files: what keys sent and what each peer played")
+      ->capture_default_str();
   demo->callback([d, &run] { run = [d] { return run_demo(*d); }; });
 }
 

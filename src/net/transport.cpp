@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "jamnet/platform/realtime.hpp"
+
 namespace jamnet::net {
 
 namespace {
@@ -111,6 +113,10 @@ Result<std::uint32_t> Transport::send_to_group(const SendOptions& opts,
 }
 
 void Transport::receive_loop() {
+  // The network thread is on the audio path (frames go from here into jitter
+  // buffers): below the audio thread, above everything else. A no-op without
+  // the privilege, or with JAMNET_NO_REALTIME=1.
+  platform::make_current_thread_realtime(1);
   std::array<epoll_event, 4> events;
   while (running_.load(std::memory_order_relaxed)) {
     const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), 200);

@@ -9,6 +9,7 @@
 #include "jamnet/core/sample_stats.hpp"
 #include "jamnet/net/netsim.hpp"
 #include "jamnet/peer/peer.hpp"
+#include "link_pair.hpp"
 
 namespace jamnet {
 
@@ -64,45 +65,18 @@ std::vector<Event> make_stream(int n, std::uint64_t seed) {
 }  // namespace
 
 Result<MidiLinkResult> run_midi_link(const MidiLinkExperiment& x) {
-  const Uuid session = Uuid::random();
   MidiConfig mc;
   mc.burst.k = x.k;
   mc.burst.adaptive = x.adaptive;
   mc.latency_ns = x.latency_ns;
   mc.accept_copies = x.accept_copies;
-
-  PeerConfig rc;
-  rc.name = "receiver";
-  rc.session = session;
-  rc.multicast.reset();
-  rc.midi = mc;
-  // The lossy link carries discovery too: announce often and be slow to give
-  // up on a peer, so a 66% loss run measures MIDI, not peer timeouts.
-  rc.announce_interval_ns = 100'000'000;
-  rc.peer_timeout_ns = 10'000'000'000;
-  auto receiver = Peer::start(rc);
-  if (!receiver) return std::unexpected(receiver.error());
-
-  net::NetsimConfig nc;
-  nc.listen = net::Endpoint::loopback(0);
-  nc.target = (*receiver)->local();
-  nc.forward = x.link;
-  nc.reverse = x.link;
-  nc.seed = x.seed;
-  auto sim = net::Netsim::start(nc);
-  if (!sim) return std::unexpected(sim.error());
-
-  PeerConfig sc = rc;
-  sc.name = "sender";
-  sc.connect = {(*sim)->listen_endpoint()};
-  auto sender = Peer::start(sc);
-  if (!sender) return std::unexpected(sender.error());
-
-  // Discovery crosses the lossy link too; give it time, it repeats.
-  if (!wait_until([&] { return !(*sender)->peers().empty() && !(*receiver)->peers().empty(); },
-                  10'000'000'000)) {
-    return make_error(Errc::kTimeout, "peers did not find each other through netsim");
-  }
+  PeerConfig base;
+  base.midi = mc;
+  auto pair = detail::start_link_pair(base, x.link, x.seed);
+  if (!pair) return std::unexpected(pair.error());
+  auto* receiver = &pair->receiver;
+  auto* sender = &pair->sender;
+  auto* sim = &pair->sim;
 
   std::mutex mu;
   std::vector<MidiDelivery> got;

@@ -41,6 +41,26 @@ Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
         Errc::kInvalidArgument,
         "probe payload must be 8.." + std::to_string(protocol::kDefaultMaxPayload) + " bytes");
   }
+  if (config.audio) {
+    const auto& a = *config.audio;
+    if (a.channels < 1 || a.channels > protocol::jdat::kMaxChannels)
+      return make_error(Errc::kInvalidArgument, "audio channels must be 1.." +
+                                                    std::to_string(protocol::jdat::kMaxChannels));
+    if (a.frames_per_packet < protocol::jdat::kMinFrames ||
+        a.frames_per_packet > protocol::jdat::kMaxFrames)
+      return make_error(Errc::kInvalidArgument, "audio frames per packet must be " +
+                                                    std::to_string(protocol::jdat::kMinFrames) +
+                                                    ".." +
+                                                    std::to_string(protocol::jdat::kMaxFrames));
+    if (a.sample_rate < 8000 || a.sample_rate > 384000)
+      return make_error(Errc::kInvalidArgument, "audio sample rate must be 8000..384000 Hz");
+    if (a.jellie && (a.channels != 1 || a.frames_per_packet % 2 != 0))
+      return make_error(Errc::kInvalidArgument,
+                        "JELLIE carries one mono signal: it needs 1 channel and an even "
+                        "number of frames per packet");
+    if (a.wire != protocol::FormatType::kBinary && a.wire != protocol::FormatType::kCompactJsonl)
+      return make_error(Errc::kInvalidArgument, "audio wire format must be binary or jsonl");
+  }
   std::unique_ptr<Peer> p(new Peer(config));
   net::TransportConfig tc;
   tc.bind = config.bind;
@@ -70,6 +90,10 @@ Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
     p->midi_ = std::make_unique<MidiSession>(*config.midi, *p->transport_, p->registry_,
                                              *p->discovery_, config.session, p->id_);
   }
+  if (config.audio) {
+    p->audio_ = std::make_unique<AudioSession>(*config.audio, *p->transport_, p->registry_,
+                                               *p->discovery_, config.session);
+  }
   p->running_ = true;
   p->control_ = std::thread([raw = p.get()] { raw->control_loop(); });
   return p;
@@ -83,6 +107,7 @@ void Peer::stop(bool say_goodbye) {
   if (!running_.exchange(false)) return;
   if (control_.joinable()) control_.join();
   if (midi_) midi_->stop();
+  if (audio_) audio_->stop();
   if (say_goodbye) discovery_->say_goodbye();
   transport_->stop();
 }

@@ -6,9 +6,11 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 parser = argparse.ArgumentParser()
@@ -60,12 +62,13 @@ for argv, flag in bad:
 
 # Ctrl-C stops long-running commands cleanly (exit 0, promptly).
 port = random.randint(40000, 60000)
+sigint_audio_dir = tempfile.mkdtemp(prefix="jamnet-demo-sigint-")
 long_running = [
     ["peer", "--session", f"cli-{os.getpid()}", "--multicast", f"239.255.74.77:{port}", "--quiet"],
     ["listen", "--bind", "127.0.0.1:0"],
     ["netsim", "--bind", "127.0.0.1:0", "--connect", "127.0.0.1:9", "--quiet"],
     ["send", "--connect", "127.0.0.1:9", "--count", "100000", "--interval-ms", "10"],
-    ["demo", "--duration", "30", "--multicast", f"239.255.74.77:{port + 1}"],
+    ["demo", "--duration", "30", "--multicast", f"239.255.74.77:{port + 1}", "--audio-out", sigint_audio_dir],
 ]
 for argv in long_running:
     p = subprocess.Popen([J] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -96,18 +99,40 @@ check("listen --json decodes a frame from send", len(lines) >= 1 and lines[0].ge
 check("listen --json reports garbage as a typed error", len(lines) == 2 and lines[1].get("error") == "truncated", out)
 
 # The demo, short: three peers discover each other and a summary table is printed.
-r = run(["demo", "--duration", "3", "--multicast", f"239.255.74.77:{port + 2}"], timeout=30)
+audio_dir = tempfile.mkdtemp(prefix="jamnet-demo-audio-")
+r = run(["demo", "--duration", "3", "--multicast", f"239.255.74.77:{port + 2}", "--audio-out", audio_dir], timeout=30)
 joined = r.stdout.count(" joined")
 check("demo: every peer finds the other two", r.returncode == 0 and joined == 6, r.stdout[-800:])
 check("demo: prints the summary table with RTT", "summary" in r.stdout and "rtt p50" in r.stdout and "pinned" in r.stdout, r.stdout[-800:])
-r = run(["demo", "--duration", "2", "--json", "--multicast", f"239.255.74.77:{port + 3}"], timeout=30)
+check("demo: prints the audio summary", "audio from keys" in r.stdout and "segSNR" in r.stdout, r.stdout[-800:])
+wavs = sorted(os.listdir(audio_dir))
+check("demo: writes what keys sent and what each listener played as WAV files",
+      wavs == ["bass_from_keys.wav", "drums_from_keys.wav", "keys_sent.wav"]
+      and all(os.path.getsize(os.path.join(audio_dir, w)) > 100_000 for w in wavs), wavs)
+# --json with a loss-free netsim link and a lossy one: the audio figures are
+# there, the clean link plays the signal back faithfully, the lossy link
+# conceals what it lost.
+r = run(["demo", "--duration", "3", "--json", "--loss", "10", "--multicast", f"239.255.74.77:{port + 3}",
+         "--audio-out", audio_dir], timeout=30)
 try:
     d = json.loads(r.stdout.strip().splitlines()[-1])
     links = [l for p in d["peers"] for l in p["peers"]]
     check("demo --json: 3 peers x 2 links, no app duplicates",
           len(d["peers"]) == 3 and len(links) == 6 and all(l["app_duplicates"] == 0 for l in links), r.stdout[-500:])
+    audio = {a["link"].split()[0]: a for a in d["audio"]}
+    lossy, clean = audio.get("keys->drums"), audio.get("keys->bass")
+    check("demo --json: audio for both listeners", lossy is not None and clean is not None, d.get("audio"))
+    if lossy and clean:
+        check("demo: the direct link plays the signal back (segSNR > 20 dB)",
+              clean["segsnr_db"] is not None and clean["segsnr_db"] > 20, clean)
+        check("demo: the 10%-loss link loses packets and PNBTR conceals them",
+              lossy["missing"] > 0 and lossy["concealed_blocks"] >= lossy["missing"] and 3 < lossy["loss_pct"] < 25, lossy)
+        check("demo: the lossy link still sounds like the signal (segSNR > 5 dB)",
+              lossy["segsnr_db"] is not None and lossy["segsnr_db"] > 5, lossy)
 except Exception as e:  # noqa: BLE001
     check("demo --json parses", False, f"{e}: {r.stdout[-500:]}")
+shutil.rmtree(audio_dir, ignore_errors=True)
+shutil.rmtree(sigint_audio_dir, ignore_errors=True)
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

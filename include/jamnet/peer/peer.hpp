@@ -21,6 +21,7 @@
 #include "jamnet/net/endpoint.hpp"
 #include "jamnet/net/session_registry.hpp"
 #include "jamnet/net/transport.hpp"
+#include "jamnet/peer/audio_session.hpp"
 #include "jamnet/peer/midi_session.hpp"
 
 namespace jamnet {
@@ -50,6 +51,7 @@ struct PeerConfig {
   std::uint64_t probe_count = 0;             // per peer; 0 = no limit
   Nanos probe_start_delay_ns = 500'000'000;  // let a new peer's address settle first
   std::optional<MidiConfig> midi;            // MIDI (JMID) on this session
+  std::optional<AudioConfig> audio;          // audio (JDAT / JELLIE) on this session
 };
 
 // What this peer knows about one remote peer.
@@ -102,6 +104,8 @@ class Peer {
   net::Discovery& discovery() noexcept { return *discovery_; }
   // Null unless PeerConfig::midi was set.
   MidiSession* midi() noexcept { return midi_.get(); }
+  // Null unless PeerConfig::audio was set.
+  AudioSession* audio() noexcept { return audio_.get(); }
 
  private:
   explicit Peer(const PeerConfig& config);
@@ -115,6 +119,7 @@ class Peer {
   std::unique_ptr<net::Transport> transport_;
   std::unique_ptr<net::Discovery> discovery_;
   std::unique_ptr<MidiSession> midi_;
+  std::unique_ptr<AudioSession> audio_;
   std::thread control_;
   std::atomic<bool> running_{false};
 

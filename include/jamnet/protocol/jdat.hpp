@@ -1,5 +1,5 @@
-// JDAT: audio frames. The payload of a TOAST AUDIO frame (docs/protocol.md,
-// "JDAT"). BINARY is the default wire format; JSONL is for debugging and
+// JDAT: audio frames. The payload of a TOAST AUDIO frame (docs/jdat.md,
+// "JDAT wire format"). BINARY is the default wire format; JSONL is for debugging and
 // interop. Pure functions, no I/O: fuzzed like every other parser.
 //
 // Samples travel as "words": the raw bits of one sample in the stream's
@@ -36,10 +36,10 @@ inline constexpr int kMaxChannels = 64;
 // ordinary JDAT.
 enum class StreamRole : std::uint8_t {
   kPlain = 0,
-  kJellieEven = 1,    // even samples of the block
-  kJellieOdd = 2,     // odd samples
-  kJellieParityP = 3, // first redundancy stream
-  kJellieParityQ = 4, // second redundancy stream
+  kJellieEven = 1,     // even samples of the block
+  kJellieOdd = 2,      // odd samples
+  kJellieParityP = 3,  // first redundancy stream
+  kJellieParityQ = 4,  // second redundancy stream
 };
 inline constexpr std::uint8_t kMaxStreamRole = 4;
 
@@ -47,7 +47,8 @@ struct JdatHeader {
   SampleFormat format = SampleFormat::kFloat32;
   StreamRole role = StreamRole::kPlain;
   std::uint8_t channels = 1;
-  std::uint16_t frames = kDefaultFrames;  // frames (per channel) of the block this packet belongs to
+  std::uint16_t frames =
+      kDefaultFrames;  // frames (per channel) of the block this packet belongs to
   std::uint32_t sample_rate = 48000;
   // Sender's frame counter at the first frame of the block. Counts from a
   // random start, wraps at 2^64; the jitter buffer orders packets by it.
@@ -90,7 +91,9 @@ Result<JdatPacket> decode_jsonl(std::string_view line);
 // int formats: round-to-nearest with saturation to [-1, 1).
 std::uint32_t to_word(SampleFormat f, float sample) noexcept;
 float from_word(SampleFormat f, std::uint32_t word) noexcept;
-void to_words(SampleFormat f, std::span<const float> samples, std::span<std::uint32_t> words) noexcept;
-void from_words(SampleFormat f, std::span<const std::uint32_t> words, std::span<float> samples) noexcept;
+void to_words(SampleFormat f, std::span<const float> samples,
+              std::span<std::uint32_t> words) noexcept;
+void from_words(SampleFormat f, std::span<const std::uint32_t> words,
+                std::span<float> samples) noexcept;
 
 }  // namespace jamnet::protocol::jdat

@@ -25,21 +25,31 @@ class Predictor {
   // Real-time safe: no allocation, no locks; out.size() <= max_block given at
   // construction.
   virtual void predict(std::span<float> out) noexcept = 0;
+  // The samples the next predict() would return, without moving on: the
+  // Concealer crossfades them into the first real block after a gap, which
+  // covers the same time, so they must not enter the history. Real-time safe;
+  // out.size() <= max_block.
+  virtual void peek(std::span<float> out) noexcept = 0;
 };
 
 // Burg-method linear prediction plus pitch-period extension (docs/pnbtr.md).
 struct LpcConfig {
-  int max_block = 512;    // largest block predict() is asked for
-  int history = 2048;     // samples of history kept
-  int order = 32;         // LPC order
-  int fit_window = 1024;  // samples the Burg fit uses (the newest)
-  int min_pitch = 40;     // pitch search range in samples (1200 Hz .. 48 Hz at 48 kHz)
-  int max_pitch = 1000;
+  int max_block = 512;   // largest block predict() is asked for
+  int history = 4608;    // samples kept (96 ms; raised to what the fit and the search need)
+  int order = 64;        // LPC order
+  int fit_window = 384;  // samples the Burg fit uses (the newest, before the backtest block)
+  // Repetition lags searched for the pitch continuation, in samples: 1200 Hz
+  // down to 12 Hz at 48 kHz. Lags beyond one pitch period also catch the
+  // common period of a chord and repeated figures.
+  int min_pitch = 40;
+  int max_pitch = 4000;
 };
 std::unique_ptr<Predictor> make_lpc_predictor(const LpcConfig& config = {});
 
 // Baselines for comparison, through the same interface.
-std::unique_ptr<Predictor> make_zero_predictor();                    // silence
-std::unique_ptr<Predictor> make_repeat_predictor(int max_block);     // repeat the last block
+std::unique_ptr<Predictor> make_zero_predictor();  // silence
+// Repeats the last observed block; asked for blocks of another size, repeats
+// the last max_block samples cyclically.
+std::unique_ptr<Predictor> make_repeat_predictor(int max_block);
 
 }  // namespace jamnet::media::pnbtr

@@ -1,0 +1,121 @@
+#include "jamnet/peer/audio_link_experiment.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "jamnet/media/audio_quality.hpp"
+#include "jamnet/peer/peer.hpp"
+#include "jamnet/platform/realtime.hpp"
+#include "link_pair.hpp"
+
+namespace jamnet {
+
+namespace {
+
+void sleep_until(Nanos deadline) noexcept {
+  const timespec ts{static_cast<time_t>(deadline / 1'000'000'000),
+                    static_cast<long>(deadline % 1'000'000'000)};
+  ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+}
+
+}  // namespace
+
+Result<AudioLinkResult> run_audio_link(const AudioLinkExperiment& x) {
+  if (x.audio.channels != 1)
+    return make_error(Errc::kInvalidArgument, "the audio link experiment streams one channel");
+  if (x.signal.empty()) return make_error(Errc::kInvalidArgument, "no signal to stream");
+  PeerConfig base;
+  base.audio = x.audio;
+  auto pair = detail::start_link_pair(base, x.link, x.seed);
+  if (!pair) return std::unexpected(pair.error());
+  auto* receiver = &pair->receiver;
+  auto* sender = &pair->sender;
+  auto* sim = &pair->sim;
+
+  const auto frames = static_cast<std::size_t>(x.audio.frames_per_packet);
+  const Nanos period = static_cast<Nanos>(frames) * 1'000'000'000 / x.audio.sample_rate;
+  const std::size_t blocks = (x.signal.size() + frames - 1) / frames;
+  const auto tail_blocks = static_cast<std::size_t>(x.tail_ns / period) + 1;
+  std::vector<float> padded(x.signal);
+  padded.resize(blocks * frames, 0.0f);
+
+  // Playout starts when the sender starts; it plays silence until the
+  // jitter buffer has reached its target, so the lag is the buffer's delay
+  // plus the network's.
+  std::vector<float> played((blocks + tail_blocks) * frames, 0.0f);
+  const Uuid from = (*sender)->id();
+  std::atomic<bool> rt_send{false}, rt_play{false};
+  const Nanos start = monotonic_ns() + 20'000'000;
+  std::thread send_thread([&] {
+    rt_send = platform::make_current_thread_realtime(2);
+    for (std::size_t b = 0; b < blocks; ++b) {
+      sleep_until(start + static_cast<Nanos>(b) * period);
+      (*sender)->audio()->send_block(std::span<const float>(padded.data() + b * frames, frames));
+    }
+  });
+  AudioReceiverStats at_end;  // once the last block has had time to play out
+  bool have_end = false;
+  std::thread play_thread([&] {
+    rt_play = platform::make_current_thread_realtime(2);
+    for (std::size_t b = 0; b < blocks + tail_blocks; ++b) {
+      // Half a period after the sender's instant: the phase of two
+      // unrelated audio clocks is arbitrary; this is the middle case.
+      const Nanos at = start + static_cast<Nanos>(b) * period + period / 2;
+      sleep_until(at);
+      (*receiver)->audio()->pull(from, std::span<float>(played.data() + b * frames, frames), at);
+      if (!have_end && b >= blocks) {
+        // The stream has ended: what follows is the tail running dry, not
+        // concealment of the stream. Snapshot once the buffer's delay has passed.
+        auto st = (*receiver)->audio()->stats();
+        for (const auto& s : st.receivers)
+          if (s.from == from &&
+              static_cast<Nanos>(b - blocks) * period >
+                  s.jitter.target_ns + x.link.delay + 2 * x.link.jitter + 10'000'000) {
+            at_end = s;
+            have_end = true;
+          }
+      }
+    }
+  });
+  send_thread.join();
+  play_thread.join();
+
+  AudioLinkResult r;
+  r.realtime = rt_send && rt_play;
+  r.sender = (*sender)->audio()->stats();
+  for (const auto& s : (*receiver)->audio()->stats().receivers)
+    if (s.from == from) r.receiver = have_end ? at_end : s;
+  r.held_ns = (*receiver)->audio()->held_ns_history(from);
+  r.netsim = (*sim)->report();
+  (*sender)->stop();
+  (*receiver)->stop();
+  (*sim)->stop();
+
+  auto a = align_playout(x.signal, played, static_cast<std::int64_t>(tail_blocks * frames));
+  r.received = std::move(a.received);
+  r.lag_frames = a.lag_frames;
+  r.correlation = a.correlation;
+  r.snr_db = a.snr_db;
+  r.segsnr_db = a.segsnr_db;
+  return r;
+}
+
+AlignedAudio align_playout(const std::vector<float>& reference, const std::vector<float>& played,
+                           std::int64_t max_lag) {
+  AlignedAudio a;
+  const auto best = media::best_lag(reference, played, max_lag);
+  a.lag_frames = best.lag;
+  a.correlation = best.correlation;
+  a.received.assign(reference.size(), 0.0f);
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    const std::int64_t j = static_cast<std::int64_t>(i) + best.lag;
+    if (j >= 0 && j < static_cast<std::int64_t>(played.size()))
+      a.received[i] = played[static_cast<std::size_t>(j)];
+  }
+  a.snr_db = media::snr_db(reference, a.received);
+  a.segsnr_db = media::segmental_snr_db(reference, a.received);
+  return a;
+}
+
+}  // namespace jamnet
