@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <ctime>
 #include <map>
 #include <string>
 #include <vector>
@@ -16,7 +15,7 @@
 namespace jamnet::bench {
 
 struct BenchOptions {
-  bool quick = false;  // smoke-test lengths: same code paths, fewer samples
+  bool quick = false;                        // smoke-test lengths: same code paths, fewer samples
   std::string workdir = "build/bench-work";  // generated signals and other scratch files
 };
 
@@ -34,31 +33,6 @@ void run_jmid_bench(const BenchOptions& opts, Metrics& out);
 void run_plc_bench(const BenchOptions& opts, Metrics& out);
 // Audio: JDAT codec sizes and the jitter buffer's added latency through netsim.
 void run_jdat_bench(const BenchOptions& opts, Metrics& out);
-
-inline void sleep_until_ns(Nanos deadline) noexcept {
-  const timespec ts{static_cast<time_t>(deadline / 1'000'000'000),
-                    static_cast<long>(deadline % 1'000'000'000)};
-  ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
-}
-
-// Send time travels inside the payload in network order, the way a real frame
-// would carry it, so both the transport and the plain baseline do the same work.
-inline void put_be64(std::uint8_t* p, std::uint64_t v) noexcept {
-  for (int i = 7; i >= 0; --i, v >>= 8) p[i] = static_cast<std::uint8_t>(v);
-}
-inline std::uint64_t get_be64(const std::uint8_t* p) noexcept {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
-  return v;
-}
-inline void put_be32(std::uint8_t* p, std::uint32_t v) noexcept {
-  for (int i = 3; i >= 0; --i, v >>= 8) p[i] = static_cast<std::uint8_t>(v);
-}
-inline std::uint32_t get_be32(const std::uint8_t* p) noexcept {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = v << 8 | p[i];
-  return v;
-}
 
 // Percentile over the samples that arrived (NaN marks a lost frame).
 inline double percentile_present(const std::vector<double>& samples, double q) {

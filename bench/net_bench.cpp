@@ -26,6 +26,7 @@
 #include "jamnet/core/uuid.hpp"
 #include "jamnet/net/session_registry.hpp"
 #include "jamnet/net/transport.hpp"
+#include "jamnet/protocol/byte_order.hpp"
 
 namespace jamnet::bench {
 namespace {
@@ -44,14 +45,14 @@ struct Sink {
 
   void on_payload(const std::uint8_t* p, std::size_t n, Nanos now) noexcept {
     if (n < 12) return;
-    const std::uint32_t idx = get_be32(p + 8);
+    const std::uint32_t idx = protocol::load_be32(p + 8);
     if (idx == kBulkIndex) {
       bulk_received.fetch_add(1, std::memory_order_relaxed);
       bulk_last_ns.store(now, std::memory_order_relaxed);
       return;
     }
     if (idx < latency_us.size()) {
-      latency_us[idx] = static_cast<double>(now - static_cast<Nanos>(get_be64(p))) / 1e3;
+      latency_us[idx] = static_cast<double>(now - static_cast<Nanos>(protocol::load_be64(p))) / 1e3;
     }
     latency_received.fetch_add(1, std::memory_order_release);
   }
@@ -185,8 +186,10 @@ void latency_block(Path& path, std::uint32_t first_idx, std::uint32_t count, Nan
     // After a VM stall, do not send a burst to catch up: that would measure queueing.
     if (const Nanos now = monotonic_ns(); next < now - period) next = now;
     sleep_until_ns(next);
-    put_be32(payload.data() + 8, first_idx + i);
-    put_be64(payload.data(), static_cast<std::uint64_t>(monotonic_ns()));
+    // Send time and index travel in the payload in network order, as a real
+    // frame would carry them, so the transport and the plain baseline do the same work.
+    protocol::store_be32(payload.data() + 8, first_idx + i);
+    protocol::store_be64(payload.data(), static_cast<std::uint64_t>(monotonic_ns()));
     path.send(payload);
   }
   // Let the tail arrive; a frame lost on loopback would be a finding, not a hang.
@@ -207,7 +210,7 @@ struct BulkResult {
 // delivered, over the time until the last delivery.
 BulkResult bulk_block(Path& path, Nanos duration) {
   std::array<std::uint8_t, kPayloadBytes> payload{};
-  put_be32(payload.data() + 8, kBulkIndex);
+  protocol::store_be32(payload.data() + 8, kBulkIndex);
   BulkResult r;
   const std::uint64_t before = path.sink.bulk_received.load();
   const Nanos t0 = monotonic_ns();

@@ -110,8 +110,7 @@ std::vector<AudioRow> finish_audio(const std::vector<float>& reference,
   for (auto& l : listeners) {
     AudioRow row;
     row.label = l.label;
-    for (const auto& r : l.peer->audio()->stats().receivers)
-      if (r.from == from) row.stats = r;
+    if (!l.at_end) l.at_end = l.peer->audio()->stats_from(from);
     if (l.at_end) row.stats = *l.at_end;
     row.aligned = align_playout(reference, l.played, static_cast<std::int64_t>(signals::kRate));
     row.wav = out_dir + "/" + l.peer->config().name + "_from_keys.wav";
@@ -263,9 +262,7 @@ int run_demo(const DemoCmd& c) {
     for (std::size_t i = 0; i < song.size() && !stop_song;) {
       const Nanos t = song[i].ts_ns;
       const Nanos at = start + t;
-      const timespec ts{static_cast<time_t>(at / 1'000'000'000),
-                        static_cast<long>(at % 1'000'000'000)};
-      ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+      sleep_until_ns(at);
       std::vector<Event> chord;  // events of one instant share a packet
       while (i < song.size() && song[i].ts_ns == t) {
         Event e = song[i++];
@@ -307,9 +304,7 @@ int run_demo(const DemoCmd& c) {
     audio_start = start;
     for (std::size_t b = 0; (b + 1) * frames <= reference.size() && !stop_song; ++b) {
       const Nanos at = start + static_cast<Nanos>(b) * audio_period;
-      const timespec ts{static_cast<time_t>(at / 1'000'000'000),
-                        static_cast<long>(at % 1'000'000'000)};
-      ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+      sleep_until_ns(at);
       (*keys)->audio()->send_block(std::span<const float>(reference.data() + b * frames, frames));
       frames_sent = (b + 1) * frames;
     }
@@ -326,20 +321,16 @@ int run_demo(const DemoCmd& c) {
     for (auto& l : listeners) l.played.assign(blocks * frames, 0.0f);
     for (std::size_t b = 0; b < blocks && !stop_song; ++b) {
       const Nanos at = start + static_cast<Nanos>(b) * audio_period + audio_period / 2;
-      const timespec ts{static_cast<time_t>(at / 1'000'000'000),
-                        static_cast<long>(at % 1'000'000'000)};
-      ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+      sleep_until_ns(at);
       for (auto& l : listeners) {
         l.peer->audio()->pull((*keys)->id(), std::span<float>(l.played.data() + b * frames, frames),
                               at);
         const std::size_t sent_blocks = reference.size() / frames;
         if (!l.at_end && b >= sent_blocks) {
-          for (const auto& r : l.peer->audio()->stats().receivers)
-            if (r.from == (*keys)->id() &&
-                static_cast<Nanos>(b - sent_blocks) * audio_period >
-                    r.jitter.target_ns + static_cast<Nanos>((c.delay_ms + 2 * c.jitter_ms) * 1e6) +
-                        10'000'000)
-              l.at_end = r;
+          auto st = l.peer->audio()->stats_from((*keys)->id());
+          if (st && stream_played_out(*st, static_cast<Nanos>(b - sent_blocks) * audio_period,
+                                      static_cast<Nanos>((c.delay_ms + 2 * c.jitter_ms) * 1e6)))
+            l.at_end = st;
         }
       }
     }

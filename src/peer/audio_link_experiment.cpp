@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "jamnet/media/audio_quality.hpp"
@@ -10,16 +11,6 @@
 #include "link_pair.hpp"
 
 namespace jamnet {
-
-namespace {
-
-void sleep_until(Nanos deadline) noexcept {
-  const timespec ts{static_cast<time_t>(deadline / 1'000'000'000),
-                    static_cast<long>(deadline % 1'000'000'000)};
-  ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
-}
-
-}  // namespace
 
 Result<AudioLinkResult> run_audio_link(const AudioLinkExperiment& x) {
   if (x.audio.channels != 1)
@@ -50,31 +41,24 @@ Result<AudioLinkResult> run_audio_link(const AudioLinkExperiment& x) {
   std::thread send_thread([&] {
     rt_send = platform::make_current_thread_realtime(2);
     for (std::size_t b = 0; b < blocks; ++b) {
-      sleep_until(start + static_cast<Nanos>(b) * period);
+      sleep_until_ns(start + static_cast<Nanos>(b) * period);
       (*sender)->audio()->send_block(std::span<const float>(padded.data() + b * frames, frames));
     }
   });
-  AudioReceiverStats at_end;  // once the last block has had time to play out
-  bool have_end = false;
+  std::optional<AudioReceiverStats> at_end;  // once the last block has had time to play out
   std::thread play_thread([&] {
     rt_play = platform::make_current_thread_realtime(2);
     for (std::size_t b = 0; b < blocks + tail_blocks; ++b) {
       // Half a period after the sender's instant: the phase of two
       // unrelated audio clocks is arbitrary; this is the middle case.
       const Nanos at = start + static_cast<Nanos>(b) * period + period / 2;
-      sleep_until(at);
+      sleep_until_ns(at);
       (*receiver)->audio()->pull(from, std::span<float>(played.data() + b * frames, frames), at);
-      if (!have_end && b >= blocks) {
-        // The stream has ended: what follows is the tail running dry, not
-        // concealment of the stream. Snapshot once the buffer's delay has passed.
-        auto st = (*receiver)->audio()->stats();
-        for (const auto& s : st.receivers)
-          if (s.from == from &&
-              static_cast<Nanos>(b - blocks) * period >
-                  s.jitter.target_ns + x.link.delay + 2 * x.link.jitter + 10'000'000) {
-            at_end = s;
-            have_end = true;
-          }
+      if (!at_end && b >= blocks) {
+        auto st = (*receiver)->audio()->stats_from(from);
+        if (st && stream_played_out(*st, static_cast<Nanos>(b - blocks) * period,
+                                    x.link.delay + 2 * x.link.jitter))
+          at_end = st;
       }
     }
   });
@@ -84,8 +68,8 @@ Result<AudioLinkResult> run_audio_link(const AudioLinkExperiment& x) {
   AudioLinkResult r;
   r.realtime = rt_send && rt_play;
   r.sender = (*sender)->audio()->stats();
-  for (const auto& s : (*receiver)->audio()->stats().receivers)
-    if (s.from == from) r.receiver = have_end ? at_end : s;
+  if (!at_end) at_end = (*receiver)->audio()->stats_from(from);
+  if (at_end) r.receiver = *at_end;
   r.held_ns = (*receiver)->audio()->held_ns_history(from);
   r.netsim = (*sim)->report();
   (*sender)->stop();
@@ -99,6 +83,11 @@ Result<AudioLinkResult> run_audio_link(const AudioLinkExperiment& x) {
   r.snr_db = a.snr_db;
   r.segsnr_db = a.segsnr_db;
   return r;
+}
+
+bool stream_played_out(const AudioReceiverStats& s, Nanos since_end_ns, Nanos link_delay_ns) {
+  constexpr Nanos kMargin = 10'000'000;  // scheduling slack on a busy machine
+  return since_end_ns > s.jitter.target_ns + link_delay_ns + kMargin;
 }
 
 AlignedAudio align_playout(const std::vector<float>& reference, const std::vector<float>& played,

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "jamnet/core/spsc_queue.hpp"
+#include "jamnet/core/triple_buffer.hpp"
 #include "jamnet/media/jdat/jellie.hpp"
 #include "jamnet/protocol/toast_frame.hpp"
 
@@ -63,10 +64,10 @@ struct AudioSession::Receiver {
   std::atomic<std::uint64_t> packets{0}, blocks{0}, jellie_exact{0}, jellie_recovered{0},
       jellie_interpolated{0}, jellie_lost{0}, decode_errors{0}, format_mismatch{0}, queue_full{0};
 
-  // playout thread writes, stats() reads: a snapshot taken with try_lock, so
-  // the playout side never waits.
-  mutable std::mutex snapshot_mu;
-  media::jdat::JitterBufferStats snapshot;
+  // The playout side publishes the buffer's statistics after every pull;
+  // stats() reads them (readers serialised by snapshot_mu, never the writer).
+  TripleBuffer<media::jdat::JitterBufferStats> snapshot;
+  std::mutex snapshot_mu;
 
   Receiver(const Uuid& who, const AudioConfig& c)
       : id(who),
@@ -286,8 +287,9 @@ AudioSession::Receiver* AudioSession::receiver_for(const Uuid& id) {
 
 void AudioSession::on_frame(const net::ReceivedFrame& rx) {
   const auto from = discovery_.peer_at(rx.from);
-  if (!from) return;  // not (yet) a known peer of this session
-  Receiver* r = receiver_for(*from);
+  if (!from) return;                   // not (yet) a known peer of this session
+  Receiver* r = find_receiver(*from);  // lock-free; the lock only to create one
+  if (r == nullptr) r = receiver_for(*from);
   if (r == nullptr) return;
   r->packets.fetch_add(1, std::memory_order_relaxed);
   Result<jdat::JdatHeader> h;
@@ -339,17 +341,7 @@ void AudioSession::pull(const Uuid& from, std::span<float> out, Nanos now_ns) {
     (void)r->free_slots.try_push(slot.index);
   }
   r->jitter.pull(out, now_ns);
-  if (r->snapshot_mu.try_lock()) {
-    r->snapshot = r->jitter.stats();
-    r->snapshot_mu.unlock();
-  }
-}
-
-std::vector<Uuid> AudioSession::senders() const {
-  std::lock_guard lock(receivers_mu_);
-  std::vector<Uuid> ids;
-  for (const auto& [id, r] : receivers_) ids.push_back(id);
-  return ids;
+  r->snapshot.write(r->jitter.stats());
 }
 
 AudioStats AudioSession::stats() const {
@@ -358,27 +350,35 @@ AudioStats AudioSession::stats() const {
   s.packets_sent = packets_sent_.load();
   s.bytes_sent = bytes_sent_.load();
   std::lock_guard lock(receivers_mu_);
-  for (const auto& [id, r] : receivers_) {
-    AudioReceiverStats a;
-    a.from = id;
-    a.packets = r->packets.load();
-    a.blocks = r->blocks.load();
-    a.jellie_exact = r->jellie_exact.load();
-    a.jellie_recovered = r->jellie_recovered.load();
-    a.jellie_interpolated = r->jellie_interpolated.load();
-    a.jellie_lost = r->jellie_lost.load();
-    a.decode_errors = r->decode_errors.load();
-    a.format_mismatch = r->format_mismatch.load();
-    a.queue_full = r->queue_full.load();
-    {
-      std::lock_guard snap(r->snapshot_mu);
-      a.jitter = r->snapshot;
-    }
-    const auto fpp = static_cast<std::uint64_t>(config_.frames_per_packet);
-    a.concealed_blocks = (a.jitter.concealed_frames + fpp - 1) / fpp;
-    s.receivers.push_back(a);
-  }
+  for (const auto& [id, r] : receivers_) s.receivers.push_back(receiver_stats(*r));
   return s;
+}
+
+std::optional<AudioReceiverStats> AudioSession::stats_from(const Uuid& from) const {
+  Receiver* r = find_receiver(from);
+  if (r == nullptr) return std::nullopt;
+  return receiver_stats(*r);
+}
+
+AudioReceiverStats AudioSession::receiver_stats(Receiver& r) const {
+  AudioReceiverStats a;
+  a.from = r.id;
+  a.packets = r.packets.load();
+  a.blocks = r.blocks.load();
+  a.jellie_exact = r.jellie_exact.load();
+  a.jellie_recovered = r.jellie_recovered.load();
+  a.jellie_interpolated = r.jellie_interpolated.load();
+  a.jellie_lost = r.jellie_lost.load();
+  a.decode_errors = r.decode_errors.load();
+  a.format_mismatch = r.format_mismatch.load();
+  a.queue_full = r.queue_full.load();
+  {
+    std::lock_guard readers(r.snapshot_mu);
+    a.jitter = r.snapshot.read();
+  }
+  const auto fpp = static_cast<std::uint64_t>(config_.frames_per_packet);
+  a.concealed_blocks = (a.jitter.concealed_frames + fpp - 1) / fpp;
+  return a;
 }
 
 std::vector<Nanos> AudioSession::held_ns_history(const Uuid& from) const {

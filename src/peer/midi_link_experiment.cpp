@@ -88,9 +88,7 @@ Result<MidiLinkResult> run_midi_link(const MidiLinkExperiment& x) {
   const auto stream = make_stream(x.events, x.seed);
   Nanos next = monotonic_ns();
   for (const auto& e : stream) {
-    const timespec ts{static_cast<time_t>(next / 1'000'000'000),
-                      static_cast<long>(next % 1'000'000'000)};
-    ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+    sleep_until_ns(next);
     (*sender)->midi()->send({&e, 1});
     next += x.spacing_ns;
   }

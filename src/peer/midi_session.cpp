@@ -40,9 +40,7 @@ void sleep_precisely_until(Nanos at) {
   constexpr Nanos kSpin = 150'000;
   const Nanos coarse = at - kSpin;
   if (monotonic_ns() < coarse) {
-    const timespec ts{static_cast<time_t>(coarse / 1'000'000'000),
-                      static_cast<long>(coarse % 1'000'000'000)};
-    ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+    sleep_until_ns(coarse);
   }
   while (monotonic_ns() < at) {
   }

@@ -121,9 +121,7 @@ void Peer::control_loop() {
     if (config_.probe_rate_hz > 0) send_probes(now);
     next += kTick;
     if (next < now) next = now + kTick;  // we fell behind (the VM stalled): do not burst
-    const timespec ts{static_cast<time_t>(next / 1'000'000'000),
-                      static_cast<long>(next % 1'000'000'000)};
-    ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+    sleep_until_ns(next);
   }
 }
 

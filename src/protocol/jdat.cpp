@@ -12,6 +12,7 @@
 #include <simdjson.h>
 
 #include "jamnet/protocol/byte_order.hpp"
+#include "padded_json.hpp"
 
 namespace jamnet::protocol::jdat {
 
@@ -399,21 +400,14 @@ Result<JdatPacket> decode_jsonl(std::string_view line) {
     return make_error(Errc::kTooLarge, "jdat: line too long (" + std::to_string(line.size()) +
                                            " bytes, at most " + std::to_string(kMaxJsonlBytes) +
                                            ")");
-  // One padded copy per thread, reused: simdjson reads up to SIMDJSON_PADDING
-  // bytes past the end, which the caller's string_view does not promise.
-  thread_local std::vector<char> buf;
   thread_local simdjson::ondemand::parser parser;
-  const std::size_t need = line.size() + simdjson::SIMDJSON_PADDING;
-  if (buf.size() < need) buf.resize(std::max<std::size_t>(need, 4096));
-  if (!line.empty()) std::memcpy(buf.data(), line.data(), line.size());
-  std::memset(buf.data() + line.size(), 0, simdjson::SIMDJSON_PADDING);
-
-  simdjson::ondemand::document doc;
-  if (auto err = parser.iterate(buf.data(), line.size(), buf.size()).get(doc); err)
-    return parse_error(std::string("jdat: not valid JSON (") + simdjson::error_message(err) + ")");
+  const auto padded = protocol::detail::padded_copy(line);
   auto json_error = [](simdjson::error_code err) {
     return parse_error(std::string("jdat: not valid JSON (") + simdjson::error_message(err) + ")");
   };
+  simdjson::ondemand::document doc;
+  if (auto err = parser.iterate(padded.data, padded.size, padded.capacity).get(doc); err)
+    return json_error(err);
 
   // Pass 1: the header fields, in any order; "d" is only noted (its
   // elements can only be read once the format and role are known).

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "jmid_detail.hpp"
+#include "padded_json.hpp"
 
 namespace jamnet::protocol::jmid {
 
@@ -565,16 +566,10 @@ Result<simdjson::dom::object> parse_object(std::string_view line) {
   if (line.size() > kMaxGeneralLineBytes)
     return parse_error("jmid: line too long (" + std::to_string(line.size()) + " bytes, at most " +
                        std::to_string(kMaxGeneralLineBytes) + ")");
-  // One padded copy per thread, reused: simdjson reads up to SIMDJSON_PADDING
-  // bytes past the end, which the caller's string_view does not promise.
-  thread_local std::vector<char> buf;
   thread_local simdjson::dom::parser parser;
-  const std::size_t need = line.size() + simdjson::SIMDJSON_PADDING;
-  if (buf.size() < need) buf.resize(std::max<std::size_t>(need, 4096));
-  if (!line.empty()) std::memcpy(buf.data(), line.data(), line.size());
-  std::memset(buf.data() + line.size(), 0, simdjson::SIMDJSON_PADDING);
+  const auto padded = protocol::detail::padded_copy(line);
   simdjson::dom::element doc;
-  if (auto err = parser.parse(buf.data(), line.size(), false).get(doc); err)
+  if (auto err = parser.parse(padded.data, padded.size, false).get(doc); err)
     return parse_error(std::string("jmid: not valid JSON (") + simdjson::error_message(err) + ")");
   simdjson::dom::object obj;
   if (doc.get_object().get(obj)) return parse_error("jmid: a line must be a JSON object");

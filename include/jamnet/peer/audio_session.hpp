@@ -90,9 +90,9 @@ class AudioSession {
   // Playout of what `from` sends: frames * channels interleaved samples for
   // local time now_ns. Silence until that peer's stream has started.
   void pull(const Uuid& from, std::span<float> out, Nanos now_ns);
-  // Peers heard from so far.
-  std::vector<Uuid> senders() const;
   AudioStats stats() const;
+  // One sender's figures; nullopt until that peer has been heard.
+  std::optional<AudioReceiverStats> stats_from(const Uuid& from) const;
   // Per-packet time spent in `from`'s jitter buffer (ns); call when the
   // playout of that peer is stopped.
   std::vector<Nanos> held_ns_history(const Uuid& from) const;
@@ -102,6 +102,7 @@ class AudioSession {
   void on_frame(const net::ReceivedFrame& rx);
   Receiver* receiver_for(const Uuid& id);
   Receiver* find_receiver(const Uuid& id) const;
+  AudioReceiverStats receiver_stats(Receiver& r) const;
 
   AudioConfig config_;
   net::Transport& transport_;
