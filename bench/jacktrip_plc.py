@@ -132,33 +132,6 @@ def write_wav_float(path: Path, samples: array.array, rate: int = RATE) -> None:
     path.write_bytes(b"RIFF" + struct.pack("<I", len(riff)) + riff)
 
 
-def synth_music(seconds: float) -> array.array:
-    """Stand-in reference when jamnet_bench cannot make one: chords of decaying
-    harmonic notes with a bass line and noisy hi-hat ticks (deterministic)."""
-    n = int(seconds * RATE)
-    out = array.array("f", bytes(4 * n))
-    prog = [(261.63, 329.63, 392.00, 493.88), (220.00, 261.63, 329.63, 392.00),
-            (174.61, 220.00, 261.63, 329.63), (196.00, 246.94, 293.66, 349.23)]
-    beat = int(0.25 * RATE)
-    seed = 12345
-    for b, start in enumerate(range(0, n, beat)):
-        chord = prog[(b // 8) % len(prog)]
-        notes = [chord[b % 4], chord[0] / 2 if b % 2 == 0 else chord[2] / 2]
-        length = min(2 * beat, n - start)
-        for k, f in enumerate(notes):
-            amp = 0.18 if k == 0 else 0.22
-            w = 2 * math.pi * f / RATE
-            for i in range(length):
-                env = math.exp(-i / (0.18 * RATE)) * min(1.0, i / 48.0)
-                x = w * i
-                out[start + i] += amp * env * (math.sin(x) + 0.4 * math.sin(2 * x) +
-                                               0.2 * math.sin(3 * x))
-        for i in range(min(1200, n - start)):  # hi-hat: LCG noise burst
-            seed = (1103515245 * seed + 12345) & 0x7FFFFFFF
-            out[start + i] += 0.05 * (seed / 0x3FFFFFFF - 1.0) * math.exp(-i / 240.0)
-    return out
-
-
 # ---------------------------------------------------------------- processes
 
 
@@ -347,46 +320,6 @@ def segsnr_bench(bench: Path, ref: Path, rec: Path, max_lag: int) -> dict:
                        + r.stderr.decode(errors="replace")[-300:])
 
 
-def segsnr_python(ref: array.array, rec: array.array, max_lag: int) -> dict:
-    """Stand-in scorer for a jamnet_bench without --segsnr: lag by cross-correlation on
-    the loudest 100 ms of the reference, then the same segmental SNR as
-    jamnet/media/audio_quality (20 ms segments clamped to [-10, 35] dB, segments
-    whose reference is below -60 dBFS skipped)."""
-    frame, win = 960, 4800
-    best_i, best_e = 0, -1.0
-    for i in range(0, len(ref) - win, win):
-        e = sum(x * x for x in ref[i:i + win])
-        if e > best_e:
-            best_i, best_e = i, e
-    r = ref[best_i:best_i + win]
-    best_lag, best_c = 0, -math.inf
-    for lag in range(0, max_lag + 1):
-        seg = rec[best_i + lag:best_i + lag + win]
-        if len(seg) < win:
-            break
-        c = sum(x * y for x, y in zip(r, seg))
-        if c > best_c:
-            best_lag, best_c = lag, c
-    segs, es_all, en_all = [], 0.0, 0.0
-    for i in range(0, len(ref) - frame + 1, frame):
-        x = ref[i:i + frame]
-        y = rec[i + best_lag:i + best_lag + frame]
-        if len(y) < frame:
-            break
-        es = sum(v * v for v in x)
-        en = sum((a - b) ** 2 for a, b in zip(x, y))
-        es_all += es
-        en_all += en
-        if es / frame < 1e-6:
-            continue
-        segs.append(35.0 if en == 0 else min(35.0, max(-10.0, 10 * math.log10(es / en))))
-    eb = math.sqrt(sum(v * v for v in rec[best_i + best_lag:best_i + best_lag + win]))
-    corr = best_c / max(1e-20, math.sqrt(best_e) * eb)
-    return {"segsnr_db": sum(segs) / len(segs) if segs else None,
-            "snr_db": 10 * math.log10(es_all / max(en_all, 1e-20)), "lag": best_lag,
-            "corr": corr, "scored_by": "python stand-in scorer"}
-
-
 def grid_lag(ref: array.array, rec: array.array, period: int, start_offset: int,
              max_lag: int) -> tuple[int | None, int]:
     """JackTrip's dominant latency, in frames, and how many sampled cycles it explains.
@@ -542,13 +475,12 @@ def retime(ref: array.array, rec: array.array, period: int, lag: int, max_lag: i
     return out, stats
 
 
-def score(a: argparse.Namespace, ref_wav: Path, test_wav: Path, ref: array.array,
-          test: array.array, max_lag: int, info: dict) -> dict:
+def score(a: argparse.Namespace, ref_wav: Path, test_wav: Path, max_lag: int) -> dict:
+    # One scorer for every method in the report: jamnet_bench's, or no figure.
     try:
         return segsnr_bench(a.jamnet_bench, ref_wav, test_wav, max_lag)
-    except (Unmeasurable, OSError, subprocess.TimeoutExpired) as e:
-        info["segsnr_bench_error"] = str(e)
-        return segsnr_python(ref, test, max_lag)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise Unmeasurable(f"jamnet_bench --segsnr failed: {e}") from e
 
 
 # ---------------------------------------------------------------- one run
@@ -685,14 +617,14 @@ def run_once(a: argparse.Namespace, jamnet: Path, jack_io: Path, ref_wav: Path,
         info["grid_lag"], info["grid_lag_hits"] = lag, hits
         if lag is None:
             # Nothing in the recording equals the reference: let jamnet_bench search the lag.
-            glob = score(a, ref_wav, rec_wav, ref, rec_cut, a.max_lag, info)
+            glob = score(a, ref_wav, rec_wav, a.max_lag)
             glob["lag_from"] = "jamnet_bench search (no exact packet found)"
         else:
             # Global: the whole recording at JackTrip's dominant latency, one lag.
             g_rec = rec_cut[lag:lag + len(ref)]
             g_wav = wd / "rec_global.wav"
             write_wav_float(g_wav, g_rec)
-            glob = score(a, ref_wav, g_wav, ref, g_rec, 0, info)
+            glob = score(a, ref_wav, g_wav, 0)
             glob["lag"] = lag + (glob.get("lag") or 0)
             glob["lag_from"] = "packet grid"
         info["global"] = glob
@@ -703,7 +635,7 @@ def run_once(a: argparse.Namespace, jamnet: Path, jack_io: Path, ref_wav: Path,
             info["retime"] = rst
             al_wav = wd / "rec_retimed.wav"
             write_wav_float(al_wav, aligned)
-            info["retimed"] = score(a, ref_wav, al_wav, ref, aligned, 0, info)
+            info["retimed"] = score(a, ref_wav, al_wav, 0)
         head = info.get(a.headline) or {}
         for k in ("segsnr_db", "snr_db", "lag", "corr"):
             info[k] = head.get(k)
@@ -838,9 +770,7 @@ def main() -> int:
                 raise Unmeasurable(f"`{tool}` not found")
         jack_io = build_jack_io(a.workdir)
         ref_wav = a.workdir / "ref.wav"
-        ref, how = make_reference(a, ref_wav)
-        if how != "jamnet_bench":
-            caveats.append("reference is NOT our benchmark's music signal: " + how)
+        ref = make_reference(a, ref_wav)
         plan = [(p, l) for p in periods for l in (0.0, a.loss)]
         per_run = a.seconds + a.margin_s + a.settle + 12  # start-up, scoring, shutdown
         for period, loss in plan:  # everything once, then retries of unclean runs
@@ -890,9 +820,6 @@ def main() -> int:
         out[f"jacktrip.{tag}.xruns"] = sum(xr.values()) if xr else None
         if "error" in r:
             caveats.append(f"{tag}: {r['error']}")
-        if r.get("segsnr_bench_error"):
-            caveats.append(f"{tag}: scored by the python stand-in, jamnet_bench --segsnr failed: "
-                           + r["segsnr_bench_error"][:200])
         if any(v > 0 for v in xr.values()):
             caveats.append(f"{tag}: {sum(xr.values())} JACK xruns while recording (this "
                            "machine's scheduling; they count against JackTrip)")
@@ -949,27 +876,24 @@ def find_jamnet(a: argparse.Namespace) -> Path:
     raise Unmeasurable("jamnet binary (for `jamnet netsim`) not found; pass --jamnet")
 
 
-def make_reference(a: argparse.Namespace, ref_wav: Path) -> tuple[array.array, str]:
-    """The benchmark's music signal via jamnet_bench --make-signal, else a stand-in."""
-    why = ""
+def make_reference(a: argparse.Namespace, ref_wav: Path) -> array.array:
+    """Our benchmark's music signal, from jamnet_bench --make-signal; without it
+    there is nothing comparable to measure."""
     cmd = [str(a.jamnet_bench), "--make-signal", "music", str(ref_wav), "--seconds",
            f"{a.seconds:g}", "--workdir", str(a.workdir)]
     try:
         r = subprocess.run(cmd, capture_output=True, timeout=90)
-        if r.returncode == 0 and ref_wav.exists():
-            ref, rate = read_wav_mono(ref_wav)
-            if rate != RATE:
-                raise Unmeasurable(f"reference is {rate} Hz, need {RATE}")
-            if len(ref) < RATE:
-                raise Unmeasurable("reference shorter than 1 s")
-            return ref, "jamnet_bench"
-        why = f"`{shlex.join(cmd)}` failed (rc {r.returncode}): " + r.stderr.decode(
-            errors="replace").strip()[-200:]
     except (OSError, subprocess.TimeoutExpired) as e:
-        why = f"`{shlex.join(cmd)}` failed: {e}"
-    ref = synth_music(a.seconds)
-    write_wav_float(ref_wav, ref)
-    return ref, why + "; used a python-synthesised stand-in (chords, bass, noise ticks)"
+        raise Unmeasurable(f"`{shlex.join(cmd)}` failed: {e}") from e
+    if r.returncode != 0 or not ref_wav.exists():
+        raise Unmeasurable(f"`{shlex.join(cmd)}` failed (rc {r.returncode}): "
+                           + r.stderr.decode(errors="replace").strip()[-200:])
+    ref, rate = read_wav_mono(ref_wav)
+    if rate != RATE:
+        raise Unmeasurable(f"reference is {rate} Hz, need {RATE}")
+    if len(ref) < RATE:
+        raise Unmeasurable("reference shorter than 1 s")
+    return ref
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@
 
 #include "bench_common.hpp"
 #include "jamnet/engine/io/wav_file.hpp"
+#include "jamnet/media/audio_quality.hpp"
 #include "quality.hpp"
 #include "signals/signals.hpp"
 
@@ -92,10 +93,11 @@ int segsnr(const std::string& ref_path, const std::string& test_path, long max_l
     std::fprintf(stderr, "jamnet_bench: sample rates differ (%d and %d)\n", ref_rate, test_rate);
     return 1;
   }
-  const jamnet::bench::Alignment a = jamnet::bench::find_lag(*ref, *test, max_lag);
+  const auto a = jamnet::media::best_lag(*ref, *test, max_lag);
   // ref[i] against test[i + lag], over the samples both have.
-  const long nr = static_cast<long>(ref->size()), nt = static_cast<long>(test->size());
-  const long i0 = std::max(0L, -a.lag), i1 = std::min(nr, nt - a.lag);
+  const auto nr = static_cast<std::int64_t>(ref->size()),
+             nt = static_cast<std::int64_t>(test->size());
+  const std::int64_t i0 = std::max<std::int64_t>(0, -a.lag), i1 = std::min(nr, nt - a.lag);
   std::span<const float> r, t;
   if (i1 > i0) {
     r = std::span<const float>(ref->data() + i0, static_cast<std::size_t>(i1 - i0));
@@ -103,7 +105,7 @@ int segsnr(const std::string& ref_path, const std::string& test_path, long max_l
   }
   const jamnet::bench::SnrResult q = jamnet::bench::compare(r, t);
   nlohmann::json j = {
-      {"segsnr_db", q.segsnr_db}, {"snr_db", q.snr_db}, {"lag", a.lag}, {"corr", a.corr}};
+      {"segsnr_db", q.segsnr_db}, {"snr_db", q.snr_db}, {"lag", a.lag}, {"corr", a.correlation}};
   std::printf("%s\n", j.dump().c_str());
   return std::isfinite(q.segsnr_db) ? 0 : 1;
 }

@@ -41,11 +41,6 @@ double gap_snr_db(std::span<const float> ref, std::span<const float> test,
   return std::min(10.0 * std::log10(sig / err), kMaxSnrDb);
 }
 
-Alignment find_lag(std::span<const float> ref, std::span<const float> test, long max_lag) {
-  const auto a = media::best_lag(ref, test, max_lag);
-  return {static_cast<long>(a.lag), a.correlation};
-}
-
 std::vector<bool> random_loss(std::size_t blocks, double loss, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<bool> lost(blocks);

@@ -1,6 +1,5 @@
 // Quality measures and loss patterns for the loss-concealment benchmark and
-// the `--segsnr` tool mode: SNR and segmental SNR, an exact lag search by
-// normalised cross-correlation (FFT), seeded random and bursty
+// the `--segsnr` tool mode: SNR and segmental SNR, seeded random and bursty
 // (Gilbert-Elliott) loss.
 #pragma once
 
@@ -30,19 +29,6 @@ SnrResult compare(std::span<const float> ref, std::span<const float> test);
 // anything below 0 dB is worse than silence. NaN when nothing was lost.
 double gap_snr_db(std::span<const float> ref, std::span<const float> test,
                   const std::vector<bool>& lost, std::size_t block);
-
-// The lag that best aligns test to ref: test[i + lag] ~ ref[i], searched over
-// [-max_lag, max_lag] by normalised cross-correlation, every lag exactly (one
-// FFT correlation, overlap energies from prefix sums), among lags whose
-// overlap holds at least half of the shorter signal. Recordings through a
-// real network path can be offset by any amount, and on tonal signals the
-// neighbouring periods correlate almost as well as the true lag: an exact
-// search over every lag does not have to guess where the peak is.
-struct Alignment {
-  long lag = 0;
-  double corr = 0.0;  // normalised cross-correlation at that lag, -1..1
-};
-Alignment find_lag(std::span<const float> ref, std::span<const float> test, long max_lag);
 
 // Loss patterns, one flag per block (true = lost); same seed, same pattern on
 // every machine (53-bit uniforms from mt19937_64).
