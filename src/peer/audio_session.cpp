@@ -17,8 +17,8 @@ namespace jdat = protocol::jdat;
 namespace {
 
 constexpr std::uint16_t kJdatKind = 1;
-// JELLIE blocks being reassembled; a block with a single data stream is
-// interpolated once the stream has moved this many blocks past it.
+// JELLIE blocks being reassembled at once; a block with a single data stream
+// is interpolated once the stream has moved kJellieFlushAfterBlocks past it.
 constexpr std::size_t kJellieWindow = 8;
 constexpr std::uint64_t kJellieFlushAfterBlocks = 2;
 
@@ -150,7 +150,9 @@ struct AudioSession::Receiver {
     for (auto& b : pending)
       if (b.used && b.first_frame == h.first_frame) slot = &b;
     if (slot == nullptr) {
-      if (block + kJellieWindow < newest_block) return;  // far too old
+      // Blocks this far behind were rebuilt, interpolated or given up on
+      // already: a straggler stream must not bring one back a second time.
+      if (block + kJellieFlushAfterBlocks <= newest_block) return;
       for (auto& b : pending)
         if (!b.used) slot = &b;
       if (slot == nullptr) {
