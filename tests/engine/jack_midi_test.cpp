@@ -269,7 +269,9 @@ void expect_within_a_period(const std::vector<Nanos>& errors, Nanos center, Nano
   // behind its nominal rate (a shared VM does that): arrival times then drift
   // by whole periods and say nothing about our code, so only a clean run is
   // held to the period. Order, bytes and count are checked either way.
-  if (excuses == 0) EXPECT_EQ(outliers, 0u);
+  if (excuses == 0) {
+    EXPECT_EQ(outliers, 0u);
+  }
 }
 
 TEST_F(JackServer, PortsAreNamedAfterTheClient) {
@@ -342,7 +344,9 @@ TEST_F(JackServer, SelfLoopDeliversEverythingWithinAPeriodOfTheLoopDelay) {
   const Nanos loop = static_cast<Nanos>(std::llround(s.median_us * 1e3 / kPeriodNs)) * kPeriodNs;
   std::printf("JACK self loop: loop delay %.3f ms (%lld periods)\n", loop / 1e6,
               static_cast<long long>(loop / kPeriodNs));
-  if ((*m)->stats().xruns + (*m)->stats().clock_fallback_cycles == 0) EXPECT_LE(loop, kPeriodNs);
+  if ((*m)->stats().xruns + (*m)->stats().clock_fallback_cycles == 0) {
+    EXPECT_LE(loop, kPeriodNs);
+  }
   expect_within_a_period(errors, loop, kPeriodNs, (*m)->stats());
   const auto st = (*m)->stats();
   print_stats("JACK self loop", st);
