@@ -1,0 +1,340 @@
+// The audio cycle never allocates, frees or locks: this test traps malloc,
+// free and pthread mutex locks on the audio thread while Engine::process runs
+// (marked through Engine::set_rt_hooks), with the whole peer path live:
+// JACK (jackd -d dummy) -> Engine -> AudioBridge -> two in-process peers
+// streaming to each other, commands of every kind in flight, an automation
+// lane and the click. A control run whose processor allocates proves the
+// traps fire.
+//
+// Without ASan the test binary interposes malloc/free/calloc/realloc (glibc's
+// __libc_* underneath); under ASan (which owns malloc) it installs the
+// sanitizer's malloc/free hooks instead. pthread_mutex_lock/trylock and
+// pthread_rwlock_*lock are interposed in both builds.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+#include "../support/jackd_process.hpp"
+#include "jamnet/engine/engine.hpp"
+#include "jamnet/engine/io/jack_audio.hpp"
+#include "jamnet/engine/io/jack_midi.hpp"
+#include "jamnet/engine/io/null_backend.hpp"
+#include "jamnet/peer/audio_bridge.hpp"
+#include "jamnet/peer/peer.hpp"
+
+#if defined(__SANITIZE_ADDRESS__)
+// From the sanitizer runtime (GCC ships no sanitizer/allocator_interface.h).
+extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void*,
+                                                                             std::size_t),
+                                                         void (*free_hook)(const volatile void*));
+#define JAMNET_TEST_ASAN 1
+#endif
+
+namespace {
+
+thread_local bool t_in_cycle = false;
+std::atomic<std::uint64_t> g_allocs{0}, g_frees{0}, g_locks{0}, g_cycles{0};
+
+void enter_cycle() {
+  t_in_cycle = true;
+  g_cycles.fetch_add(1, std::memory_order_relaxed);
+}
+void leave_cycle() {
+  t_in_cycle = false;
+}
+
+#if defined(JAMNET_TEST_ASAN)
+void on_malloc(const volatile void*, std::size_t) {
+  if (t_in_cycle) g_allocs.fetch_add(1, std::memory_order_relaxed);
+}
+void on_free(const volatile void*) {
+  if (t_in_cycle) g_frees.fetch_add(1, std::memory_order_relaxed);
+}
+const bool g_hooks_installed = [] {
+  return __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free) != 0;
+}();
+#endif
+
+template <class F>
+F real(const char* name) {
+  return reinterpret_cast<F>(::dlsym(RTLD_NEXT, name));
+}
+
+}  // namespace
+
+#if !defined(JAMNET_TEST_ASAN)
+extern "C" {
+void* __libc_malloc(std::size_t);
+void __libc_free(void*);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+
+void* malloc(std::size_t n) {
+  if (t_in_cycle) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  return __libc_malloc(n);
+}
+void free(void* p) {
+  if (t_in_cycle && p) g_frees.fetch_add(1, std::memory_order_relaxed);
+  __libc_free(p);
+}
+void* calloc(std::size_t n, std::size_t s) {
+  if (t_in_cycle) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  return __libc_calloc(n, s);
+}
+void* realloc(void* p, std::size_t n) {
+  if (t_in_cycle) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  return __libc_realloc(p, n);
+}
+}
+#endif
+
+extern "C" {
+int pthread_mutex_lock(pthread_mutex_t* m) {
+  static auto fn = real<int (*)(pthread_mutex_t*)>("pthread_mutex_lock");
+  if (t_in_cycle) g_locks.fetch_add(1, std::memory_order_relaxed);
+  return fn(m);
+}
+int pthread_mutex_trylock(pthread_mutex_t* m) {
+  static auto fn = real<int (*)(pthread_mutex_t*)>("pthread_mutex_trylock");
+  if (t_in_cycle) g_locks.fetch_add(1, std::memory_order_relaxed);
+  return fn(m);
+}
+int pthread_rwlock_rdlock(pthread_rwlock_t* l) {
+  static auto fn = real<int (*)(pthread_rwlock_t*)>("pthread_rwlock_rdlock");
+  if (t_in_cycle) g_locks.fetch_add(1, std::memory_order_relaxed);
+  return fn(l);
+}
+int pthread_rwlock_wrlock(pthread_rwlock_t* l) {
+  static auto fn = real<int (*)(pthread_rwlock_t*)>("pthread_rwlock_wrlock");
+  if (t_in_cycle) g_locks.fetch_add(1, std::memory_order_relaxed);
+  return fn(l);
+}
+}
+
+namespace jamnet {
+namespace {
+
+using engine::Command;
+using engine::CommandKind;
+
+struct TrapCounts {
+  std::uint64_t cycles, allocs, frees, locks;
+};
+
+TrapCounts counts() {
+  return {g_cycles.load(), g_allocs.load(), g_frees.load(), g_locks.load()};
+}
+
+void reset_counts() {
+  g_cycles = 0;
+  g_allocs = 0;
+  g_frees = 0;
+  g_locks = 0;
+}
+
+// A processor that breaks the rules on purpose: the control run.
+class AllocatingProcessor final : public engine::AudioProcessor {
+ public:
+  void process(const engine::io::AudioBlock& block) noexcept override {
+    std::vector<float>* v = new std::vector<float>(block.info.frames);  // allocates
+    {
+      std::lock_guard<std::mutex> lock(mu_);  // locks
+      sink_ += (*v)[0];
+    }
+    delete v;
+    for (float* out : block.outputs) std::fill(out, out + block.info.frames, 0.0f);
+  }
+
+ private:
+  std::mutex mu_;
+  float sink_ = 0;
+};
+
+// Commands of every kind, from two control threads, while the engine runs.
+void push_load(engine::Engine& e, std::atomic<bool>& stop) {
+  std::uint32_t i = 0;
+  while (!stop.load()) {
+    Command c;
+    c.kind = (i % 2) ? CommandKind::kNoteOn : CommandKind::kNoteOff;
+    c.a = static_cast<std::uint8_t>(60 + i % 12);
+    c.b = 100;
+    c.at_ns = monotonic_ns() + 1'000'000;
+    e.push(c);
+    Command g;
+    g.kind = CommandKind::kGain;
+    g.target = static_cast<std::uint16_t>(i % 4);
+    g.value = 0.5f + 0.1f * static_cast<float>(i % 5);
+    e.push(g);
+    Command lp;
+    lp.kind = CommandKind::kLiveParam;
+    lp.target = static_cast<std::uint16_t>(i % 8);
+    lp.value = static_cast<float>(i);
+    e.push(lp);
+    if (i % 50 == 0) {
+      Command t;
+      t.kind = CommandKind::kTempo;
+      t.value = 100.0f + static_cast<float>(i % 40);
+      e.push(t);
+      Command s;
+      s.kind = CommandKind::kStateSync;
+      e.push(s);
+    }
+    ++i;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+std::shared_ptr<const engine::AutomationLane> make_lane() {
+  std::vector<engine::AutomationPoint> pts;
+  for (std::uint64_t f = 0; f < 48000 * 4; f += 4800)
+    pts.push_back({f, (f / 4800) % 2 ? 1.0f : 0.25f});
+  return std::make_shared<const engine::AutomationLane>(pts);
+}
+
+class EngineRtSafety : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Engine::set_rt_hooks({enter_cycle, leave_cycle});
+    reset_counts();
+  }
+  void TearDown() override { Engine::set_rt_hooks({}); }
+  using Engine = engine::Engine;
+};
+
+TEST_F(EngineRtSafety, NullBackendCycleNeitherAllocatesNorLocks) {
+  engine::io::BackendConfig bc;
+  bc.frames = 64;
+  bc.outputs = {"out_1", "out_2"};
+  auto be = engine::io::open_null_backend(bc);
+  ASSERT_TRUE(be) << be.error().message;
+  engine::EngineConfig ec;
+  ec.click = true;
+  ec.click_output = 1;
+  engine::Engine e(std::move(*be), ec);
+  e.set_master_automation(make_lane(), {});
+  ASSERT_TRUE(e.start(nullptr));
+  std::atomic<bool> stop{false};
+  std::thread load([&] { push_load(e, stop); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  stop = true;
+  load.join();
+  e.stop();
+  const auto c = counts();
+  EXPECT_GT(c.cycles, 200u);
+  EXPECT_GT(e.counters().notes, 100u);
+  EXPECT_EQ(c.allocs, 0u);
+  EXPECT_EQ(c.frees, 0u);
+  EXPECT_EQ(c.locks, 0u);
+}
+
+TEST_F(EngineRtSafety, TrapsFireOnAProcessorThatAllocatesAndLocks) {
+  engine::io::BackendConfig bc;
+  bc.frames = 64;
+  auto be = engine::io::open_null_backend(bc);
+  ASSERT_TRUE(be) << be.error().message;
+  engine::Engine e(std::move(*be));
+  AllocatingProcessor bad;
+  ASSERT_TRUE(e.start(&bad));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  e.stop();
+  const auto c = counts();
+  ASSERT_GT(c.cycles, 20u);
+  EXPECT_GE(c.allocs, c.cycles / 2);
+  EXPECT_GE(c.frees, c.cycles / 2);
+  EXPECT_GE(c.locks, c.cycles / 2);
+}
+
+TEST_F(EngineRtSafety, JackPeerPathNeitherAllocatesNorLocks) {
+  if (!engine::io::jack_midi_available()) GTEST_SKIP() << "built without JACK";
+  testing::JackdProcess jackd;
+  std::string why;
+  const std::string server = "jamnet-rtsafe-" + std::to_string(::getpid());
+  ASSERT_TRUE(jackd.start(server, 48000, 128, why)) << why;
+
+  // Two peers on loopback, each with an engine on the same JACK server.
+  AudioConfig ac;
+  ac.frames_per_packet = 128;
+  PeerConfig base;
+  base.session = Uuid::random();
+  base.multicast.reset();
+  base.audio = ac;
+  base.name = "left";
+  auto left = Peer::start(base);
+  ASSERT_TRUE(left) << left.error().message;
+  base.name = "right";
+  base.connect = {(*left)->local()};
+  auto right = Peer::start(base);
+  ASSERT_TRUE(right) << right.error().message;
+
+  struct Side {
+    engine::io::JackAudioBackend* jack = nullptr;
+    std::unique_ptr<AudioBridge> bridge;
+    std::unique_ptr<engine::Engine> engine;
+  };
+  std::vector<Side> sides;
+  for (Peer* p : {left->get(), right->get()}) {
+    engine::io::BackendConfig bc;
+    bc.client_name = p->config().name;
+    bc.server_name = server;
+    bc.inputs = {"send_1"};
+    bc.outputs = {"click"};
+    bc.midi = true;
+    auto be = engine::io::JackAudioBackend::open(bc);
+    ASSERT_TRUE(be) << be.error().message;
+    auto bridge = AudioBridge::create(*p->audio(), **be);
+    ASSERT_TRUE(bridge) << bridge.error().message;
+    engine::EngineConfig ec;
+    ec.click = true;
+    ec.click_output = 0;
+    Side s;
+    s.jack = be->get();
+    s.bridge = std::move(*bridge);
+    s.engine = std::make_unique<engine::Engine>(std::move(*be), ec);
+    s.engine->set_master_automation(make_lane(), {});
+    s.bridge->start();
+    ASSERT_TRUE(s.engine->start(s.bridge.get()));
+    sides.push_back(std::move(s));
+  }
+  // Feed each side's input with the other's click: real audio on the wire.
+  ASSERT_TRUE(sides[0].jack->connect("left:click", "left:send_1"));
+  ASSERT_TRUE(sides[1].jack->connect("right:click", "right:send_1"));
+
+  std::atomic<bool> stop{false};
+  std::thread load_l([&] { push_load(*sides[0].engine, stop); });
+  std::thread load_r([&] { push_load(*sides[1].engine, stop); });
+  const Nanos end = monotonic_ns() + 3'000'000'000;
+  std::size_t ports = 0;
+  while (monotonic_ns() < end) {
+    ports += sides[0].bridge->update((*left)->peers()).size();
+    ports += sides[1].bridge->update((*right)->peers()).size();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  stop = true;
+  load_l.join();
+  load_r.join();
+  const auto heard = (*left)->audio()->stats_from((*right)->id());
+  for (auto& s : sides) {
+    s.engine->stop();
+    s.bridge->stop();
+  }
+  (*right)->stop();
+  (*left)->stop();
+  const auto c = counts();
+  EXPECT_EQ(ports, 2u);  // each side gave the other's stream a port
+  ASSERT_TRUE(heard.has_value());
+  EXPECT_GT(heard->jitter.played, 100u);
+  EXPECT_GT(c.cycles, 500u);
+  EXPECT_EQ(c.allocs, 0u);
+  EXPECT_EQ(c.frees, 0u);
+  EXPECT_EQ(c.locks, 0u);
+}
+
+}  // namespace
+}  // namespace jamnet
