@@ -43,9 +43,12 @@ struct AudioConfig {
   // channels/frames/rate are taken from above. On an underrun the session
   // conceals and keeps time (packets that come later are late) rather than
   // pausing: a band's timing matters more than one late packet's audio.
+  // Playout is pulled once per audio cycle on the device's clock, so the
+  // buffer waits only for the next cycle after a packet is ready (aligned_pulls).
   media::jdat::JitterBufferConfig jitter = [] {
     media::jdat::JitterBufferConfig j;
     j.hold_on_underrun = false;
+    j.aligned_pulls = true;  // pull() comes once per audio cycle, on the device's clock
     return j;
   }();
   std::size_t queue_packets = 512;  // network -> playout hand-off per remote peer

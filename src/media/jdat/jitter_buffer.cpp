@@ -196,7 +196,7 @@ struct JitterBuffer::Impl {
   }
 
   // --- playout -----------------------------------------------------------
-  void update_target(Nanos dt) noexcept;
+  void update_target(Nanos dt, Nanos now, int frames) noexcept;
   void try_start(Nanos now, int frames) noexcept;
   // Depth (s) at the current pull, from the output position. What an ongoing underrun inserted is
   // left out: it either stands in for a lost packet (and is absorbed) or becomes delay once real
@@ -258,6 +258,8 @@ struct JitterBuffer::Impl {
   std::vector<float> ch_in_, ch_out_;  // one channel of one block
   bool playing_ = false;
   bool ever_played_ = false;
+  bool phase_known_ = false;       // aligned pulls: whole_pull_ has been chosen
+  bool whole_pull_ = false;        // aligned pulls: wait a whole pull (phase near the edge)
   std::int64_t stall_credit_ = 0;  // frames inserted by the current underrun
   std::int64_t preroll_ = 0;       // frames of lead-in before the first packet after a start
   std::uint64_t fed_ = 0;          // frames handed to the resampler
@@ -442,6 +444,7 @@ void JitterBuffer::Impl::mark_lost(std::uint64_t first_frame) noexcept {
 // Arrival statistics
 
 void JitterBuffer::Impl::clear_arrivals() noexcept {
+  phase_known_ = false;  // a new arrival line: choose the pull phase afresh
   h_begin_ = h_end_ = 0;
   mq_begin_ = mq_end_ = 0;
   std::fill(jitter_counts_.begin(), jitter_counts_.end(), 0u);
@@ -506,15 +509,43 @@ void JitterBuffer::Impl::update_quantile() noexcept {
 // ---------------------------------------------------------------------------
 // Playout
 
-void JitterBuffer::Impl::update_target(Nanos dt) noexcept {
+void JitterBuffer::Impl::update_target(Nanos dt, Nanos now, int frames) noexcept {
   // A packet must be in the buffer when the resampler first asks for it:
   // lookahead frames before its playout, and at the start of the pull that
-  // covers that moment (up to one pull earlier).
-  const Nanos mechanics = std::llround((lookahead_ + max_pull_seen_) * 1e9 / rate_);
+  // covers that moment. Which pull that is depends on the phase between the
+  // packets' arrivals and the pull grid: up to one pull earlier.
+  const Nanos lookahead = std::llround(lookahead_ * 1e9 / rate_);
+  Nanos wait = std::llround(max_pull_seen_ * 1e9 / rate_);
+  Nanos floor = std::max(cfg_.min_target_ns, period_ns_);
+  if (cfg_.aligned_pulls && have_arrivals()) {
+    // Pulls on a regular grid (a device clock) and packets at the same rate
+    // keep one phase: a packet that is ready (jitter quantile + margin after
+    // its earliest arrival) waits for the next pull, `wait` in [0, pull),
+    // and playing it any earlier would make that pull miss it. Counting that
+    // wait instead of a whole pull saves half a pull on average.
+    // Clock drift slides that phase: when the next pull comes less than half
+    // a margin after readiness, count a whole pull instead (the old, phase-
+    // blind wait), so the target steps up while packets are still in time
+    // and the depth can grow to it (by resampling) before they would be
+    // late; it comes back once the next pull is 1.5 margins clear.
+    // Hysteresis, so jitter-estimate steps near the edge do not toggle it.
+    const Nanos pull = std::max<Nanos>(1, std::llround(frames * 1e9 / rate_));
+    const Nanos ready = dmin() + seq_ns(read_seq_) + jitter_q_ + cfg_.margin_ns;
+    const Nanos w = ((now - ready) % pull + pull) % pull;
+    if (!phase_known_) {
+      phase_known_ = true;
+      whole_pull_ = w < cfg_.margin_ns;
+    } else if (!whole_pull_ && w < cfg_.margin_ns / 2) {
+      whole_pull_ = true;
+    } else if (whole_pull_ && w > cfg_.margin_ns + cfg_.margin_ns / 2) {
+      whole_pull_ = false;
+    }
+    wait = whole_pull_ ? pull : w;
+    floor = cfg_.min_target_ns;
+  }
   const Nanos want =
-      std::clamp<Nanos>(jitter_q_ + cfg_.margin_ns + mechanics,
-                        std::max(cfg_.min_target_ns, period_ns_), cfg_.max_target_ns);
-  if (want >= target_) {
+      std::clamp<Nanos>(jitter_q_ + cfg_.margin_ns + lookahead + wait, floor, cfg_.max_target_ns);
+  if (want >= target_ || !ever_played_) {  // nothing played yet: no continuity to keep
     target_ = want;
   } else {
     const auto fall = static_cast<Nanos>(static_cast<double>(cfg_.fall_ns_per_s) * dt * 1e-9);
@@ -592,7 +623,7 @@ void JitterBuffer::Impl::pull(float* out, int frames, Nanos now) noexcept {
   have_last_pull_ = true;
   last_pull_ = now;
   max_pull_seen_ = std::max(max_pull_seen_, frames);
-  update_target(dt);
+  update_target(dt, now, frames);
   stats_.target_ns = target_;
   stats_.jitter_ns = jitter_q_;
 

@@ -54,6 +54,12 @@ struct JitterBufferConfig {
   // packet and move on, as for a loss (the delay stays; the packet, if it
   // comes, is late).
   bool hold_on_underrun = true;
+  // pull() comes on a regular grid (an audio device's cycles, a timer), as
+  // the pull() comment asks: the target then counts the wait from a packet's
+  // readiness to the next pull on that grid, instead of a whole pull for an
+  // unknown phase (half a pull less latency on average). false: any timing
+  // (the safe default; AudioSession turns it on for device-clocked playout).
+  bool aligned_pulls = false;
   pnbtr::LpcConfig pnbtr;  // predictor per channel
   pnbtr::ConcealerConfig concealer;
 };
