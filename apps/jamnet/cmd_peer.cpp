@@ -10,8 +10,11 @@
 #include <thread>
 
 #include "command.hpp"
+#include "jamnet/engine/engine.hpp"
+#include "jamnet/engine/io/jack_audio.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
 #include "jamnet/engine/io/midi_file.hpp"
+#include "jamnet/peer/audio_bridge.hpp"
 #include "peer_flags.hpp"
 
 namespace jamnet::app {
@@ -36,6 +39,11 @@ struct PeerCmd {
   std::string midi_log;
   bool jack_midi = false;
   std::string jack_server;
+  // audio through JACK
+  bool jack = false;
+  int channels = 1;
+  bool jellie = false;
+  double max_drift_ppm = 1000;
   int burst = 3;
   bool no_adaptive = false;
   double burst_window_ms = 0.5;
@@ -81,8 +89,52 @@ int run_peer(const PeerCmd& c) {
     }
     midi_log.emplace(std::move(*log));
   }
+  // --jack: one JACK client named after the peer: send_1..N in, one set of
+  // outputs per remote peer, and (with MIDI) midi_in/midi_out.
+  std::unique_ptr<engine::io::JackAudioBackend> jack_audio_owner;
+  engine::io::JackAudioBackend* jack_audio = nullptr;
+  if (c.jellie && c.channels != 1) {
+    std::fprintf(stderr, "jamnet peer: --jellie sends mono audio: use --channels 1\n");
+    return 2;
+  }
+  if (c.jack) {
+    if (!engine::io::jack_midi_available()) {
+      std::fprintf(stderr, "jamnet peer: --jack: this build has no JACK support\n");
+      return 1;
+    }
+    engine::io::BackendConfig bc;
+    bc.client_name = cfg.name;
+    bc.server_name = c.jack_server;
+    bc.inputs.clear();
+    for (int ch = 1; ch <= c.channels; ++ch) bc.inputs.push_back("send_" + std::to_string(ch));
+    bc.outputs.clear();
+    bc.midi = c.midi_enabled();
+    auto opened = engine::io::JackAudioBackend::open(bc);
+    if (!opened) {
+      std::fprintf(stderr, "jamnet peer: --jack: %s\n", opened.error().message.c_str());
+      return 1;
+    }
+    jack_audio_owner = std::move(*opened);
+    jack_audio = jack_audio_owner.get();
+    const auto frames = jack_audio->buffer_size();
+    if (frames < static_cast<std::uint32_t>(protocol::jdat::kMinFrames) ||
+        frames > static_cast<std::uint32_t>(protocol::jdat::kMaxFrames)) {
+      std::fprintf(stderr,
+                   "jamnet peer: --jack: the JACK period is %u frames; one packet per period "
+                   "needs %d to %d frames\n",
+                   frames, protocol::jdat::kMinFrames, protocol::jdat::kMaxFrames);
+      return 1;
+    }
+    AudioConfig ac;
+    ac.channels = c.channels;
+    ac.frames_per_packet = static_cast<int>(frames);
+    ac.sample_rate = static_cast<int>(jack_audio->sample_rate());
+    ac.jellie = c.jellie;
+    ac.jitter.max_correction_ppm = c.max_drift_ppm;
+    cfg.audio = ac;
+  }
   std::unique_ptr<engine::io::JackMidi> jack;
-  if (c.jack_midi) {
+  if (c.jack_midi && !jack_audio) {
     if (!engine::io::jack_midi_available()) {
       std::fprintf(stderr, "jamnet peer: --jack-midi: this build has no JACK support\n");
       return 1;
@@ -106,10 +158,11 @@ int run_peer(const PeerCmd& c) {
     mc.dedupe_expiry_ns = static_cast<Nanos>(c.dedupe_ms * 1e6);
     mc.accept_copies = c.accept_copies;
     // JACK places each event at its exact frame: hand it over two periods early.
-    if (jack) {
+    if (jack || jack_audio) {
+      const auto frames = jack ? jack->buffer_size() : jack_audio->buffer_size();
+      const auto rate = jack ? jack->sample_rate() : jack_audio->sample_rate();
       mc.handler_lead_ns =
-          std::min<Nanos>(mc.latency_ns / 2, 2 * static_cast<Nanos>(jack->buffer_size()) *
-                                                 1'000'000'000 / jack->sample_rate());
+          std::min<Nanos>(mc.latency_ns / 2, 2 * static_cast<Nanos>(frames) * 1'000'000'000 / rate);
     }
     cfg.midi = mc;
   }
@@ -123,7 +176,29 @@ int run_peer(const PeerCmd& c) {
     m->set_handler([&](const MidiDelivery& d) {
       if (midi_log) midi_log->write(d.event, d.scheduled_ns, d.played_ns, d.from.short_string());
       if (jack) jack->push_output(d.event, d.scheduled_ns);
+      if (jack_audio) jack_audio->push_midi_output(d.event, d.scheduled_ns);
     });
+  }
+  // The audio engine: JACK cycles -> bridge (capture to the network, each
+  // remote peer's jitter buffer to its ports).
+  std::unique_ptr<AudioBridge> bridge;
+  std::unique_ptr<engine::Engine> audio_engine;
+  if (jack_audio) {
+    auto b = AudioBridge::create(*p.audio(), *jack_audio);
+    if (!b) {
+      std::fprintf(stderr, "jamnet peer: --jack: %s\n", b.error().message.c_str());
+      p.stop();
+      return 1;
+    }
+    bridge = std::move(*b);
+    audio_engine = std::make_unique<engine::Engine>(std::move(jack_audio_owner));
+    bridge->start();
+    if (auto r = audio_engine->start(bridge.get()); !r) {
+      std::fprintf(stderr, "jamnet peer: --jack: %s\n", r.error().message.c_str());
+      bridge->stop();
+      p.stop();
+      return 1;
+    }
   }
   // MIDI sources: a file played in real time, and the JACK input port.
   std::atomic<bool> sources_done{false};
@@ -134,7 +209,7 @@ int run_peer(const PeerCmd& c) {
     protocol::jmid::Event e;
     while (!sources_done.load() && !stop_requested()) {
       bool idle = true;
-      while (jack && jack->pop_input(e)) {
+      while ((jack && jack->pop_input(e)) || (jack_audio && jack_audio->pop_midi_input(e))) {
         // e.ts_ns is the event's frame time on CLOCK_MONOTONIC, which is the
         // session timeline until the sync layer maps it: more exact than now.
         p.midi()->send({&e, 1});
@@ -182,10 +257,24 @@ int run_peer(const PeerCmd& c) {
       std::fflush(stdout);
       next_print = now + (tty ? 0 : 1'000'000'000);
     }
+    if (bridge) {
+      for (const auto& port : bridge->update(p.peers())) {
+        if (!c.quiet)
+          std::fprintf(stderr, "%sJACK port %s:%s\n", tty ? "\r\033[K" : "",
+                       jack_audio->client_name().c_str(), port.c_str());
+      }
+    }
     if (c.duration_s > 0 && static_cast<double>(now - start) * 1e-9 >= c.duration_s) break;
   }
   sources_done = true;
   midi_source.join();
+  if (audio_engine) {
+    const auto t = audio_engine->telemetry();
+    audio_engine->stop();
+    bridge->stop();
+    if (!c.quiet && t.seq > 0)
+      std::fprintf(stderr, "engine: %s\n", engine::TelemetryRecorder::to_json(t).c_str());
+  }
   const auto final_report = p.report();
   p.stop();
   if (!c.report_json.empty() && !write_file(c.report_json, final_report.to_json(), false)) {
@@ -256,6 +345,18 @@ void add_peer_commands(CLI::App& root, Runner& run) {
                    "Write every MIDI event received to this JSONL file");
   peer->add_flag("--jack-midi", pc->jack_midi,
                  "JACK MIDI ports NAME:midi_in (sent) and NAME:midi_out (received)");
+  peer->add_flag("--jack", pc->jack,
+                 "Audio through JACK: NAME:send_1..N are sent to the session, and each remote "
+                 "peer's audio plays on NAME:<peer>_1..N (one network packet per JACK period)");
+  peer->add_option("--channels", pc->channels, "Audio channels sent and received with --jack")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  peer->add_flag("--jellie", pc->jellie,
+                 "Send audio as JELLIE (4 redundant streams, 2x bandwidth; mono only)");
+  peer->add_option("--max-drift-ppm", pc->max_drift_ppm,
+                   "Largest clock drift the jitter buffer corrects by resampling (0: off)")
+      ->check(CLI::Range(0.0, 1000.0))
+      ->capture_default_str();
   peer->add_option("--jack-server", pc->jack_server,
                    "JACK server name (default: the default server)");
   peer->add_option("--burst", pc->burst,
