@@ -33,6 +33,8 @@ void run_jmid_bench(const BenchOptions& opts, Metrics& out);
 void run_plc_bench(const BenchOptions& opts, Metrics& out);
 // Audio: JDAT codec sizes and the jitter buffer's added latency through netsim.
 void run_jdat_bench(const BenchOptions& opts, Metrics& out);
+// Real-time engine under a burst command load on jackd dummy (64 frames), idle baseline beside it.
+void run_rt_bench(const BenchOptions& opts, Metrics& out);
 
 // Percentile over the samples that arrived (NaN marks a lost frame).
 inline double percentile_present(const std::vector<double>& samples, double q) {

@@ -47,6 +47,12 @@ RUNNERS = [
         sys.executable, str(REPO / "bench" / "jacktrip_plc.py"), "--jamnet-bench", str(exe),
         "--workdir", str(REPO / "build" / "bench-work" / "jacktrip"), "--loss", "10", "--seed", "1",
         "--seconds", "8" if quick else "20", "--period", "128", "--out-json", str(out)]),
+    # Round-trip latency through two `jamnet peer --jack` on two jackd dummy
+    # servers, against JackTrip 1.7 on the same set-up, with and without loss.
+    ("latency", lambda exe, quick, out: [
+        sys.executable, str(REPO / "bench" / "latency_rt.py"), "--jamnet", str(exe.parent.parent / "jamnet"),
+        "--jamnet-bench", str(exe), "--workdir", str(REPO / "build" / "bench-work" / "latency"),
+        "--out-json", str(out)] + (["--losses", "0", "--music-seconds", "3", "--repeats", "1"] if quick else [])),
 ]
 
 # key -> (unit, meaning). Keys missing here are still reported, marked as such.
@@ -118,11 +124,32 @@ METRICS = {
     "jdat.binary_kbps_i24": ("kbit/s", "the same, int24"),
     "jdat.binary_kbps_i16": ("kbit/s", "the same, int16"),
     "jdat.plain_link_segsnr_db_loss10": ("dB", "music through real-time peers and netsim (10% random loss, 1 ms ± 0.5 ms), plain JDAT with PNBTR concealment: segmental SNR of what was played (drift correction off: one clock on both ends)"),
+    "rt.tick_jitter_p99_us": ("µs", "engine on jackd dummy (64 frames, 48 kHz) under the stress load (second core spinning, 10 bursts of 1000 normal and 1 burst of 1000 priority commands per second): |callback-to-callback time - period|, 99th percentile of the whole run"),
+    "rt.tick_jitter_max_us": ("µs", "the same, largest"),
+    "rt.tick_jitter_p99_us_idle": ("µs", "the same engine with no command load and an idle second core, measured first in the same run"),
+    "rt.priority_latency_p99_us": ("µs", "priority command (note, hit, live parameter) from push to the cycle that applies it, 99th percentile, under the stress load"),
+    "rt.priority_latency_max_us": ("µs", "the same, largest"),
+    "rt.xruns_stress": ("xruns", "xruns JACK reported during the stress run"),
+    "rt.xruns_idle": ("xruns", "xruns JACK reported during the idle run"),
+    "rt.load_max_stress": ("fraction", "largest share of a period spent in the engine's cycle (one telemetry window), stress run"),
+    "rt.period_us": ("µs", "the JACK period of the stress run"),
+    "rt.cycles_stress": ("cycles", "engine cycles in the stress run"),
+    "rt.priority_applied_stress": ("commands", "priority commands applied in the stress run"),
+    "rt.normal_applied_stress": ("commands", "normal commands applied after coalescing"),
+    "rt.normal_coalesced_stress": ("commands", "normal commands dropped as superseded by a newer one for the same target in the same cycle"),
+    "rt.commands_rejected_stress": ("commands", "commands refused because a queue was full"),
+    "rt.seconds_stress": ("s", "length of the stress run"),
     "jdat.jellie_link_segsnr_db_loss10": ("dB", "the same link and loss with JELLIE (4 streams, any 2 rebuild a block bit-exactly)"),
 }
 
 # (ours, plain, what, higher_is_better) for the ratio table.
 PAIRS = [
+    ("latency.roundtrip_ms_jamnet_128", "latency.roundtrip_ms_jacktrip_q2_128", "round trip, 128 frames (JackTrip -q 2)", False),
+    ("latency.roundtrip_ms_jamnet_128", "latency.roundtrip_ms_jacktrip_auto_128", "round trip, 128 frames (JackTrip -q auto)", False),
+    ("latency.roundtrip_ms_jamnet_128", "latency.roundtrip_ms_jacktrip_q2classic_128", "round trip, 128 frames (JackTrip -q 2, default strategy)", False),
+    ("latency.roundtrip_segsnr_db_jamnet_128", "latency.roundtrip_segsnr_db_jacktrip_auto_128", "round-trip music segSNR, no loss, 128 frames (JackTrip -q auto)", True),
+    ("latency.roundtrip_segsnr_db_jamnet_128_loss5", "latency.roundtrip_segsnr_db_jacktrip_auto_128_loss5", "round-trip music segSNR at 5% loss, 128 frames (JackTrip -q auto)", True),
+    ("latency.roundtrip_segsnr_db_jamnet_128_loss5", "latency.roundtrip_segsnr_db_jacktrip_q2classic_128_loss5", "round-trip music segSNR at 5% loss, 128 frames (JackTrip -q 2, default strategy)", True),
     ("net.oneway_p50_us", "net.baseline_oneway_p50_us", "one-way latency p50", False),
     ("net.oneway_p90_us", "net.baseline_oneway_p90_us", "one-way latency p90", False),
     ("net.oneway_p99_us", "net.baseline_oneway_p99_us", "one-way latency p99", False),
@@ -139,6 +166,8 @@ TARGETS = [
     ("jmid.parse_ratio_vs_simdjson", 1.0, "our JMID parser at least as fast as simdjson on this schema"),
     ("jmid.stuck_notes_bursty", 0.5, "no stuck notes under bursty loss"),
     ("pnbtr.cpu_frac_of_period", 0.10, "PNBTR costs at most 10% of the block period on one core"),
+    ("rt.tick_jitter_p99_us", 1000.0, "tick jitter p99 at most 1 ms under the stress load"),
+    ("rt.priority_latency_p99_us", 2000.0, "priority command latency p99 at most 2 ms under the stress load"),
 ]
 
 PLC_SIGNALS = {"music": "fluidsynth music (piano, bass, drums)", "chords": "chord progression", "speech": "espeak-ng speech"}
@@ -166,6 +195,24 @@ def describe(key: str) -> tuple[str, str]:
     if len(parts) == 4 and parts[:2] == ["plc", "loss"]:
         return ("%" if parts[3] == "actual_pct" else "blocks",
                 f"loss pattern '{parts[2]}': " + ("share of packets actually lost" if parts[3] == "actual_pct" else "mean burst length"))
+    if key.startswith("latency.roundtrip_"):
+        import re
+        m = re.match(r"latency\.roundtrip_(ms_min|ms_max|ms|frames|segsnr_db_global|segsnr_db|impulses_back)_(jamnet|jacktrip_q2classic|jacktrip_q2|jacktrip_auto|jacktrip_q\w+?)_(\d+)(?:_loss(\d+))?$", key)
+        if m:
+            what, who, period, loss = m.groups()
+            who_s = {"jamnet": "`jamnet peer --jack` (JDAT + adaptive jitter buffer + PNBTR)",
+                     "jacktrip_q2": "JackTrip 1.7 `-q 2 --bufstrategy 3`",
+                     "jacktrip_q2classic": "JackTrip 1.7 `-q 2`, its default buffer strategy",
+                     "jacktrip_auto": "JackTrip 1.7 `-q auto --bufstrategy 3`"}.get(who, who)
+            cond = f"{period} frames, " + (f"{loss}% loss both ways through netsim" if loss else "no loss")
+            unit, meaning = {"ms": ("ms", "round-trip latency of an impulse (A -> B -> A, two jackd dummy servers), median over the impulse train; the run at the median of 3 (the servers' cycles meet at a random phase each run)"),
+                             "ms_min": ("ms", "lowest round trip of the 3 runs"),
+                             "ms_max": ("ms", "highest round trip of the 3 runs"),
+                             "frames": ("frames", "the same round trip in frames at 48 kHz"),
+                             "segsnr_db": ("dB", "segmental SNR of music after the round trip (quality), each 0.5 s chunk at its own lag within 10 ms of the latency"),
+                             "segsnr_db_global": ("dB", "the same music with one lag for the whole clip (a buffer that re-times its playout loses here)"),
+                             "impulses_back": ("impulses", "impulses of the 16 sent that came back (peak >= half height)")}[what]
+            return unit, f"{who_s}: {meaning}; {cond}"
     if key.startswith("pnbtr.segsnr_db_loss"):
         rest = key[len("pnbtr.segsnr_db_loss"):]
         loss, _, variant = rest.partition("_")
