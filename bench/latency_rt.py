@@ -155,7 +155,7 @@ def run_once(a: argparse.Namespace, jamnet: Path, jack_io: Path, system: str, pe
         env_b = dict(os.environ, JACK_DEFAULT_SERVER=srv_b)
         pre = ["chrt", "-f", "3"] if a.chrt else []
         if system == "jamnet":
-            common = ["--session", f"lat{uniq}", "--no-multicast", "--jack", "-q",
+            common = ["--session", f"lat{uniq}", "--no-multicast", "--jack", "--status-ms", "1000",
                       "--announce-ms", "100", "--timeout-ms", "10000"]
             cmd_b = [str(jamnet), "peer", "--name", "b", "--bind", f"127.0.0.1:{port_b}",
                      "--jack-server", srv_b] + common
@@ -234,7 +234,7 @@ def run_once(a: argparse.Namespace, jamnet: Path, jack_io: Path, system: str, pe
             if music_len == 0:
                 raise Unmeasurable(f"only {len(lags)} of {len(pos)} impulses came back")
             chunks = chunk_scores(a, wd, music, rec, music_at + offset, RATE // 5)
-            good = [c["lag"] for c in chunks if c.get("corr", 0) >= 0.5]
+            good = [c["lag"] for c in chunks if c.get("corr", 0) >= 0.5 and c.get("lag", -1) >= 0]
             if len(good) < len(chunks) // 2:
                 raise Unmeasurable(f"only {len(lags)} of {len(pos)} impulses came back, and the "
                                    f"music correlates in only {len(good)} of {len(chunks)} chunks")

@@ -44,6 +44,7 @@ struct PeerCmd {
   int channels = 1;
   bool jellie = false;
   double max_drift_ppm = 1000;
+  std::string telemetry_jsonl;
   int burst = 3;
   bool no_adaptive = false;
   double burst_window_ms = 0.5;
@@ -241,6 +242,7 @@ int run_peer(const PeerCmd& c) {
   }
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
   const Nanos start = monotonic_ns();
+  std::uint64_t telemetry_seq = 0;
   Nanos next_print = start;
   while (sleep_unless_stopped(c.status_ms)) {
     const Nanos now = monotonic_ns();
@@ -257,6 +259,13 @@ int run_peer(const PeerCmd& c) {
       std::fflush(stdout);
       next_print = now + (tty ? 0 : 1'000'000'000);
     }
+    if (audio_engine && !c.telemetry_jsonl.empty()) {
+      const auto& t = audio_engine->telemetry();
+      if (t.seq != telemetry_seq) {
+        telemetry_seq = t.seq;
+        write_file(c.telemetry_jsonl, engine::TelemetryRecorder::to_json(t), true);
+      }
+    }
     if (bridge) {
       for (const auto& port : bridge->update(p.peers())) {
         if (!c.quiet)
@@ -268,6 +277,21 @@ int run_peer(const PeerCmd& c) {
   }
   sources_done = true;
   midi_source.join();
+  if (audio_engine && !c.quiet) {
+    // What each remote peer's stream went through, for the musician and for logs.
+    for (const auto& r : p.audio()->stats().receivers) {
+      const auto& j = r.jitter;
+      std::fprintf(stderr,
+                   "audio from %s: %llu blocks, %llu missing (lost or late), %llu late, %llu "
+                   "underruns, jitter p95 %.2f ms, buffer target %.2f ms, depth %.2f ms, drift "
+                   "%+.1f ppm\n",
+                   r.from.short_string().c_str(), static_cast<unsigned long long>(r.blocks),
+                   static_cast<unsigned long long>(j.missing_packets),
+                   static_cast<unsigned long long>(j.late),
+                   static_cast<unsigned long long>(j.underruns), j.jitter_ns / 1e6,
+                   j.target_ns / 1e6, j.depth_ns / 1e6, j.drift_ppm);
+    }
+  }
   if (audio_engine) {
     const auto t = audio_engine->telemetry();
     audio_engine->stop();
@@ -357,6 +381,9 @@ void add_peer_commands(CLI::App& root, Runner& run) {
                    "Largest clock drift the jitter buffer corrects by resampling (0: off)")
       ->check(CLI::Range(0.0, 1000.0))
       ->capture_default_str();
+  peer->add_option("--telemetry-jsonl", pc->telemetry_jsonl,
+                   "With --jack: append the audio engine's telemetry (one JSON line per second: "
+                   "tick jitter, cycle load, commands, queue depths, xruns) to this file");
   peer->add_option("--jack-server", pc->jack_server,
                    "JACK server name (default: the default server)");
   peer->add_option("--burst", pc->burst,

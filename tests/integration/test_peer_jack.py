@@ -83,9 +83,12 @@ try:
     check("jackd dummy started", jackd is not None)
     if jackd is None:
         sys.exit(1)
-    # --- ports named after the peer
+    # --- ports named after the peer, and the engine's telemetry
+    tele = Path(tempfile.gettempdir()) / f"jamnet-itest-telemetry-{os.getpid()}.jsonl"
+    tele.unlink(missing_ok=True)
     peer = subprocess.Popen([args.jamnet, "peer", "--name", "keys", "--session", f"it{os.getpid()}",
-                             "--no-multicast", "--jack", "--jack-midi", "--jack-server", server, "-q"],
+                             "--no-multicast", "--jack", "--jack-midi", "--jack-server", server, "-q",
+                             "--telemetry-jsonl", str(tele)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     want = {"keys:send_1", "keys:midi_in", "keys:midi_out"}
     end = time.monotonic() + 10
@@ -97,6 +100,16 @@ try:
         time.sleep(0.05)
     check("peer --jack --jack-midi registers send_1, midi_in, midi_out named after the peer",
           want <= have, f"have {sorted(have)}; rc {peer.poll()}")
+    end = time.monotonic() + 6
+    lines = []
+    while time.monotonic() < end and len(lines) < 2:
+        time.sleep(0.2)
+        lines = tele.read_text().splitlines() if tele.exists() else []
+    windows = [json.loads(x) for x in lines]
+    check("--telemetry-jsonl writes one engine window a second",
+          len(windows) >= 2 and all(w["cycles"] > 100 and w["period_ns"] == 2666666 for w in windows)
+          and windows[1]["seq"] == windows[0]["seq"] + 1, f"{lines[:2]}")
+    tele.unlink(missing_ok=True)
     stop(peer, signal.SIGINT)
     check("peer --jack stops cleanly on Ctrl-C", peer.returncode == 0, f"rc {peer.returncode}: "
           + peer.stderr.read().decode(errors="replace")[-300:])
