@@ -227,8 +227,10 @@ TEST_F(EngineRtSafety, NullBackendCycleNeitherAllocatesNorLocks) {
   load.join();
   e.stop();
   const auto c = counts();
-  EXPECT_GT(c.cycles, 200u);
-  EXPECT_GT(e.counters().notes, 100u);
+  // About 1100 cycles; a stalled VM may run far fewer (the null backend
+  // re-anchors instead of bursting). The point is that the cycles ran.
+  EXPECT_GT(c.cycles, 20u);
+  EXPECT_GT(e.counters().notes, 0u);
   EXPECT_EQ(c.allocs, 0u);
   EXPECT_EQ(c.frees, 0u);
   EXPECT_EQ(c.locks, 0u);
@@ -329,8 +331,8 @@ TEST_F(EngineRtSafety, JackPeerPathNeitherAllocatesNorLocks) {
   const auto c = counts();
   EXPECT_EQ(ports, 2u);  // each side gave the other's stream a port
   ASSERT_TRUE(heard.has_value());
-  EXPECT_GT(heard->jitter.played, 100u);
-  EXPECT_GT(c.cycles, 500u);
+  EXPECT_GT(heard->jitter.played, 20u);
+  EXPECT_GT(c.cycles, 100u);  // about 2250 on a quiet machine
   EXPECT_EQ(c.allocs, 0u);
   EXPECT_EQ(c.frees, 0u);
   EXPECT_EQ(c.locks, 0u);
