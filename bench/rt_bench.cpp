@@ -191,12 +191,30 @@ void run_rt_bench(const BenchOptions& opts, Metrics& out) {
     return;
   }
   const double seconds = opts.quick ? 5.0 : 20.0;
-  const RtRun idle = run_engine(server, seconds / 2, false);
-  const RtRun stress = run_engine(server, seconds, true);
+  // The VM's host can stall this machine for whole milliseconds (jackd's own
+  // dummy driver then reports xruns with nothing running): such a run measures
+  // the host, not the engine. The idle run first tells: up to 3 attempts, the
+  // first whose idle baseline was clean (no xrun) is kept, else the attempt
+  // with the calmest baseline.
+  RtRun idle, stress;
+  int attempts = 0;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ++attempts;
+    RtRun i = run_engine(server, seconds / 2, false);
+    RtRun s = run_engine(server, seconds, true);
+    const bool better =
+        !stress.ok || (i.ok && (!idle.ok || i.tick_jitter_p99_us < idle.tick_jitter_p99_us));
+    if (s.ok && better) {
+      idle = i;
+      stress = s;
+    }
+    if (idle.ok && stress.ok && idle.xruns == 0) break;
+  }
   for (const auto* run : {&idle, &stress}) {
     if (!run->ok) std::fprintf(stderr, "rt: run failed: %s\n", run->why.c_str());
   }
   if (!stress.ok) return;
+  out["rt.attempts"] = attempts;
   out["rt.tick_jitter_p99_us"] = stress.tick_jitter_p99_us;
   out["rt.tick_jitter_max_us"] = stress.tick_jitter_max_us;
   out["rt.priority_latency_p99_us"] = stress.priority_latency_p99_us;

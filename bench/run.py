@@ -139,6 +139,7 @@ METRICS = {
     "rt.normal_coalesced_stress": ("commands", "normal commands dropped as superseded by a newer one for the same target in the same cycle"),
     "rt.commands_rejected_stress": ("commands", "commands refused because a queue was full"),
     "rt.seconds_stress": ("s", "length of the stress run"),
+    "rt.attempts": ("attempts", "idle + stress pairs run: a pair whose idle baseline saw jackd xruns (the VM's host stalling the machine) is repeated, up to 3; the calmest is kept"),
     "jdat.jellie_link_segsnr_db_loss10": ("dB", "the same link and loss with JELLIE (4 streams, any 2 rebuild a block bit-exactly)"),
 }
 
@@ -197,7 +198,7 @@ def describe(key: str) -> tuple[str, str]:
                 f"loss pattern '{parts[2]}': " + ("share of packets actually lost" if parts[3] == "actual_pct" else "mean burst length"))
     if key.startswith("latency.roundtrip_"):
         import re
-        m = re.match(r"latency\.roundtrip_(ms_min|ms_max|ms|frames|segsnr_db_global|segsnr_db|impulses_back)_(jamnet|jacktrip_q2classic|jacktrip_q2|jacktrip_auto|jacktrip_q\w+?)_(\d+)(?:_loss(\d+))?$", key)
+        m = re.match(r"latency\.roundtrip_(ms_min|ms_max|ms|frames|segsnr_db_global|segsnr_db|impulses_back|runs)_(jamnet|jacktrip_q2classic|jacktrip_q2|jacktrip_auto|jacktrip_q\w+?)_(\d+)(?:_loss(\d+))?$", key)
         if m:
             what, who, period, loss = m.groups()
             who_s = {"jamnet": "`jamnet peer --jack` (JDAT + adaptive jitter buffer + PNBTR)",
@@ -205,9 +206,10 @@ def describe(key: str) -> tuple[str, str]:
                      "jacktrip_q2classic": "JackTrip 1.7 `-q 2`, its default buffer strategy",
                      "jacktrip_auto": "JackTrip 1.7 `-q auto --bufstrategy 3`"}.get(who, who)
             cond = f"{period} frames, " + (f"{loss}% loss both ways through netsim" if loss else "no loss")
-            unit, meaning = {"ms": ("ms", "round-trip latency of an impulse (A -> B -> A, two jackd dummy servers), median over the impulse train; the run at the median of 3 (the servers' cycles meet at a random phase each run)"),
-                             "ms_min": ("ms", "lowest round trip of the 3 runs"),
-                             "ms_max": ("ms", "highest round trip of the 3 runs"),
+            unit, meaning = {"ms": ("ms", "round-trip latency of an impulse (A -> B -> A, two jackd dummy servers), median over the impulse train; the run at the median of the runs (the servers' cycles meet at a random phase each run; runs during which jackd reported xruns are repeated and left out)"),
+                             "ms_min": ("ms", "lowest round trip of the runs"),
+                             "ms_max": ("ms", "highest round trip of the runs"),
+                             "runs": ("runs", "runs the figure is taken from (3 unless the VM kept stalling)"),
                              "frames": ("frames", "the same round trip in frames at 48 kHz"),
                              "segsnr_db": ("dB", "segmental SNR of music after the round trip (quality), each 0.5 s chunk at its own lag within 10 ms of the latency"),
                              "segsnr_db_global": ("dB", "the same music with one lag for the whole clip (a buffer that re-times its playout loses here)"),
