@@ -244,20 +244,29 @@ int run_peer(const PeerCmd& c) {
   const Nanos start = monotonic_ns();
   std::uint64_t telemetry_seq = 0;
   Nanos next_print = start;
-  while (sleep_unless_stopped(c.status_ms)) {
+  // The loop ticks every 20 ms with --jack, so a new peer's audio gets its
+  // ports (and its jitter buffer starts draining) at once; the status keeps
+  // its own interval.
+  const int tick_ms = bridge ? std::min(c.status_ms, 20) : c.status_ms;
+  Nanos next_status = start;
+  while (sleep_unless_stopped(tick_ms)) {
     const Nanos now = monotonic_ns();
-    const auto report = p.report();
-    if (!c.status_jsonl.empty()) write_file(c.status_jsonl, report.to_json(), true);
-    for (const auto& e : p.take_events()) {
-      if (!c.quiet) {
-        std::fprintf(stderr, "%s%s (%s) %s\n", tty ? "\r\033[K" : "", e.name.c_str(),
-                     e.id.short_string().c_str(), std::string(net::to_string(e.kind)).c_str());
+    const bool status_due = now >= next_status;
+    if (status_due) {
+      next_status = now + Nanos{c.status_ms} * 1'000'000 - Nanos{tick_ms} * 500'000;
+      const auto report = p.report();
+      if (!c.status_jsonl.empty()) write_file(c.status_jsonl, report.to_json(), true);
+      for (const auto& e : p.take_events()) {
+        if (!c.quiet) {
+          std::fprintf(stderr, "%s%s (%s) %s\n", tty ? "\r\033[K" : "", e.name.c_str(),
+                       e.id.short_string().c_str(), std::string(net::to_string(e.kind)).c_str());
+        }
       }
-    }
-    if (!c.quiet && now >= next_print) {
-      std::printf(tty ? "\r\033[K%s" : "%s\n", status_line(report).c_str());
-      std::fflush(stdout);
-      next_print = now + (tty ? 0 : 1'000'000'000);
+      if (!c.quiet && now >= next_print) {
+        std::printf(tty ? "\r\033[K%s" : "%s\n", status_line(report).c_str());
+        std::fflush(stdout);
+        next_print = now + (tty ? 0 : 1'000'000'000);
+      }
     }
     if (audio_engine && !c.telemetry_jsonl.empty()) {
       const auto& t = audio_engine->telemetry();

@@ -335,7 +335,15 @@ void AudioSession::pull(const Uuid& from, std::span<float> out, Nanos now_ns) {
     return;
   }
   Receiver::Slot slot;
+  // Before playout has started (the first pulls may come long after the
+  // stream did), packets older than the buffer's largest target could only
+  // anchor the playout far behind: they are skipped.
+  const bool started = r->jitter.stats().playing;
   while (r->filled.try_pop(slot)) {
+    if (!started && slot.arrival_ns < now_ns - config_.jitter.max_target_ns) {
+      (void)r->free_slots.try_push(slot.index);
+      continue;
+    }
     r->jitter.push(
         slot.first_frame,
         std::span<const float>(r->slab.data() + slot.index * r->block_samples, r->block_samples),
