@@ -284,6 +284,40 @@ def read_line(p: subprocess.Popen, timeout: float) -> str:
     return buf.decode(errors="replace")
 
 
+def play_and_record(procs: "Procs", jack_io: Path, wd: Path, play: tuple[str, str],
+                    rec: tuple[str, str], samples: array.array, n_rec: int,
+                    limit: float) -> tuple[dict[str, int], dict[str, int], array.array, list[str]]:
+    """Plays `samples` into play = (server, port) while recording n_rec frames
+    from rec = (server, port), with jack_io (give-up time `limit` s). Returns
+    the player's and recorder's key/values (first_usecs, frames), the
+    recording, and the two commands."""
+    raw_in, raw_out = wd / "ref.f32", wd / "rec.f32"
+    raw_in.write_bytes(samples.tobytes())
+    rec_cmd = [str(jack_io), "rec", rec[0], rec[1], str(raw_out), str(n_rec), f"{limit:.0f}"]
+    play_cmd = [str(jack_io), "play", play[0], play[1], str(raw_in), f"{limit:.0f}"]
+    rec_p = procs.start("jack_io-rec", rec_cmd, wd / "rec.log", stdout_pipe=True)
+    if read_line(rec_p, 5) != "ready":
+        raise Unmeasurable("recorder did not start: "
+                           + (wd / "rec.err").read_text(errors="replace")[-300:])
+    play_p = procs.start("jack_io-play", play_cmd, wd / "play.log", stdout_pipe=True)
+    try:
+        play_out, _ = play_p.communicate(timeout=limit + 5)
+        rec_out, _ = rec_p.communicate(timeout=limit + 5)
+    except subprocess.TimeoutExpired:
+        raise Unmeasurable("play/record did not finish in time")
+    pk, rk = parse_kv(play_out.decode(errors="replace")), parse_kv(rec_out.decode(errors="replace"))
+    if play_p.returncode != 0 or rec_p.returncode != 0 or "first_usecs" not in pk \
+            or "first_usecs" not in rk:
+        raise Unmeasurable(f"play/record failed (rc {play_p.returncode}/{rec_p.returncode}): "
+                           + (wd / "play.err").read_text(errors="replace")[-200:]
+                           + (wd / "rec.err").read_text(errors="replace")[-200:])
+    recording = array.array("f")
+    recording.frombytes(raw_out.read_bytes())
+    raw_out.unlink()
+    raw_in.unlink()
+    return pk, rk, recording, [shlex.join(rec_cmd), shlex.join(play_cmd)]
+
+
 def count_xruns(log: Path, start: int) -> int:
     try:
         text = log.read_bytes()[start:].decode(errors="replace")
@@ -553,31 +587,13 @@ def run_once(a: argparse.Namespace, jamnet: Path, jack_io: Path, ref_wav: Path,
         info["xruns_before_recording"] = {k: count_xruns(v, 0) for k, v in logs.items()}
         log_sizes = {k: (v.stat().st_size if v.exists() else 0) for k, v in logs.items()}
 
-        raw_in, raw_out = wd / "ref.f32", wd / "rec.f32"
-        raw_in.write_bytes(ref.tobytes())
         n_rec = len(ref) + int(a.margin_s * RATE)
         limit = len(ref) / RATE + a.margin_s + 15  # jack_io's own give-up time
         if time.monotonic() + len(ref) / RATE + a.margin_s + 3 > deadline:
             raise Unmeasurable("out of time budget before recording")
-        rec_cmd = [str(jack_io), "rec", srv_a, "jtsrv:receive_1", str(raw_out), str(n_rec),
-                   f"{limit:.0f}"]
-        play_cmd = [str(jack_io), "play", srv_b, "jtcli:send_1", str(raw_in), f"{limit:.0f}"]
-        info["commands"] += [shlex.join(rec_cmd), shlex.join(play_cmd)]
-        rec_p = procs.start("jack_io-rec", rec_cmd, wd / "rec.log", stdout_pipe=True)
-        if read_line(rec_p, 5) != "ready":
-            raise Unmeasurable("recorder did not start: "
-                               + (wd / "rec.err").read_text(errors="replace")[-300:])
-        play_p = procs.start("jack_io-play", play_cmd, wd / "play.log", stdout_pipe=True)
-        try:
-            play_out, _ = play_p.communicate(timeout=limit + 5)
-            rec_out, _ = rec_p.communicate(timeout=limit + 5)
-        except subprocess.TimeoutExpired:
-            raise Unmeasurable("play/record did not finish in time")
-        pk, rk = parse_kv(play_out.decode(errors="replace")), parse_kv(rec_out.decode(errors="replace"))
-        if play_p.returncode != 0 or rec_p.returncode != 0 or "first_usecs" not in pk:
-            raise Unmeasurable(f"play/record failed (rc {play_p.returncode}/{rec_p.returncode}): "
-                               + (wd / "play.err").read_text(errors="replace")[-200:]
-                               + (wd / "rec.err").read_text(errors="replace")[-200:])
+        pk, rk, rec, cmds = play_and_record(procs, jack_io, wd, (srv_b, "jtcli:send_1"),
+                                            (srv_a, "jtsrv:receive_1"), ref, n_rec, limit)
+        info["commands"] += cmds
         info["xruns_during_recording"] = {k: count_xruns(v, log_sizes[k])
                                           for k, v in logs.items()}
 
@@ -601,10 +617,6 @@ def run_once(a: argparse.Namespace, jamnet: Path, jack_io: Path, ref_wav: Path,
 
         # Cut the recording where the first reference frame would appear with zero latency:
         # both cycle times are CLOCK_MONOTONIC microseconds, so what remains is JackTrip's latency.
-        rec = array.array("f")
-        rec.frombytes(raw_out.read_bytes())
-        raw_out.unlink()
-        raw_in.unlink()
         d0 = round((pk["first_usecs"] - rk["first_usecs"]) * RATE / 1e6)
         info["start_offset_frames"] = d0
         if d0 < 0 or d0 >= len(rec):

@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from jacktrip_plc import (RATE, Procs, Unmeasurable, build_jack_io, count_xruns,  # noqa: E402
-                         free_udp_ports, jack_ports, jacktrip_version, parse_kv, read_line,
+                         free_udp_ports, jack_ports, jacktrip_version, play_and_record,
                          read_wav_mono, segsnr_bench, start_jackd, write_wav_float)
 
 IMPULSE_EVERY = RATE // 4
@@ -194,28 +194,9 @@ def run_once(a: argparse.Namespace, jamnet: Path, jack_io: Path, system: str, pe
         time.sleep(a.settle)  # both jitter buffers settle on the steady stream
         sizes = {k: (v.stat().st_size if v.exists() else 0) for k, v in (("A", log_a), ("B", log_b))}
 
-        raw_in, raw_out = wd / "ref.f32", wd / "rec.f32"
-        raw_in.write_bytes(sig.tobytes())
-        n_rec = len(sig) + RATE
-        limit = len(sig) / RATE + 20
-        rec_cmd = [str(jack_io), "rec", srv_a, ret_port, str(raw_out), str(n_rec), f"{limit:.0f}"]
-        play_cmd = [str(jack_io), "play", srv_a, send_port, str(raw_in), f"{limit:.0f}"]
-        rec_p = procs.start("jack_io-rec", rec_cmd, wd / "rec.log", stdout_pipe=True)
-        if read_line(rec_p, 5) != "ready":
-            raise Unmeasurable("recorder did not start: " + (wd / "rec.err").read_text(errors="replace")[-300:])
-        play_p = procs.start("jack_io-play", play_cmd, wd / "play.log", stdout_pipe=True)
-        try:
-            play_out, _ = play_p.communicate(timeout=limit + 5)
-            rec_out, _ = rec_p.communicate(timeout=limit + 5)
-        except subprocess.TimeoutExpired:
-            raise Unmeasurable("play/record did not finish in time")
-        pk, rk = parse_kv(play_out.decode(errors="replace")), parse_kv(rec_out.decode(errors="replace"))
-        if play_p.returncode != 0 or rec_p.returncode != 0 or "first_usecs" not in pk \
-                or "first_usecs" not in rk:
-            raise Unmeasurable(f"play/record failed (rc {play_p.returncode}/{rec_p.returncode})")
+        pk, rk, rec, _ = play_and_record(procs, jack_io, wd, (srv_a, send_port), (srv_a, ret_port),
+                                         sig, len(sig) + RATE, len(sig) / RATE + 20)
         info["xruns"] = {k: count_xruns(v, sizes[k]) for k, v in (("A", log_a), ("B", log_b))}
-        rec = array.array("f")
-        rec.frombytes(raw_out.read_bytes())
         # rec[i] was recorded at rec_first + i; sig[j] played at play_first + j (frames).
         offset = round((pk["first_usecs"] - rk["first_usecs"]) * RATE / 1e6)
         lags = impulse_lags(rec, pos, offset, int(0.2 * RATE))

@@ -83,33 +83,28 @@ void AudioBridge::sender_loop() {
 
 std::vector<std::string> AudioBridge::update(const std::vector<net::PeerInfo>& peers) {
   std::vector<std::string> added;
-  const std::size_t n = remote_count_.load(std::memory_order_relaxed);
   for (const auto& p : peers) {
-    if (remote_count_.load(std::memory_order_relaxed) >= kMaxRemotes) break;
-    bool known = false;
-    for (std::size_t i = 0; i < remote_count_.load(std::memory_order_relaxed); ++i)
-      known = known || remotes_[i].id == p.id;
-    if (known || !session_.stats_from(p.id)) continue;  // not heard yet
+    const std::size_t count = remote_count_.load(std::memory_order_relaxed);
+    if (count >= kMaxRemotes) break;
+    const bool known = std::any_of(remotes_.begin(), remotes_.begin() + count,
+                                   [&](const Remote& r) { return r.id == p.id; });
+    if (known || !session_.heard_from(p.id)) continue;
     Remote r;
     r.id = p.id;
     bool ok = true;
     for (std::size_t ch = 0; ch < channels_ && ok; ++ch) {
       const std::string name = port_safe(p.name) + "_" + std::to_string(ch + 1);
       auto idx = backend_.add_output(name);
-      if (!idx) {
-        ok = false;
-        break;
-      }
+      ok = idx.has_value();
+      if (!ok) break;
       if (ch == 0) r.first_output = *idx;
       added.push_back(name);
       port_names_.push_back(name);
     }
     if (!ok) continue;
-    const std::size_t slot = remote_count_.load(std::memory_order_relaxed);
-    remotes_[slot] = r;
-    remote_count_.store(slot + 1, std::memory_order_release);
+    remotes_[count] = r;
+    remote_count_.store(count + 1, std::memory_order_release);
   }
-  (void)n;
   return added;
 }
 

@@ -62,7 +62,8 @@ struct AudioSession::Receiver {
   std::uint64_t newest_block = 0;
   bool have_newest = false;
   std::atomic<std::uint64_t> packets{0}, blocks{0}, jellie_exact{0}, jellie_recovered{0},
-      jellie_interpolated{0}, jellie_lost{0}, decode_errors{0}, format_mismatch{0}, queue_full{0};
+      jellie_interpolated{0}, jellie_lost{0}, decode_errors{0}, format_mismatch{0}, queue_full{0},
+      backlog_skipped{0};
 
   // The playout side publishes the buffer's statistics after every pull;
   // stats() reads them (readers serialised by snapshot_mu, never the writer).
@@ -341,6 +342,7 @@ void AudioSession::pull(const Uuid& from, std::span<float> out, Nanos now_ns) {
   const bool started = r->jitter.stats().playing;
   while (r->filled.try_pop(slot)) {
     if (!started && slot.arrival_ns < now_ns - config_.jitter.max_target_ns) {
+      r->backlog_skipped.fetch_add(1, std::memory_order_relaxed);
       (void)r->free_slots.try_push(slot.index);
       continue;
     }
@@ -382,6 +384,7 @@ AudioReceiverStats AudioSession::receiver_stats(Receiver& r) const {
   a.decode_errors = r.decode_errors.load();
   a.format_mismatch = r.format_mismatch.load();
   a.queue_full = r.queue_full.load();
+  a.backlog_skipped = r.backlog_skipped.load();
   {
     std::lock_guard readers(r.snapshot_mu);
     a.jitter = r.snapshot.read();

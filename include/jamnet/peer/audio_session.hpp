@@ -65,6 +65,7 @@ struct AudioReceiverStats {
   std::uint64_t decode_errors = 0;
   std::uint64_t format_mismatch = 0;  // frames whose layout differs from ours: dropped
   std::uint64_t queue_full = 0;
+  std::uint64_t backlog_skipped = 0;  // waited longer than max_target before playout started
   media::jdat::JitterBufferStats jitter;
   std::uint64_t concealed_blocks =
       0;  // packets' worth of audio PNBTR made up (lost, late, underruns)
@@ -94,6 +95,8 @@ class AudioSession {
   // local time now_ns. Silence until that peer's stream has started.
   void pull(const Uuid& from, std::span<float> out, Nanos now_ns);
   AudioStats stats() const;
+  // True once `from`'s stream has been heard (cheap: no statistics copied).
+  bool heard_from(const Uuid& from) const { return find_receiver(from) != nullptr; }
   // One sender's figures; nullopt until that peer has been heard.
   std::optional<AudioReceiverStats> stats_from(const Uuid& from) const;
   // Per-packet time spent in `from`'s jitter buffer (ns); call when the
