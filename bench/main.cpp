@@ -34,11 +34,10 @@
 namespace {
 
 int usage(const char* argv0) {
-  std::fprintf(
-      stderr,
-      "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid|plc|jdat|rt] [--workdir DIR] "
-      "[--out-json PATH] [--benchmark_*=...]\n",
-      argv0);
+  std::fprintf(stderr,
+               "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid|plc|jdat|rt|sync] "
+               "[--workdir DIR] [--out-json PATH] [--benchmark_*=...]\n",
+               argv0);
   std::fprintf(stderr,
                "       %s --make-signal music|chords|speech|sine OUT.wav [--seconds S] "
                "[--workdir DIR]\n"
@@ -166,6 +165,7 @@ int main(int argc, char** argv) {
     if (want("plc")) run_plc_bench(opts, metrics);
     if (want("jdat")) run_jdat_bench(opts, metrics);
     if (want("rt")) run_rt_bench(opts, metrics);
+    if (want("sync")) run_sync_bench(opts, metrics);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "jamnet_bench: %s\n", e.what());
     return 1;

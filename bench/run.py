@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_EXE = REPO / "build" / "release" / "bench" / "jamnet_bench"
 BUILD_COMMANDS = [
     ["cmake", "--preset", "release"],
-    ["cmake", "--build", "build/release", "-j2", "--target", "jamnet_bench", "jamnet"],
+    ["cmake", "--build", "build/release", "-j2", "--target", "jamnet_bench", "jamnet", "link_beat"],
 ]
 
 # (name, function(exe, quick, json_path) -> argv). Each runner writes one flat
@@ -53,6 +53,13 @@ RUNNERS = [
         sys.executable, str(REPO / "bench" / "latency_rt.py"), "--jamnet", str(exe.parent.parent / "jamnet"),
         "--jamnet-bench", str(exe), "--workdir", str(REPO / "build" / "bench-work" / "latency"),
         "--out-json", str(out)] + (["--losses", "0", "--music-seconds", "3", "--repeats", "1"] if quick else [])),
+    # Clock sync and transport: three peers in network namespaces through netsim
+    # (1 ms +- 0.5 ms, 10% loss, test clocks -100/0/+100 ppm), a 10-minute steady
+    # phase (the soak), then chrony and Ableton Link in the same run.
+    ("sync", lambda exe, quick, out: [
+        sys.executable, str(REPO / "bench" / "sync_bench.py"), "--jamnet", str(exe.parent.parent / "jamnet"),
+        "--link-beat", str(exe.parent / "link_beat"), "--out-json", str(out)]
+        + (["--steady", "20", "--rounds", "2", "--chrony-seconds", "40", "--link-seconds", "12"] if quick else [])),
 ]
 
 # key -> (unit, meaning). Keys missing here are still reported, marked as such.
@@ -141,6 +148,23 @@ METRICS = {
     "rt.seconds_stress": ("s", "length of the stress run"),
     "rt.attempts": ("attempts", "idle + stress pairs run: a pair whose idle baseline saw jackd xruns (the VM's host stalling the machine) is repeated, up to 3; the calmest is kept"),
     "jdat.jellie_link_segsnr_db_loss10": ("dB", "the same link and loss with JELLIE (4 streams, any 2 rebuild a block bit-exactly)"),
+    "sync.offset_err_p99_us": ("us", "clock offset error p99 of the two followers (the worse one) after convergence, over the steady phase; 3 peers in netns, every link through netsim at 1 ms +- 0.5 ms and 10% loss, test clocks -100/0/+100 ppm and seconds apart; truth: CLOCK_MONOTONIC shared by all namespaces"),
+    "sync.drift_err_ppm": ("ppm", "error of the followers' drift estimate (the worse one; median over the last 10 s of the steady phase) against the true rate ratio of the test clocks"),
+    "sync.converge_ms": ("ms", "from the peers' start until a follower is locked and stays within 100 us for 2 s (the slower follower); includes the 2.5 s election listening time"),
+    "sync.transport_spread_us": ("us", "largest spread across the 3 peers of the start sample of a PLAY or STOP, in true session time (each command sent by one peer via `jamnet transport`, 50 ms ahead)"),
+    "sync.transport_spread_p50_us": ("us", "median of that spread over the commands"),
+    "sync.transport_commands": ("commands", "PLAY/STOP commands measured for the spread"),
+    "sync.handoff_err_max_us": ("us", "after the master leaves: largest difference of the survivors' session clocks from the old master's timeline, over 5 s"),
+    "sync.late_joiner_position_err_us": ("us", "a peer that rejoins while playing: its transport position against the master's at the same instant, once locked"),
+    "sync.soak_drift_us_10min": ("us", "soak: how far the followers' offset error wandered over the 10-minute steady phase (mean of the last minute minus mean of the first; the worse follower)"),
+    "sync.soak_offset_err_max_us_10min": ("us", "soak: largest |offset error| of any follower over the 10 minutes"),
+    "sync.soak_seconds": ("s", "length of the steady phase the soak figures cover"),
+    "sync.offset_err_p99_us_chrony": ("us", "chrony 4.3 (chronyd -x, client and server in two namespaces) through netsim with the same delay, jitter and loss: p99 of its offset estimate, whose truth is 0 (one kernel clock)"),
+    "sync.link_beat_err_us": ("us", "Ableton Link: p99 beat-alignment error between two Link peers (two processes, one namespace's loopback), in us at 120 bpm"),
+    "sync.schema_validate_ns": ("ns", "SchemaSet::validate of one typical transport command (JSON text to DOM, then valijson against transport.schema.json), median over batches"),
+    "sync.control_parse_ns": ("ns", "control::parse of the same message: size, JSON, version, type, schema and extraction into TransportMsg, median over batches"),
+    "sync.json_parse_ns": ("ns", "nlohmann::json::parse of the same text alone, for scale (both figures above include it)"),
+    "sync.control_message_bytes": ("bytes", "size of the transport command those figures are taken on"),
 }
 
 # (ours, plain, what, higher_is_better) for the ratio table.
@@ -151,6 +175,7 @@ PAIRS = [
     ("latency.roundtrip_segsnr_db_jamnet_128", "latency.roundtrip_segsnr_db_jacktrip_auto_128", "round-trip music segSNR, no loss, 128 frames (JackTrip -q auto)", True),
     ("latency.roundtrip_segsnr_db_jamnet_128_loss5", "latency.roundtrip_segsnr_db_jacktrip_auto_128_loss5", "round-trip music segSNR at 5% loss, 128 frames (JackTrip -q auto)", True),
     ("latency.roundtrip_segsnr_db_jamnet_128_loss5", "latency.roundtrip_segsnr_db_jacktrip_q2classic_128_loss5", "round-trip music segSNR at 5% loss, 128 frames (JackTrip -q 2, default strategy)", True),
+    ("sync.offset_err_p99_us", "sync.offset_err_p99_us_chrony", "clock offset error p99 through netsim (chrony)", False),
     ("net.oneway_p50_us", "net.baseline_oneway_p50_us", "one-way latency p50", False),
     ("net.oneway_p90_us", "net.baseline_oneway_p90_us", "one-way latency p90", False),
     ("net.oneway_p99_us", "net.baseline_oneway_p99_us", "one-way latency p99", False),
@@ -169,6 +194,10 @@ TARGETS = [
     ("pnbtr.cpu_frac_of_period", 0.10, "PNBTR costs at most 10% of the block period on one core"),
     ("rt.tick_jitter_p99_us", 1000.0, "tick jitter p99 at most 1 ms under the stress load"),
     ("rt.priority_latency_p99_us", 2000.0, "priority command latency p99 at most 2 ms under the stress load"),
+    ("sync.offset_err_p99_us", 100.0, "clock offset error p99 at most 100 us (1 ms +- 0.5 ms, 10% loss, +-100 ppm)"),
+    ("sync.drift_err_ppm", 1.0, "drift estimate within 1 ppm"),
+    ("sync.transport_spread_us", 1000.0, "a scheduled PLAY starts on all 3 peers within 1 ms"),
+    ("sync.soak_drift_us_10min", 100.0, "accumulated drift error over 10 minutes under 100 us"),
 ]
 
 PLC_SIGNALS = {"music": "fluidsynth music (piano, bass, drums)", "chords": "chord progression", "speech": "espeak-ng speech"}

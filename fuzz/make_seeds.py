@@ -133,3 +133,72 @@ write("jdat_fuzz", "jsonl_nonfinite",
 write("jdat_fuzz", "jsonl_unordered_unknown",
       b' { "d" : [1,-2,3,4,5,6,7,8,9,10,11,12,13,14,15,16], "x":{"y":[null,true]}, "ff":5, "rate":8000,'
       b' "n":16, "ch":1, "role":"plain", "fmt":"i24", "v":1, "t":"jdat" } ')
+
+# control_fuzz: JSON control messages (docs/control.md), valid ones of every
+# type (built here from the spec, independently of the C++ serializer) and
+# broken ones for each reject reason.
+
+
+def control_seeds():
+    import json
+    a = "01234567-89ab-cdef-0123-456789abcdef"
+    b = "fedcba98-7654-3210-fedc-ba9876543210"
+    s = "00112233-4455-6677-8899-aabbccddeeff"
+
+    def msg(type_, **fields):
+        return dict({"v": 1, "type": type_}, **fields)
+
+    valid = {
+        "transport_play": msg("transport", command="PLAY", timestamp=1500000000, position_ms=0.0, bpm=120.0,
+                              time_signature=[4, 4], master_peer=b, origin=a, seq=1),
+        "transport_seek": msg("transport", command="SEEK", timestamp=-5, position_ms=12345.5, origin=a, seq=2),
+        "transport_tempo": msg("transport", command="TEMPO", timestamp=9223372036854775807, bpm=98.25,
+                               time_signature=[7, 8], master_peer="", origin=a, seq=9223372036854775807),
+        "transport_min": msg("transport", command="STOP", timestamp=-9223372036854775808, origin=b, seq=0),
+        "transport_state": msg("transport_state", state="playing", anchor_session_ns=123456789,
+                               anchor_position_ms=1000.25, bpm=90, time_signature=[3, 4], last_origin=a,
+                               last_seq=3, last_timestamp=99, master_peer=b),
+        "transport_state_min": msg("transport_state", state="stopped", anchor_session_ns=0, anchor_position_ms=0,
+                                   bpm=120, time_signature=[4, 4]),
+        "sync_ping": msg("sync_ping", **{"from": a, "id": 5, "t1": 123}),
+        "sync_pong": msg("sync_pong", **{"from": b, "id": 5, "t1": 123, "t2": 200, "t3": 210, "master": True}),
+        "sync_status": msg("sync_status", **{"from": a, "priority": 10, "forced": False, "master": True,
+                                             "locked": True, "quality": 0.875, "master_peer": a}),
+        "hello": msg("hello", **{"from": a, "name": "keys \u00fc", "session": s,
+                                 "capabilities": ["midi", "audio", "sync", "transport"]}),
+        "request_seek": msg("request", id=17, action="seek", bbt="5.2.480", lead_ns=200000000),
+        "request_tempo": msg("request", id=18, action="tempo", bpm=140.5),
+        "request_status": msg("request", id=19, action="status"),
+        "reply": msg("reply", id=17, ok=True, detail="ok", at_session_ns=123,
+                     status_json=json.dumps({"state": "playing", "peers": [{"id": a}]})),
+        "error": msg("error", code="schema", detail="/bpm: too low", ref_type="transport"),
+        "unknown_fields": msg("hello", **{"from": a, "session": s, "future": {"x": [1, None, True]}}),
+    }
+    for name, m in valid.items():
+        write("control_fuzz", "ok_" + name, json.dumps(m, ensure_ascii=False).encode())
+    write("control_fuzz", "ok_spaced", json.dumps(valid["sync_ping"], indent=2).encode())
+
+    broken = {
+        "not_json": b'{"v":1,"type":',
+        "array": b'[{"v":1,"type":"hello"}]',
+        "no_v": json.dumps({"type": "sync_ping", "from": a, "id": 1, "t1": 1}).encode(),
+        "v2": json.dumps(dict(valid["sync_ping"], v=2)).encode(),
+        "v_string": json.dumps(dict(valid["sync_ping"], v="1")).encode(),
+        "unknown_type": json.dumps(dict(valid["sync_ping"], type="teleport")).encode(),
+        "bpm0": json.dumps(dict(valid["transport_play"], bpm=0)).encode(),
+        "bad_command": json.dumps(dict(valid["transport_play"], command="JUMP")).encode(),
+        "neg_seq": json.dumps(dict(valid["transport_play"], seq=-1)).encode(),
+        "huge_seq": json.dumps(dict(valid["transport_play"], seq=18446744073709551615)).encode(),
+        "ts_string": json.dumps(dict(valid["transport_play"], timestamp="1")).encode(),
+        "bad_den": json.dumps(dict(valid["transport_play"], time_signature=[4, 3])).encode(),
+        "seek_no_pos": json.dumps(msg("transport", command="SEEK", timestamp=1, origin=a, seq=1)).encode(),
+        "inf_bpm": json.dumps(valid["request_tempo"]).replace("140.5", "1e400").encode(),
+        "bad_uuid": json.dumps(dict(valid["hello"], session="xyz")).encode(),
+        "too_large": json.dumps(dict(valid["error"], detail="x" * 9000)).encode(),
+        "deep": b'{"v":1,"type":"error","code":"x","n":' + b"[" * 500 + b"]" * 500 + b"}",
+    }
+    for name, data in broken.items():
+        write("control_fuzz", "bad_" + name, data)
+
+
+control_seeds()

@@ -7,6 +7,8 @@ packages=(
   # build
   build-essential cmake ninja-build pkg-config git
   zlib1g-dev libcli11-dev nlohmann-json3-dev libsimdjson-dev libsmf-dev
+  # JSON Schema validation of control messages (header-only)
+  libvalijson-dev
   # JACK audio/MIDI: the library to build against, the dummy-driver server for tests
   libjack-jackd2-dev jackd2
   # audio: resampling (jitter-buffer drift), WAV/FLAC files
@@ -18,6 +20,8 @@ packages=(
   iproute2
   # audio quality benchmark and tests: signals rendered at test time, peers compared in the same run
   fluidsynth fluid-soundfont-gm espeak-ng libopus-dev jacktrip
+  # clock-sync benchmark: the peers we compare with, measured in the same run
+  chrony ableton-link-dev
 )
 
 missing=()
@@ -39,5 +43,16 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# chrony is only a benchmark baseline (run with -x, never touching the clock):
+# keep its package from starting the system's chronyd service, which would
+# take over this machine's time keeping.
+policy_added=0
+if [[ " ${missing[*]} " == *" chrony "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  policy_added=1
+fi
+cleanup_policy() { if [ "$policy_added" = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi; }
+trap cleanup_policy EXIT
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

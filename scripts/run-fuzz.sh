@@ -33,6 +33,7 @@ run toast_frame_fuzz "$frame_s" || status=1
 run wire_messages_fuzz "$other_s" || status=1
 run jmid_fuzz 15 || status=1
 run jdat_fuzz 15 || status=1
+run control_fuzz "$other_s" || status=1
 if [ $status -ne 0 ]; then
   echo "fuzz: FINDINGS in $findings" >&2
   ls -l "$findings" >&2

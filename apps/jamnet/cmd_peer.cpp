@@ -51,6 +51,14 @@ struct PeerCmd {
   double midi_latency_ms = 5;
   double dedupe_ms = 5;
   int accept_copies = 1;
+  // clock sync and transport
+  bool no_sync = false;
+  double sync_hz = 20;
+  int sync_priority = 0;
+  bool clock_master = false;
+  double transport_lead_ms = 50;
+  double test_clock_offset_ms = 0;
+  double test_clock_skew_ppm = 0;
   bool midi_enabled() const { return midi || !midi_in.empty() || !midi_log.empty() || jack_midi; }
 };
 
@@ -72,6 +80,18 @@ int run_peer(const PeerCmd& c) {
   cfg.probe_count = c.probe_count;
   cfg.probe_payload_bytes = c.probe_size;
   cfg.probe_start_delay_ns = Nanos{c.probe_start_ms} * 1'000'000;
+  if (!c.no_sync) {
+    SyncConfig sc;
+    sc.sync_hz = c.sync_hz;
+    sc.priority = c.sync_priority;
+    sc.force_master = c.clock_master;
+    sc.transport_lead_ns = static_cast<Nanos>(c.transport_lead_ms * 1e6);
+    if (c.test_clock_offset_ms != 0 || c.test_clock_skew_ppm != 0) {
+      sc.test_offset_ns = static_cast<Nanos>(c.test_clock_offset_ms * 1e6);
+      sc.test_skew_ppm = c.test_clock_skew_ppm;
+    }
+    cfg.sync = sc;
+  }
   std::vector<protocol::jmid::Event> midi_file;
   if (!c.midi_in.empty()) {
     auto events = engine::io::read_smf(c.midi_in);
@@ -182,10 +202,18 @@ int run_peer(const PeerCmd& c) {
   }
   // The audio engine: JACK cycles -> bridge (capture to the network, each
   // remote peer's jitter buffer to its ports).
+  // Declared before the engine so it outlives the audio thread that feeds it.
+  std::unique_ptr<sync::AudioDeviceClock> device_clock;
   std::unique_ptr<AudioBridge> bridge;
   std::unique_ptr<engine::Engine> audio_engine;
   if (jack_audio) {
-    auto b = AudioBridge::create(*p.audio(), *jack_audio);
+    AudioBridgeConfig bcfg;
+    if (p.sync()) {
+      device_clock = std::make_unique<sync::AudioDeviceClock>(jack_audio->sample_rate());
+      bcfg.device_clock = device_clock.get();
+      p.sync()->set_audio_clock(device_clock.get());
+    }
+    auto b = AudioBridge::create(*p.audio(), *jack_audio, bcfg);
     if (!b) {
       std::fprintf(stderr, "jamnet peer: --jack: %s\n", b.error().message.c_str());
       p.stop();
@@ -305,6 +333,7 @@ int run_peer(const PeerCmd& c) {
     const auto t = audio_engine->telemetry();
     audio_engine->stop();
     bridge->stop();
+    if (p.sync()) p.sync()->set_audio_clock(nullptr);
     if (!c.quiet && t.seq > 0)
       std::fprintf(stderr, "engine: %s\n", engine::TelemetryRecorder::to_json(t).c_str());
   }
@@ -417,6 +446,28 @@ void add_peer_commands(CLI::App& root, Runner& run) {
   peer->add_option("--dedupe-ms", pc->dedupe_ms, "Remember burst ids this long")
       ->check(CLI::Range(0.5, 10000.0))
       ->capture_default_str();
+  peer->add_flag("--no-sync", pc->no_sync,
+                 "Take no part in clock sync and transport (they are on by default)");
+  peer->add_option("--sync-hz", pc->sync_hz, "Clock sync exchanges per second with the master")
+      ->check(CLI::Range(1.0, 100.0))
+      ->capture_default_str();
+  peer->add_option("--sync-priority", pc->sync_priority,
+                   "Preference to be the clock master (higher wins; ties go to the lower id)")
+      ->check(CLI::Range(-1000, 1000))
+      ->capture_default_str();
+  peer->add_flag("--clock-master", pc->clock_master,
+                 "Be the session's clock master (configured; wins every election)");
+  peer->add_option("--transport-lead-ms", pc->transport_lead_ms,
+                   "Schedule this peer's transport commands this far ahead, so every peer acts "
+                   "on the same sample")
+      ->check(CLI::Range(0.0, 10000.0))
+      ->capture_default_str();
+  peer->add_option("--test-clock-offset-ms", pc->test_clock_offset_ms,
+                   "Testing: run on a local clock offset by this much from the system's")
+      ->check(CLI::Range(-1e9, 1e9));
+  peer->add_option("--test-clock-skew-ppm", pc->test_clock_skew_ppm,
+                   "Testing: run on a local clock this many ppm fast (negative: slow)")
+      ->check(CLI::Range(-1000.0, 1000.0));
   peer->callback([pc, &run] { run = [pc] { return run_peer(*pc); }; });
 
   auto ps = std::make_shared<PeersCmd>();

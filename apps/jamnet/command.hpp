@@ -18,6 +18,7 @@ void add_peer_commands(CLI::App& root, Runner& run);   // peer, peers
 void add_frame_commands(CLI::App& root, Runner& run);  // send, listen
 void add_netsim_command(CLI::App& root, Runner& run);
 void add_demo_command(CLI::App& root, Runner& run);
+void add_transport_command(CLI::App& root, Runner& run);
 
 // True once SIGINT or SIGTERM arrived; commands poll it and stop cleanly.
 bool stop_requested() noexcept;

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   add_frame_commands(app, run);
   add_netsim_command(app, run);
   add_demo_command(app, run);
+  add_transport_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -88,6 +88,23 @@ std::string status_line(const PeerReport& r) {
         100.0 * (l.probes_received + l.probes_lost > 0 ? l.probe_loss() : l.info.heartbeat_loss()));
     s += buf;
   }
+  if (r.sync) {
+    const auto& k = r.sync->clock;
+    char buf[200];
+    if (k.is_master)
+      std::snprintf(buf, sizeof buf, " | clock master");
+    else if (k.master)
+      std::snprintf(buf, sizeof buf, " | clock %s offset %+.3f ms drift %+.2f ppm q %.2f",
+                    k.locked ? "locked" : "syncing", k.offset_ns * 1e-6, k.drift_ppm, k.quality);
+    else
+      std::snprintf(buf, sizeof buf, " | clock alone");
+    s += buf;
+    const auto& t = r.sync->transport;
+    std::snprintf(buf, sizeof buf, " | %s %s %.1f bpm",
+                  std::string(sync::to_string(t.play)).c_str(), sync::format_bbt(t.bbt()).c_str(),
+                  t.bpm);
+    s += buf;
+  }
   if (r.midi) {
     std::uint64_t delivered = 0;
     std::size_t held = 0;

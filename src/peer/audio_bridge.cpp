@@ -121,6 +121,8 @@ AudioBridgeStats AudioBridge::stats() const {
 
 void AudioBridge::process(const engine::io::AudioBlock& block) noexcept {
   cycles_.fetch_add(1, std::memory_order_relaxed);
+  if (config_.device_clock != nullptr)
+    config_.device_clock->on_cycle(block.info.frame_time, block.info.start_ns);
   const std::size_t frames = block.info.frames;
   for (float* out : block.outputs) std::fill(out, out + frames, 0.0f);
   if (frames != frames_) {

@@ -94,6 +94,14 @@ Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
     p->audio_ = std::make_unique<AudioSession>(*config.audio, *p->transport_, p->registry_,
                                                *p->discovery_, config.session);
   }
+  if (config.sync) {
+    if (!(config.sync->sync_hz >= 1 && config.sync->sync_hz <= 100))
+      return make_error(Errc::kInvalidArgument, "sync rate must be 1..100 Hz");
+    if (config.sync->transport_lead_ns < 0 || config.sync->transport_lead_ns > 10'000'000'000)
+      return make_error(Errc::kInvalidArgument, "transport lead must be 0..10 s");
+    p->sync_ = std::make_unique<SyncSession>(*config.sync, *p->transport_, p->registry_,
+                                             *p->discovery_, config.session, p->id_);
+  }
   p->running_ = true;
   p->control_ = std::thread([raw = p.get()] { raw->control_loop(); });
   return p;
@@ -108,6 +116,7 @@ void Peer::stop(bool say_goodbye) {
   if (control_.joinable()) control_.join();
   if (midi_) midi_->stop();
   if (audio_) audio_->stop();
+  if (sync_) sync_->stop();
   if (say_goodbye) discovery_->say_goodbye();
   transport_->stop();
 }
@@ -118,6 +127,7 @@ void Peer::control_loop() {
   while (running_.load(std::memory_order_relaxed)) {
     const Nanos now = monotonic_ns();
     discovery_->tick(now);
+    if (sync_) sync_->tick();
     if (config_.probe_rate_hz > 0) send_probes(now);
     next += kTick;
     if (next < now) next = now + kTick;  // we fell behind (the VM stalled): do not burst
@@ -176,6 +186,7 @@ PeerReport Peer::report() const {
   r.local = transport_->local();
   r.totals = transport_->totals();
   if (midi_) r.midi = midi_->stats();
+  if (sync_) r.sync = sync_->report();
   const auto streams = transport_->stream_stats();
   const auto sources = transport_->source_stats();
   std::lock_guard lock(probe_mu_);
@@ -185,7 +196,9 @@ PeerReport Peer::report() const {
     if (auto it = probes_sent_.find(info.id); it != probes_sent_.end())
       link.probes_sent = it->second;
     for (const auto& s : streams) {
-      if (s.topic.type != StreamType::kControl || s.session != config_.session) continue;
+      if (s.topic.type != StreamType::kControl || s.topic.index != 0 ||
+          s.session != config_.session)
+        continue;
       if (discovery_->peer_at(s.from) != info.id) continue;
       link.probes_received += s.counts.received;
       link.probes_lost += s.counts.lost;
@@ -275,6 +288,7 @@ std::string PeerReport::to_json() const {
     }
     o << "]}";
   }
+  if (sync) o << ",\"sync\":" << sync->to_json();
   o << '}';
   return o.str();
 }

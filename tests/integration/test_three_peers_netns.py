@@ -42,6 +42,9 @@ import tempfile
 import time
 import uuid
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+from netns import delete_ns, reap_stale, sh  # noqa: E402
+
 # ---------------------------------------------------------------- parameters
 
 SUBNET = "10.213.77"
@@ -87,49 +90,6 @@ def info(msg):
 
 
 # ------------------------------------------------------------------- plumbing
-
-def sh(*args, check=True, **kw):
-    return subprocess.run(list(args), check=check, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, **kw)
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def ns_pids(ns):
-    r = sh("ip", "netns", "pids", ns, check=False)
-    return [int(p) for p in r.stdout.split() if p.isdigit()]
-
-
-def delete_ns(ns):
-    # Only processes this test started live in its namespaces; end them by id.
-    for pid in ns_pids(ns):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    sh("ip", "netns", "del", ns, check=False)
-
-
-def reap_stale_namespaces():
-    """Namespaces left by an earlier run of this test that was SIGKILLed."""
-    r = sh("ip", "netns", "list", check=False)
-    for line in r.stdout.splitlines():
-        name = line.split()[0] if line.split() else ""
-        if not name.startswith(PREFIX) or "-" not in name:
-            continue
-        pid_text = name[len(PREFIX):].split("-", 1)[0]
-        if pid_text.isdigit() and not pid_alive(int(pid_text)):
-            info(f"removing stale namespace {name}")
-            delete_ns(name)
-
 
 class Lab:
     """Namespaces, bridge and processes; cleanup() is idempotent."""
@@ -686,7 +646,7 @@ def main():
     if shutil.which("ip") is None:
         print("SKIPPED: `ip` (iproute2) not found")
         return 0
-    reap_stale_namespaces()
+    reap_stale(PREFIX, log=info)
     trial = f"{PREFIX}{os.getpid()}-try"
     r = sh("ip", "netns", "add", trial, check=False)
     if r.returncode != 0:

@@ -25,6 +25,7 @@
 #include "jamnet/engine/engine.hpp"
 #include "jamnet/net/discovery.hpp"
 #include "jamnet/peer/audio_session.hpp"
+#include "jamnet/sync/clock_source.hpp"
 
 namespace jamnet {
 
@@ -32,6 +33,9 @@ struct AudioBridgeConfig {
   std::size_t send_queue_blocks = 64;  // capture -> sender hand-off
   int sender_rt_priority = 1;          // below the audio thread (JACK's is higher)
   Nanos sender_poll_ns = 100'000;      // sender's wait when no block is ready
+  // Fed every cycle with the device's frame counter and its monotonic time,
+  // so the sync layer can place transport events on the device's samples.
+  sync::AudioDeviceClock* device_clock = nullptr;
 };
 
 struct AudioBridgeStats {

@@ -23,6 +23,7 @@
 #include "jamnet/net/transport.hpp"
 #include "jamnet/peer/audio_session.hpp"
 #include "jamnet/peer/midi_session.hpp"
+#include "jamnet/peer/sync_session.hpp"
 
 namespace jamnet {
 
@@ -52,6 +53,7 @@ struct PeerConfig {
   Nanos probe_start_delay_ns = 500'000'000;  // let a new peer's address settle first
   std::optional<MidiConfig> midi;            // MIDI (JMID) on this session
   std::optional<AudioConfig> audio;          // audio (JDAT / JELLIE) on this session
+  std::optional<SyncConfig> sync;            // clock sync and transport on this session
 };
 
 // What this peer knows about one remote peer.
@@ -75,6 +77,7 @@ struct PeerReport {
   std::vector<LinkReport> links;
   net::TransportTotals totals;
   std::optional<MidiStats> midi;
+  std::optional<SyncReport> sync;
   std::string to_json() const;
 };
 
@@ -106,6 +109,8 @@ class Peer {
   MidiSession* midi() noexcept { return midi_.get(); }
   // Null unless PeerConfig::audio was set.
   AudioSession* audio() noexcept { return audio_.get(); }
+  // Null unless PeerConfig::sync was set.
+  SyncSession* sync() noexcept { return sync_.get(); }
 
  private:
   explicit Peer(const PeerConfig& config);
@@ -120,6 +125,7 @@ class Peer {
   std::unique_ptr<net::Discovery> discovery_;
   std::unique_ptr<MidiSession> midi_;
   std::unique_ptr<AudioSession> audio_;
+  std::unique_ptr<SyncSession> sync_;
   std::thread control_;
   std::atomic<bool> running_{false};
 

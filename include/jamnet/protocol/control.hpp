@@ -44,13 +44,13 @@ std::optional<TransportCommand> transport_command_from(std::string_view s) noexc
 // own is the sender's view when it sent it.
 struct TransportMsg {
   TransportCommand command = TransportCommand::kPlay;
-  std::int64_t timestamp = 0;          // session ns at which every peer acts
-  double position_ms = 0;              // musical position in ms (SEEK: the target)
-  double bpm = 120;                    // TEMPO: the new tempo; others: current tempo
+  std::int64_t timestamp = 0;  // session ns at which every peer acts
+  double position_ms = 0;      // musical position in ms (SEEK: the target)
+  double bpm = 120;            // TEMPO: the new tempo; others: current tempo
   std::array<int, 2> time_signature{4, 4};
-  std::string master_peer;             // the sender's clock master (UUID text)
-  std::string origin;                  // peer that issued it (UUID text)
-  std::uint64_t seq = 0;               // per-origin command counter, from 1
+  std::string master_peer;  // the sender's clock master (UUID text)
+  std::string origin;       // peer that issued it (UUID text)
+  std::uint64_t seq = 0;    // per-origin command counter, from 1
 };
 
 // "transport_state": the current state, sent on change, every second, and to
@@ -62,7 +62,7 @@ struct TransportStateMsg {
   double anchor_position_ms = 0;
   double bpm = 120;
   std::array<int, 2> time_signature{4, 4};
-  std::string last_origin;             // key of the last command applied (for ordering)
+  std::string last_origin;  // key of the last command applied (for ordering)
   std::uint64_t last_seq = 0;
   std::int64_t last_timestamp = 0;
   std::string master_peer;
@@ -87,12 +87,12 @@ struct SyncPongMsg {
 // deterministic master election (sync/election.hpp).
 struct SyncStatusMsg {
   std::string from;
-  int priority = 0;        // higher wins; configuration can force a master
-  bool forced = false;     // configured as master
-  bool master = false;     // claims to be the master now
+  int priority = 0;     // higher wins; configuration can force a master
+  bool forced = false;  // configured as master
+  bool master = false;  // claims to be the master now
   bool locked = false;
-  double quality = 0;      // 0..1
-  std::string master_peer; // whom it follows (itself when master)
+  double quality = 0;       // 0..1
+  std::string master_peer;  // whom it follows (itself when master)
 };
 
 // "hello": discovery at the control level; a late joiner says hello and gets
@@ -100,7 +100,7 @@ struct SyncStatusMsg {
 struct HelloMsg {
   std::string from;
   std::string name;
-  std::string session;  // UUID text
+  std::string session;                    // UUID text
   std::vector<std::string> capabilities;  // "midi", "audio", "sync", "transport"
 };
 
@@ -108,23 +108,23 @@ struct HelloMsg {
 // issues the transport command into its session and answers with "reply".
 struct RequestMsg {
   std::uint64_t id = 0;
-  std::string action;                 // "play" | "stop" | "pause" | "record" | "tempo" | "seek" | "status"
-  std::optional<double> bpm;          // tempo
-  std::optional<std::string> bbt;     // seek: "BAR.BEAT.TICK", 1-based bar and beat
-  std::optional<double> position_ms;  // seek: alternative to bbt
+  std::string action;         // "play" | "stop" | "pause" | "record" | "tempo" | "seek" | "status"
+  std::optional<double> bpm;  // tempo
+  std::optional<std::string> bbt;       // seek: "BAR.BEAT.TICK", 1-based bar and beat
+  std::optional<double> position_ms;    // seek: alternative to bbt
   std::optional<std::int64_t> lead_ns;  // act this far ahead (default: the peer's)
 };
 struct ReplyMsg {
   std::uint64_t id = 0;
   bool ok = false;
-  std::string detail;                 // human-readable
+  std::string detail;                         // human-readable
   std::optional<std::int64_t> at_session_ns;  // when the command acts
-  std::string status_json;            // action "status": the peer's status object, serialized
+  std::string status_json;  // action "status": the peer's status object, serialized
 };
 
 // "error": a peer tells the sender why it rejected a message.
 struct ErrorMsg {
-  std::string code;    // a reason from below
+  std::string code;  // a reason from below
   std::string detail;
   std::string ref_type;  // type of the rejected message when known
 };
@@ -167,6 +167,8 @@ class SchemaSet {
   std::optional<std::string> validate(std::string_view type, std::string_view json) const;
   std::vector<std::string> types() const;
   ~SchemaSet();
+  SchemaSet(const SchemaSet&) = delete;
+  SchemaSet& operator=(const SchemaSet&) = delete;
 
  private:
   SchemaSet();

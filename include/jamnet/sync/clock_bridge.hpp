@@ -13,7 +13,19 @@
 //   kHybrid T = halfway: both sides move by half the offset and half the drift
 //           (Ableton Link style).
 // T is continuous when the mode or the fit changes: a change is slewed in at
-// most `max_slew_ppm`.
+// most `max_slew_ppm`. The change instant is the newest pair's a time for a
+// fit change, and a.now_ns() for set_clock_master / enable_drift_correction;
+// T is a function of a's time (from b: T(b_to_a(b))).
+//
+// Before the first pair the bridge maps b = a (and the first pair's fit is
+// taken at once, not slewed). With drift correction off the
+// model is b = a + off (drift fixed at 0): off is the weighted mean of b - a.
+// Quality = min(1, n / min(window, 8)) / (1 + residual / 10 µs)
+//           / (1 + mean bracket / (4 max_bracket_ns)); locked needs
+// n >= min(window, 8) pairs and quality >= 0.5. on_clock_drift_detected fires
+// once when |drift| rises above drift_alert_ppm (with at least that many
+// pairs) and re-arms when it falls back. Callbacks run on the caller's thread,
+// outside the bridge's lock.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +46,8 @@ struct ClockBridgeConfig {
   Nanos max_bracket_ns = 50'000;  // drop pairs whose b-a-b bracket is wider
   bool drift_correction = true;   // false: offset only (drift fixed at 0)
   ClockMasterMode master = ClockMasterMode::kGpu;
-  double drift_alert_ppm = 50;    // on_drift_detected fires when |drift| crosses this
+  double drift_alert_ppm = 50;  // on_drift_detected fires when |drift| crosses this
+  double max_slew_ppm = 500;    // timeline changes (mode, fit) are slewed in at most this
 };
 
 class ClockBridge {
@@ -83,13 +96,31 @@ class ClockBridge {
   mutable std::mutex mu_;
   std::vector<Pair> pairs_;  // ring of config_.window
   std::size_t next_ = 0;
-  // fit: b = a + off + drift * (a - ref)
+  // fit: b = a + off + drift * (a - ref), off = off_int_ + off_ (off_ small)
   Nanos ref_ = 0;
   double off_ = 0, drift_ = 0, residual_ns_ = 0;
   bool locked_ = false;
   bool drift_alerted_ = false;
   SyncStateCallback state_cb_;
   DriftCallback drift_cb_;
+
+  // Implementation state (additive).
+  Nanos off_int_ = 0;
+  std::size_t count_ = 0;   // pairs in the ring
+  double mean_unc_ns_ = 0;  // weighted mean bracket of the pairs in the fit
+  double quality_ = 0;
+  // Timeline correction: T(a) = target(a) + corr(a), corr decaying from corr0_
+  // at corr_at_ toward 0 at max_slew_ppm.
+  Nanos corr_at_ = 0;
+  double corr0_ = 0;
+  // Callback events raised under the lock, fired after it is released.
+  bool pending_state_ = false, pending_drift_ = false;
+  long double target_offset_locked(Nanos a) const;   // b - a by the fit (0 before any pair)
+  long double timeline_delta_locked(Nanos a) const;  // T(a) - a
+  Nanos b_to_a_locked(Nanos b) const;
+  template <class Change>
+  void retarget_locked(Nanos at, Change&& change);  // defined and used in the .cpp only
+  void fire_pending(std::unique_lock<std::mutex>& lock);
 };
 
 using GPUCPUSyncBridge = ClockBridge;  // the name 001 uses

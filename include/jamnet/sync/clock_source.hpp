@@ -42,7 +42,11 @@ class MonotonicClock final : public ClockSource {
 
 // reading(mono) = mono + offset_ns + (mono - origin) * skew_ppm * 1e-6.
 // A skew of +100 ppm gains 100 µs per second. Exact in both directions (the
-// inverse rounds to the nearest ns).
+// inverse rounds to the nearest ns), in long double, so hours away from the
+// origin keep ns precision: with skew >= 0, to_monotonic(from_monotonic(m))
+// == m for every m; a slow clock (skew < 0) has fewer readings than
+// monotonic ns, so there from_monotonic(to_monotonic(t)) == t for every t and
+// the other direction is within 1 ns.
 class TestClock final : public ClockSource {
  public:
   TestClock(Nanos offset_ns, double skew_ppm, Nanos origin_mono = monotonic_ns()) noexcept;
@@ -92,6 +96,10 @@ class AudioDeviceClock final : public ClockSource {
 // or nullopt when the device cannot be read. calibrate() (call it at the sync
 // interval) fits ticks -> monotonic over the recent pairs; readings are
 // counter time in ns (ticks * period_ns). The GPU issue supplies the sampler.
+// The fit: the last 16 pairs, less those whose max_deviation_ns exceeds
+// 4 x the best one's + 1 µs (a preempted read), least squares of
+// (counter ns - mono) against mono; a single pair gives the offset only.
+// Readers are lock-free (seqlock).
 struct CalibratedPair {
   std::uint64_t ticks = 0;
   Nanos mono = 0;
@@ -114,8 +122,11 @@ class GpuClock final : public ClockSource {
   Sampler sampler_;
   double period_ns_;
   // fit: gpu_ns = mono + a + b * (mono - ref): published as a seqlocked triple
+  // (a is split into an integer part a_int_ and a small fraction a_, so that a
+  // counter epoch far from the monotonic one keeps ns precision).
   mutable std::atomic<std::uint64_t> seq_{0};
   std::atomic<Nanos> ref_{0};
+  std::atomic<Nanos> a_int_{0};
   std::atomic<double> a_{0}, b_{0};
   struct History;
   std::shared_ptr<History> history_;

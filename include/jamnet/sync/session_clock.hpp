@@ -9,11 +9,28 @@
 // master's pongs): while unlocked and off by more than step_threshold_ns it
 // steps (that is how a new peer joins a session seconds away); otherwise it
 // sets rate = 1 + drift + clamp(error / time_constant, +-max_slew). It locks
-// once the error stays under lock_threshold_ns for lock_updates updates, and
+// once the error stays under lock_threshold_ns for lock_updates updates (with
+// an estimate mature enough, see lock_drift_sd_ppm), and
 // stays locked (and never steps again) unless the error exceeds
 // unlock_threshold_ns (a partition that merged with another master), which is
 // counted as a relock. A master calls hold(): it keeps its current rate, so a
 // follower that becomes master continues the timeline without a jump.
+//
+// Details:
+//  * The drift the rate is steered with is the estimate's drift, except while
+//    locked when the estimate's drift is much less certain than the one in use
+//    (ClockEstimate::drift_sd_ppm, e.g. just after the estimator was reset for
+//    a new master): then it is blended in by inverse variance, so a young
+//    estimate's noisy slope cannot throw a locked clock off. The drift in use
+//    is trusted a little less as time passes (0.05 ppm/sqrt(s)). Unlocked,
+//    stepping, or with drift_sd_ppm == 0 the estimate's drift is taken as is.
+//  * Likewise, while locked the error term's gain is scaled by
+//    (lock_drift_sd_ppm / drift_sd_ppm)^2 when the estimate is less mature
+//    than a lockable one, so a young estimate's offset noise is followed only
+//    gently (a step still happens beyond unlock_threshold_ns).
+//  * hold() keeps that drift (rate = 1 + drift_ppm() * 1e-6): the transient
+//    slew term is dropped, as it corrects an error a master no longer measures.
+//  * reset_to_local() unlocks (the next steer may step) and zeroes the drift.
 #pragma once
 
 #include <atomic>
@@ -27,10 +44,14 @@ namespace jamnet::sync {
 struct SessionClockConfig {
   double max_slew_ppm = 500;
   Nanos time_constant_ns = 2'000'000'000;
-  Nanos step_threshold_ns = 2'000'000;     // unlocked: step when further off than this
+  Nanos step_threshold_ns = 2'000'000;  // unlocked: step when further off than this
   Nanos lock_threshold_ns = 500'000;
   int lock_updates = 10;
   Nanos unlock_threshold_ns = 50'000'000;  // locked: this far off means a new timeline
+  // Locking also needs a mature estimate: ClockEstimate::drift_sd_ppm at most
+  // this (ignored when the estimate leaves it 0). Until then the timeline is
+  // followed (stepped or slewed) but not declared locked.
+  double lock_drift_sd_ppm = 10;
 };
 
 struct SessionClockState {
@@ -57,8 +78,12 @@ class SessionClock {
   void reset_to_local(Nanos local_now);
 
   bool locked() const noexcept { return locked_.load(std::memory_order_relaxed); }
-  std::uint64_t steps() const noexcept { return steps_.load(std::memory_order_relaxed); }  // jumps taken
-  std::uint64_t steps_while_locked() const noexcept { return steps_locked_.load(std::memory_order_relaxed); }
+  std::uint64_t steps() const noexcept {
+    return steps_.load(std::memory_order_relaxed);
+  }  // jumps taken
+  std::uint64_t steps_while_locked() const noexcept {
+    return steps_locked_.load(std::memory_order_relaxed);
+  }
   double drift_ppm() const noexcept;  // (rate - 1) * 1e6 as steered, without the slew term
   double last_error_ns() const noexcept { return last_error_.load(std::memory_order_relaxed); }
 
@@ -73,6 +98,11 @@ class SessionClock {
   std::atomic<bool> locked_{false};
   std::atomic<std::uint64_t> steps_{0}, steps_locked_{0};
   int good_updates_ = 0;  // updater thread only
+  // Updater thread only: uncertainty of drift_ (ppm) and when it was set.
+  double drift_sd_ = 0;
+  Nanos drift_sd_at_ = 0;
+  bool drift_known_ = false;
+  double choose_drift(Nanos local_now, const ClockEstimate& est, bool adopt);
 };
 
 }  // namespace jamnet::sync

@@ -21,6 +21,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,8 +57,12 @@ double bbt_to_beats(const Bbt& bbt, TimeSignature ts) noexcept;
 // 0 <= tick < kTicksPerBeat.
 Result<Bbt> parse_bbt(std::string_view text, TimeSignature ts);
 std::string format_bbt(const Bbt& bbt);  // "4.1.0"
-inline double beats_to_ms(double beats, double bpm) noexcept { return beats * 60000.0 / bpm; }
-inline double ms_to_beats(double ms, double bpm) noexcept { return ms * bpm / 60000.0; }
+inline double beats_to_ms(double beats, double bpm) noexcept {
+  return beats * 60000.0 / bpm;
+}
+inline double ms_to_beats(double ms, double bpm) noexcept {
+  return ms * bpm / 60000.0;
+}
 
 enum class PlayState : std::uint8_t { kStopped, kPlaying, kPaused, kRecording };
 std::string_view to_string(PlayState s) noexcept;  // "stopped", "playing", "paused", "recording"
@@ -64,12 +70,12 @@ std::optional<PlayState> play_state_from(std::string_view s) noexcept;
 
 struct TransportCommandRec {
   TransportCommand command = TransportCommand::kPlay;
-  Nanos at_ns = 0;             // session time it acts at
-  double position_beats = 0;   // SEEK: target
-  double bpm = 0;              // TEMPO: new tempo (20..999)
+  Nanos at_ns = 0;                              // session time it acts at
+  double position_beats = 0;                    // SEEK: target
+  double bpm = 0;                               // TEMPO: new tempo (20..999)
   std::optional<TimeSignature> time_signature;  // TEMPO: optional change
-  std::string origin;          // UUID text of the issuing peer
-  std::uint64_t seq = 0;       // per origin, from 1
+  std::string origin;                           // UUID text of the issuing peer
+  std::uint64_t seq = 0;                        // per origin, from 1
 };
 // Order key: (at_ns, origin, seq).
 bool command_before(const TransportCommandRec& a, const TransportCommandRec& b) noexcept;
@@ -79,7 +85,9 @@ struct TransportState {
   double position_beats = 0;
   double bpm = 120;
   TimeSignature time_signature;
-  bool moving() const noexcept { return play == PlayState::kPlaying || play == PlayState::kRecording; }
+  bool moving() const noexcept {
+    return play == PlayState::kPlaying || play == PlayState::kRecording;
+  }
   Bbt bbt() const noexcept { return beats_to_bbt(position_beats, time_signature); }
 };
 
@@ -126,19 +134,26 @@ class TransportTimeline {
 
  private:
   struct Base {
-    TransportState state;      // at anchor_ns
+    TransportState state;  // at anchor_ns
     Nanos anchor_ns = INT64_MIN;
     std::optional<TransportCommandRec> last;  // key of the last folded command
   };
   TransportConfig config_;
   Base base_;
   std::vector<TransportCommandRec> log_;  // sorted by command_before
+  // Recently folded seqs per origin (sorted, the newest kFoldedSeqsKept), so a
+  // command reusing a folded (origin, seq) is still recognised as a duplicate.
+  // Exact duplicates are refused anyway: they are ordered at or before base_.last.
+  static constexpr std::size_t kFoldedSeqsKept = 256;
+  std::map<std::string, std::vector<std::uint64_t>, std::less<>> folded_seqs_;
+  void remember_folded(const std::string& origin, std::uint64_t seq);
   std::uint64_t ignored_ = 0;
 };
 
 // Helpers for messages.
 TransportCommandRec from_message(const protocol::control::TransportMsg& m);
-protocol::control::TransportMsg to_message(const TransportCommandRec& c, const TransportState& at_send,
+protocol::control::TransportMsg to_message(const TransportCommandRec& c,
+                                           const TransportState& at_send,
                                            const std::string& master_peer);
 
 }  // namespace jamnet::sync

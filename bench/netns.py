@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Network-namespace plumbing shared by the namespace benchmarks and tests.
+
+Used by bench/sync_lab.py, bench/sync_chrony.py, bench/sync_link.py and
+tests/integration/test_three_peers_netns.py. Every namespace those create is
+named <PREFIX><pid>-<role>, <pid> being the creating process, so a run that was
+SIGKILLed leaves names that reap_stale() can recognise and remove later.
+
+Python stdlib only. Most of it needs root (ip netns).
+"""
+
+import math
+import os
+import signal
+import subprocess
+
+
+class NetnsError(Exception):
+    """A command run with sh(check=True) failed."""
+
+
+def sh(*args, check=True, **kw):
+    """Runs a command, stdout and stderr captured as text; raises NetnsError when check and it fails."""
+    r = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    if check and r.returncode != 0:
+        raise NetnsError(f"`{' '.join(args)}` failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def ns_pids(ns):
+    r = sh("ip", "netns", "pids", ns, check=False)
+    return [int(p) for p in r.stdout.split() if p.isdigit()]
+
+
+def delete_ns(ns):
+    """SIGKILLs the processes in namespace ns, then deletes it; never raises."""
+    # Only processes the caller started live in its namespaces; end them by id.
+    try:
+        pids = ns_pids(ns)
+    except OSError:
+        pids = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        sh("ip", "netns", "del", ns, check=False)
+    except OSError:
+        pass
+
+
+def reap_stale(prefix, log=None):
+    """Namespaces <prefix><pid>-<role> left by an earlier run that was SIGKILLed (its pid is gone)."""
+    r = sh("ip", "netns", "list", check=False)
+    for line in r.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if not name.startswith(prefix) or "-" not in name:
+            continue
+        pid_text = name[len(prefix):].split("-", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not pid_alive(int(pid_text)):
+            if log is not None:
+                log(f"removing stale namespace {name}")
+            delete_ns(name)
+
+
+def can_run(prefix):
+    """(ok, reason): root and ip netns available."""
+    if os.geteuid() != 0:
+        return False, "needs root for ip netns"
+    probe = f"{prefix}{os.getpid()}-probe"
+    r = sh("ip", "netns", "add", probe, check=False)
+    if r.returncode != 0:
+        return False, "ip netns add failed: " + r.stderr.strip()
+    sh("ip", "netns", "del", probe, check=False)
+    return True, ""
+
+
+def percentile(values, q):
+    """Linear interpolation between closest ranks (numpy's default); nan for no values."""
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = (len(v) - 1) * q / 100.0
+    lo = math.floor(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def run_main(run, args, prefix, log):
+    """The common main() of a namespace benchmark script: checks root and `ip`,
+    turns SIGTERM/SIGINT/SIGHUP into an unwind through run()'s cleanup, reaps
+    namespaces a killed earlier run left, and prints run(args)'s result as one
+    JSON line. Returns the exit status."""
+    import json
+    import shutil
+    import signal as _signal
+
+    if os.geteuid() != 0:
+        log("error: needs root (ip netns)")
+        return 1
+    if shutil.which("ip") is None:
+        log("error: `ip` (iproute2) not found")
+        return 1
+
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+    for s in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP):
+        _signal.signal(s, on_signal)
+
+    try:
+        reap_stale(prefix, log=log)
+        result = run(args)
+    except NetnsError as exc:
+        log(f"error: {exc}")
+        return 1
+    except SystemExit as exc:
+        log(f"interrupted (status {exc.code}); cleaned up")
+        return exc.code if isinstance(exc.code, int) else 1
+    print(json.dumps(result), flush=True)
+    return 0
