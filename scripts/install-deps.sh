@@ -9,6 +9,9 @@ packages=(
   zlib1g-dev libcli11-dev nlohmann-json3-dev libsimdjson-dev libsmf-dev
   # JSON Schema validation of control messages (header-only)
   libvalijson-dev
+  # GPU: Vulkan headers and loader; lavapipe (Vulkan on the CPU) so the Vulkan
+  # path runs in CI without a GPU
+  libvulkan-dev mesa-vulkan-drivers
   # JACK audio/MIDI: the library to build against, the dummy-driver server for tests
   libjack-jackd2-dev jackd2
   # audio: resampling (jitter-buffer drift), WAV/FLAC files

@@ -52,6 +52,7 @@ bad = [
     (["listen", "--bind", "127.0.0.1:70000"], "--bind"),
     (["netsim", "--bind", "127.0.0.1:0", "--connect", "127.0.0.1:9", "--loss", "150"], "--loss"),
     (["demo", "--loss", "x"], "--loss"),
+    (["gpu", "info", "--profile", "fast"], "--profile"),
     (["frobnicate"], "frobnicate"),
     ([], "subcommand"),
 ]
@@ -133,6 +134,32 @@ except Exception as e:  # noqa: BLE001
     check("demo --json parses", False, f"{e}: {r.stdout[-500:]}")
 shutil.rmtree(audio_dir, ignore_errors=True)
 shutil.rmtree(sigint_audio_dir, ignore_errors=True)
+
+# gpu info: always exits 0 (CPU fallback when there is no GPU), --json parses.
+r = run(["gpu", "info"])
+check("gpu info exits 0 and prints the configuration", r.returncode == 0 and "Vulkan:" in r.stdout and "CUDA:" in r.stdout
+      and "tier:" in r.stdout, r.stdout + r.stderr)
+r = run(["gpu", "info", "--json"])
+try:
+    g = json.loads(r.stdout)
+    check("gpu info --json has the detection and the configuration",
+          r.returncode == 0 and all(k in g for k in ("vulkan_status", "cuda_status", "devices", "config"))
+          and all(not d["is_cpu"] or d["tier"] == "cpu_only" for d in g["devices"]), r.stdout[-500:])
+except Exception as e:  # noqa: BLE001
+    check("gpu info --json parses", False, f"{e}: {r.stdout[-500:]}")
+r = subprocess.run([J, "gpu", "info", "--json"], capture_output=True, text=True, timeout=20,
+                   env={**os.environ, "JAMNET_VULKAN_LOADER": "/nonexistent/libvulkan.so.1"})
+try:
+    g = json.loads(r.stdout)
+    check("gpu info without a Vulkan loader falls back to the CPU",
+          r.returncode == 0 and "loader" in g["vulkan_status"] and g["config"]["backend"] in ("cpu", "cuda")
+          and not any(d["backend"] == "vulkan" for d in g["devices"]), r.stdout[-500:])
+except Exception as e:  # noqa: BLE001
+    check("gpu info (no loader) --json parses", False, f"{e}: {r.stdout[-500:]}")
+r = subprocess.run([J, "gpu", "info"], capture_output=True, text=True, timeout=20,
+                   env={**os.environ, "JAMNET_GPU_UTILIZATION": "2"})
+check("gpu info: a bad JAMNET_GPU_UTILIZATION -> exit 2 naming it",
+      r.returncode == 2 and "JAMNET_GPU_UTILIZATION" in r.stderr, f"rc={r.returncode} stderr={r.stderr}")
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
