@@ -64,16 +64,7 @@ SyncSession::SyncSession(const SyncConfig& config, net::Transport& transport,
     const auto rec = sync::from_message(std::get<ctl::TransportMsg>(m));
     if (!timeline_.apply(rec)) return;
     ++commands_;
-    // A command that arrives after its time still lands in its place; a start
-    // it asked for is recorded as late.
-    if (rec.at_ns < events_checked_to_) {
-      for (const auto& e : timeline_.events_between(rec.at_ns, rec.at_ns + 1)) {
-        if (e.command.origin == rec.origin && e.command.seq == rec.seq) {
-          events_.push_back(event_report(e, true));
-          if (events_.size() > kMaxEvents) events_.pop_front();
-        }
-      }
-    }
+    record_if_late_locked(rec);
   });
   control_router_.on("transport_state", [this](const ctl::ControlMessage& m) {
     if (timeline_.load_snapshot(std::get<ctl::TransportStateMsg>(m))) ++snapshots_adopted_;
@@ -246,12 +237,32 @@ void SyncSession::record_events_locked(Nanos upto) {
     events_checked_to_ = upto;
     return;
   }
+  // The session clock stepped back (a peer that just joined a session whose
+  // timeline is behind its own): scan again from there. Events already
+  // recorded are not recorded twice.
+  if (upto < events_checked_to_ - kEventLookahead) events_checked_to_ = upto - kEventLookahead;
   if (upto <= events_checked_to_) return;
-  for (const auto& e : timeline_.events_between(events_checked_to_, upto)) {
-    events_.push_back(event_report(e, false));
-    if (events_.size() > kMaxEvents) events_.pop_front();
-  }
+  for (const auto& e : timeline_.events_between(events_checked_to_, upto))
+    note_event_locked(e, false);
   events_checked_to_ = upto;
+}
+
+void SyncSession::record_if_late_locked(const sync::TransportCommandRec& rec) {
+  // A command that arrives after its time still lands in its place; a start
+  // it asked for is recorded as late.
+  if (rec.at_ns >= events_checked_to_) return;
+  for (const auto& e : timeline_.events_between(rec.at_ns, rec.at_ns + 1)) {
+    if (e.command.origin == rec.origin && e.command.seq == rec.seq) note_event_locked(e, true);
+  }
+}
+
+void SyncSession::note_event_locked(const sync::TransportEvent& e, bool late) {
+  for (const auto& r : events_) {
+    if (r.seq == e.command.seq && r.origin == e.command.origin && r.at_session_ns == e.at_ns)
+      return;
+  }
+  events_.push_back(event_report(e, late));
+  if (events_.size() > kMaxEvents) events_.pop_front();
 }
 
 TransportEventReport SyncSession::event_report(const sync::TransportEvent& e, bool late) const {
@@ -300,6 +311,7 @@ Result<Nanos> SyncSession::command_locked(sync::TransportCommandRec c, std::opti
     return make_error(Errc::kInvalidArgument, "transport command refused (out of range)");
   }
   ++commands_;
+  record_if_late_locked(c);  // a lead of 0 acts at once
   const auto st = arbiter_->status();
   auto msg = sync::to_message(c, state, st.master ? st.master->to_string() : std::string{});
   const Nanos mono = monotonic_ns();

@@ -36,6 +36,11 @@ Pair start_pair(const Uuid& session) {
                  Nanos offset) {
     PeerConfig c;
     c.name = name;
+    // b has the lower id and becomes master; a, 3 s ahead, steps back onto
+    // b's timeline when it locks (events it scanned ahead must be scanned again).
+    Uuid id;
+    id.bytes[15] = name[0] == 'a' ? 2 : 1;
+    c.id = id;
     c.session = session;
     c.multicast.reset();
     c.bind = net::Endpoint::loopback(port);

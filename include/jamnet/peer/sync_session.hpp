@@ -121,6 +121,8 @@ class SyncSession {
   void send_to_endpoint(const net::Endpoint& ep, const protocol::control::ControlMessage& m,
                         protocol::StreamType type);
   void record_events_locked(Nanos upto_session);
+  void record_if_late_locked(const sync::TransportCommandRec& rec);
+  void note_event_locked(const sync::TransportEvent& e, bool late);
   Result<Nanos> command_locked(sync::TransportCommandRec c, std::optional<Nanos> lead);
   SyncReport report_locked(const sync::ArbiterStatus& clock) const;
   TransportEventReport event_report(const sync::TransportEvent& e, bool late) const;
