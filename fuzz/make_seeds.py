@@ -71,6 +71,9 @@ jmid_lines = [
 ]
 for i, line in enumerate(jmid_lines):
     write("jmid_fuzz", f"line{i:02d}", line)
+for i, line in enumerate(jmid_lines):
+    write("jsonl_fuzz", f"line{i:02d}", line)
+write("jsonl_fuzz", "batch", b"\n".join(l if isinstance(l, bytes) else l.encode() for l in jmid_lines))
 write("jmid_fuzz", "midi_running_status", bytes([0x90, 60, 100, 62, 100, 0xB0, 7, 100, 10, 64, 0xC1, 5]))
 write("jmid_fuzz", "midi_realtime", bytes([0x90, 0xF8, 60, 0xFA, 100, 0xF2, 0xFE, 1, 2, 0xF6]))
 write("jmid_fuzz", "midi_sysex", bytes([0xF0, 0x7E, 0xF8, 0x7F]) + bytes(range(0, 128)) * 3 + bytes([0xF7, 0xF4, 0xF9, 1]))

@@ -10,8 +10,9 @@ packages=(
   # JSON Schema validation of control messages (header-only)
   libvalijson-dev
   # GPU: Vulkan headers and loader; lavapipe (Vulkan on the CPU) so the Vulkan
-  # path runs in CI without a GPU
-  libvulkan-dev mesa-vulkan-drivers
+  # path runs in CI without a GPU; glslangValidator compiles the compute
+  # shaders to SPIR-V at build time
+  libvulkan-dev mesa-vulkan-drivers glslang-tools
   # JACK audio/MIDI: the library to build against, the dummy-driver server for tests
   libjack-jackd2-dev jackd2
   # audio: resampling (jitter-buffer drift), WAV/FLAC files

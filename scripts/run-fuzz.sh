@@ -32,6 +32,7 @@ status=0
 run toast_frame_fuzz "$frame_s" || status=1
 run wire_messages_fuzz "$other_s" || status=1
 run jmid_fuzz 15 || status=1
+run jsonl_fuzz 15 || status=1
 run jdat_fuzz 15 || status=1
 run control_fuzz "$other_s" || status=1
 if [ $status -ne 0 ]; then
