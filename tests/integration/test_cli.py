@@ -161,5 +161,30 @@ r = subprocess.run([J, "gpu", "info"], capture_output=True, text=True, timeout=2
 check("gpu info: a bad JAMNET_GPU_UTILIZATION -> exit 2 naming it",
       r.returncode == 2 and "JAMNET_GPU_UTILIZATION" in r.stderr, f"rc={r.returncode} stderr={r.stderr}")
 
+# gpu check: the kernels on lavapipe (installed by install-deps) match the CPU
+# reference bit for bit; without a loader, an explicit Vulkan request is exit 2
+# and "auto" still runs (on the CPU).
+r = subprocess.run([J, "gpu", "check", "--backend", "vulkan", "--cpu-device", "--streams", "16", "--json"],
+                   capture_output=True, text=True, timeout=120)
+try:
+    g = json.loads(r.stdout)
+    check("gpu check on the Vulkan CPU device: every kernel bit-exact, a calibrated clock",
+          r.returncode == 0 and g["ok"] and g["backend"] == "vulkan"
+          and all(k["bit_exact"] for k in g["kernels"].values()) and g["clock"] is not None,
+          r.stdout[-800:] + r.stderr[-300:])
+except Exception as e:  # noqa: BLE001
+    check("gpu check --json parses", False, f"{e}: {r.stdout[-500:]} {r.stderr[-300:]}")
+no_vk = {**os.environ, "JAMNET_VULKAN_LOADER": "/nonexistent/libvulkan.so.1", "JAMNET_DISABLE_CUDA": "1"}
+r = subprocess.run([J, "gpu", "check", "--backend", "vulkan", "--cpu-device"], capture_output=True, text=True,
+                   timeout=60, env=no_vk)
+check("gpu check --backend vulkan without a loader -> exit 2 saying why",
+      r.returncode == 2 and "no Vulkan loader" in r.stderr, f"rc={r.returncode} stderr={r.stderr}")
+r = subprocess.run([J, "gpu", "check", "--streams", "4"], capture_output=True, text=True, timeout=60, env=no_vk)
+check("gpu check (auto) without Vulkan or CUDA runs on the CPU and says why",
+      r.returncode == 0 and "Backend: cpu" in r.stdout and "no Vulkan loader" in r.stdout and "OK" in r.stdout,
+      r.stdout + r.stderr)
+r = run(["gpu", "check", "--backend", "metal"])
+check("gpu check --backend metal -> usage error", r.returncode != 0 and "metal" in (r.stderr + r.stdout), r.stderr)
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
