@@ -37,6 +37,8 @@ void run_jdat_bench(const BenchOptions& opts, Metrics& out);
 void run_rt_bench(const BenchOptions& opts, Metrics& out);
 // Control protocol: JSON Schema validation and full parse() of one transport command.
 void run_sync_bench(const BenchOptions& opts, Metrics& out);
+// GPU compute backends against the CPU (gpu_bench.cpp).
+void run_gpu_bench(const BenchOptions& opts, Metrics& out);
 
 // Percentile over the samples that arrived (NaN marks a lost frame).
 inline double percentile_present(const std::vector<double>& samples, double q) {

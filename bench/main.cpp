@@ -35,7 +35,7 @@ namespace {
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid|plc|jdat|rt|sync] "
+               "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid|plc|jdat|rt|sync|gpu] "
                "[--workdir DIR] [--out-json PATH] [--benchmark_*=...]\n",
                argv0);
   std::fprintf(stderr,
@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
   BenchOptions opts;
   std::string out_json;
   std::vector<char*> benchmark_args{argv[0]};
-  std::string only;  // one area: codec, net, discovery, jmid_net, jmid
+  std::string only;  // one area: codec, net, discovery, jmid_net, jmid, ..., gpu
   std::string make_kind, make_out, ref_wav, test_wav;  // the two tool modes
   double seconds = 0;
   long max_lag = 48000;
@@ -166,6 +166,7 @@ int main(int argc, char** argv) {
     if (want("jdat")) run_jdat_bench(opts, metrics);
     if (want("rt")) run_rt_bench(opts, metrics);
     if (want("sync")) run_sync_bench(opts, metrics);
+    if (want("gpu")) run_gpu_bench(opts, metrics);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "jamnet_bench: %s\n", e.what());
     return 1;
