@@ -74,8 +74,8 @@ void ClockDriftArbiter::tick() {
 }
 
 void ClockDriftArbiter::elect_locked(Nanos now) {
-  std::vector<MasterCandidate> cs;
-  cs.reserve(candidates_.size() + 1);
+  std::vector<MasterCandidate>& cs = election_;
+  cs.clear();
   // While it listens, a new peer follows only a peer that is master already
   // (or configured to be): two newcomers must not follow each other.
   const bool listening = !config_.force_master && now - started_ < config_.listen_ns;

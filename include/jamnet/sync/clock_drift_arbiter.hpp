@@ -34,11 +34,13 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "jamnet/core/uuid.hpp"
 #include "jamnet/protocol/control.hpp"
 #include "jamnet/sync/clock_estimator.hpp"
 #include "jamnet/sync/clock_source.hpp"
+#include "jamnet/sync/election.hpp"
 #include "jamnet/sync/session_clock.hpp"
 
 namespace jamnet::sync {
@@ -115,6 +117,9 @@ class ClockDriftArbiter {
   std::uint64_t ping_id_ = 0;
   std::unordered_map<std::uint64_t, Nanos> outstanding_;  // ping id -> t1 (bounded)
   std::unordered_map<Uuid, Candidate, UuidHash> candidates_;
+  // The election's candidate list, kept between ticks so that electing every
+  // tick does not allocate once it has grown to the session's size.
+  std::vector<MasterCandidate> election_;
   std::optional<Uuid> master_;
   bool is_master_ = false;
   ArbiterStatus counters_;
