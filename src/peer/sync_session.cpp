@@ -16,7 +16,9 @@ constexpr std::size_t kMaxEvents = 64;
 constexpr Nanos kResendGap = 5'000'000;  // transport copies 5 ms apart
 constexpr int kCopies = 3;
 constexpr Nanos kStateInterval = 1'000'000'000;
-constexpr Nanos kEventLookahead = 3'000'000;  // compute a start sample this close to its time
+constexpr Nanos kEventLookahead = 3'000'000;   // compute a start sample this close to its time
+constexpr Nanos kRoutesInterval = 20'000'000;  // discovery's routes, read every 20 ms
+constexpr std::size_t kMaxInbox = 4096;        // frames waiting for the control thread
 
 std::string num(double v) {
   if (!std::isfinite(v)) return "null";
@@ -99,11 +101,12 @@ SyncSession::SyncSession(const SyncConfig& config, net::Transport& transport,
   sync_router_.on_reject(log_reject);
   control_router_.on_reject(log_reject);
 
-  sync_sub_ = registry_.subscribe({session_, StreamType::kSync, 0},
-                                  [this](const net::ReceivedFrame& rx) { on_sync_frame(rx); });
-  control_sub_ =
-      registry_.subscribe({session_, StreamType::kControl, 1},
-                          [this](const net::ReceivedFrame& rx) { on_control_frame(rx); });
+  sync_sub_ = registry_.subscribe(
+      {session_, StreamType::kSync, 0},
+      [this](const net::ReceivedFrame& rx) { queue_frame(rx, StreamType::kSync); });
+  control_sub_ = registry_.subscribe(
+      {session_, StreamType::kControl, 1},
+      [this](const net::ReceivedFrame& rx) { queue_frame(rx, StreamType::kControl); });
 }
 
 SyncSession::~SyncSession() {
@@ -128,30 +131,32 @@ Nanos SyncSession::local_rx(const net::ReceivedFrame& rx) const {
   return clock_->from_monotonic(mono);
 }
 
-void SyncSession::on_sync_frame(const net::ReceivedFrame& rx) {
+void SyncSession::queue_frame(const net::ReceivedFrame& rx, StreamType type) {
   if (rx.frame.header.message_kind != kJsonControlKind) return;
-  const auto rx_local = local_rx(rx);
-  const std::string_view text(reinterpret_cast<const char*>(rx.frame.payload.data()),
-                              rx.frame.payload.size());
-  std::lock_guard lock(mu_);
-  current_from_ = &rx.from;
-  current_rx_local_ = rx_local;
-  sync_router_.dispatch(text);
-  current_from_ = nullptr;
+  Inbound in{
+      type,
+      std::string(reinterpret_cast<const char*>(rx.frame.payload.data()), rx.frame.payload.size()),
+      rx.from, type == StreamType::kSync ? local_rx(rx) : 0};
+  std::lock_guard lock(inbox_mu_);
+  if (inbox_.size() >= kMaxInbox) {
+    inbox_dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  inbox_.push_back(std::move(in));
 }
 
-void SyncSession::on_control_frame(const net::ReceivedFrame& rx) {
-  if (rx.frame.header.message_kind != kJsonControlKind) return;
-  const std::string_view text(reinterpret_cast<const char*>(rx.frame.payload.data()),
-                              rx.frame.payload.size());
+void SyncSession::dispatch_inbound(const Inbound& in) {
   std::lock_guard lock(mu_);
-  current_from_ = &rx.from;
-  if (auto err = control_router_.dispatch(text)) {
+  current_from_ = &in.from;
+  if (in.type == StreamType::kSync) {
+    current_rx_local_ = in.rx_local;
+    sync_router_.dispatch(in.text);
+  } else if (auto err = control_router_.dispatch(in.text)) {
     // Tell the sender why (a controller is waiting for an answer).
     ctl::ErrorMsg e;
     e.code = std::string(ctl::to_string(err->reason));
     e.detail = err->detail.substr(0, 512);
-    send_to_endpoint(rx.from, e, StreamType::kControl);
+    send_to_endpoint(in.from, e, StreamType::kControl);
   }
   current_from_ = nullptr;
 }
@@ -182,9 +187,18 @@ void SyncSession::send_to_endpoint(const net::Endpoint& ep, const ctl::ControlMe
 }
 
 void SyncSession::tick() {
-  // Routes and departures from discovery.
-  std::vector<Uuid> left, joined;
+  // What arrived since the last tick, in arrival order.
   {
+    std::lock_guard lock(inbox_mu_);
+    draining_.swap(inbox_);
+  }
+  for (const auto& in : draining_) dispatch_inbound(in);
+  draining_.clear();
+
+  // Routes and departures from discovery (they change on a scale of seconds).
+  std::vector<Uuid> left, joined;
+  if (const Nanos m = monotonic_ns(); m >= next_routes_) {
+    next_routes_ = m + kRoutesInterval;
     const auto routes = discovery_.routes();
     std::lock_guard lock(routes_mu_);
     std::unordered_map<Uuid, net::Endpoint, UuidHash> fresh;
@@ -412,6 +426,7 @@ SyncReport SyncSession::report_locked(const sync::ArbiterStatus& clock) const {
     r.transport_commands = commands_;
     r.transport_ignored = timeline_.ignored();
     r.snapshots_adopted = snapshots_adopted_;
+    r.inbox_dropped = inbox_dropped_.load(std::memory_order_relaxed);
   }
   return r;
 }
@@ -450,7 +465,7 @@ std::string SyncReport::to_json() const {
     if (k) o << ',';
     o << '"' << ctl::to_string(static_cast<ctl::Reject>(k)) << "\":" << rejected[k];
   }
-  o << "}}";
+  o << "},\"inbox_dropped\":" << inbox_dropped << '}';
   return o.str();
 }
 

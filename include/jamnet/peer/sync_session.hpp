@@ -81,6 +81,7 @@ struct SyncReport {
   std::vector<TransportEventReport> events;  // most recent last (up to 64)
   std::array<std::uint64_t, protocol::control::kRejectKinds> rejected{};
   std::uint64_t transport_commands = 0, transport_ignored = 0, snapshots_adopted = 0;
+  std::uint64_t inbox_dropped = 0;  // frames dropped because the control thread fell behind
   std::string to_json() const;
 };
 
@@ -113,8 +114,15 @@ class SyncSession {
   SyncReport report() const;
 
  private:
-  void on_sync_frame(const net::ReceivedFrame& rx);
-  void on_control_frame(const net::ReceivedFrame& rx);
+  // A frame as the receive thread leaves it for the control thread.
+  struct Inbound {
+    protocol::StreamType type;
+    std::string text;
+    net::Endpoint from;
+    Nanos rx_local = 0;  // kernel receive time on the local clock (t2 / t4)
+  };
+  void queue_frame(const net::ReceivedFrame& rx, protocol::StreamType type);
+  void dispatch_inbound(const Inbound& in);
   void on_request(const protocol::control::RequestMsg& r, const net::Endpoint& from);
   void send_to(const std::optional<Uuid>& to, const protocol::control::ControlMessage& m,
                protocol::StreamType type);
@@ -142,6 +150,15 @@ class SyncSession {
 
   mutable std::mutex routes_mu_;
   std::unordered_map<Uuid, net::Endpoint, UuidHash> routes_;
+  Nanos next_routes_ = 0;  // discovery's routes are read at most every kRoutesInterval
+
+  // Received control and sync frames wait here for tick(): the transport's
+  // receive thread only copies them (with their kernel receive time), and the
+  // JSON parse, schema check and handlers run on the control thread. Bounded:
+  // beyond kMaxInbox pending frames, new ones are dropped and counted.
+  std::mutex inbox_mu_;
+  std::vector<Inbound> inbox_, draining_;
+  std::atomic<std::uint64_t> inbox_dropped_{0};
 
   mutable std::mutex mu_;  // everything below
   protocol::control::BasicRouter sync_router_, control_router_;
