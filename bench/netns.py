@@ -9,8 +9,10 @@ SIGKILLed leaves names that reap_stale() can recognise and remove later.
 Python stdlib only. Most of it needs root (ip netns).
 """
 
+import contextlib
 import math
 import os
+import shutil
 import signal
 import subprocess
 
@@ -84,6 +86,71 @@ def can_run(prefix):
         return False, "ip netns add failed: " + r.stderr.strip()
     sh("ip", "netns", "del", probe, check=False)
     return True, ""
+
+
+def build_star(names, ends, addr, created, bridge="br", bridge_opts=()):
+    """A star network: every namespace in names (role -> name) with lo up, a
+    bridge br0 in names[bridge] (no STP delay, plus bridge_opts), and for each
+    role in ends a veth whose eth0 end carries addr[role]/24 and whose other end
+    v<role> is a bridge port. Each veth is created inside its end namespace and
+    its peer moved straight into the bridge namespace, so nothing ever appears
+    in the root namespace. Namespaces go into `created` as they are made, so
+    the caller's cleanup removes them even when this raises half-way."""
+    for ns in names.values():
+        sh("ip", "netns", "add", ns)
+        created.append(ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    br = names[bridge]
+    sh("ip", "-n", br, "link", "add", "br0", "type", "bridge")
+    sh("ip", "-n", br, "link", "set", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0",
+       *bridge_opts)
+    sh("ip", "-n", br, "link", "set", "br0", "up")
+    for role in ends:
+        ns = names[role]
+        sh("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", f"v{role}", "netns", br)
+        sh("ip", "-n", br, "link", "set", f"v{role}", "master", "br0", "up")
+        sh("ip", "-n", ns, "addr", "add", f"{addr[role]}/24", "dev", "eth0")
+        sh("ip", "-n", ns, "link", "set", "eth0", "up")
+
+
+def end_processes(procs, grace=3.0, terminate=True):
+    """Ends Popen objects: SIGTERM (or SIGKILL at once when not terminate), up
+    to `grace` seconds for each to exit, then SIGKILL; never raises."""
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.terminate() if terminate else p.kill()
+            except ProcessLookupError:
+                pass
+    for p in procs:
+        try:
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            try:
+                p.kill()
+                p.wait(timeout=5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+
+
+@contextlib.contextmanager
+def lab_run(lab, workdir, keep, log):
+    """The body of a namespace benchmark's run(): lab.cleanup() however it
+    ends; the work dir removed when the body set state["ok"] (or was
+    interrupted) and not keep, else kept and its path logged."""
+    state = {"ok": False}
+    interrupted = False
+    try:
+        yield state
+    except SystemExit:
+        interrupted = True
+        raise
+    finally:
+        lab.cleanup()
+        if (state["ok"] or interrupted) and not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log(f"files kept in {workdir}")
 
 
 def percentile(values, q):

@@ -62,7 +62,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns import NetnsError, delete_ns, percentile, run_main, sh  # noqa: E402
+from netns import NetnsError, build_star, delete_ns, end_processes, lab_run, percentile, run_main, sh  # noqa: E402
 
 SUBNET = "10.213.79"
 ADDR = {"srv": f"{SUBNET}.1", "cli": f"{SUBNET}.2", "sim": f"{SUBNET}.10"}
@@ -94,22 +94,7 @@ class Lab:
         self.cleaned = False
 
     def build(self):
-        for ns in self.ns.values():
-            sh("ip", "netns", "add", ns)
-            self.created.append(ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        br = self.ns["br"]
-        sh("ip", "-n", br, "link", "add", "br0", "type", "bridge")
-        sh("ip", "-n", br, "link", "set", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
-        sh("ip", "-n", br, "link", "set", "br0", "up")
-        for role in ("srv", "cli", "sim"):
-            ns = self.ns[role]
-            # Created inside the end namespace, the peer end moved straight into
-            # the bridge namespace: nothing ever appears in the root namespace.
-            sh("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", f"v{role}", "netns", br)
-            sh("ip", "-n", br, "link", "set", f"v{role}", "master", "br0", "up")
-            sh("ip", "-n", ns, "addr", "add", f"{ADDR[role]}/24", "dev", "eth0")
-            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        build_star(self.ns, ("srv", "cli", "sim"), ADDR, self.created)
 
     def start(self, label, role, argv):
         path = os.path.join(self.workdir, f"{label}.log")
@@ -124,21 +109,7 @@ class Lab:
         if self.cleaned:
             return
         self.cleaned = True
-        for _, p, _ in self.procs:
-            if p.poll() is None:
-                try:
-                    p.terminate()
-                except ProcessLookupError:
-                    pass
-        for _, p, _ in self.procs:
-            try:
-                p.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                try:
-                    p.kill()
-                    p.wait(timeout=5)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    pass
+        end_processes([p for _, p, _ in self.procs])
         for f in self.files:
             f.close()
         for ns in reversed(self.created):
@@ -265,8 +236,7 @@ def run(a):
     workdir = tempfile.mkdtemp(prefix=f"jamnet-chrony-{os.getpid()}-")
     lab = Lab(workdir)
     atexit.register(lab.cleanup)
-    ok = interrupted = False
-    try:
+    with lab_run(lab, workdir, a.keep, log) as state:
         dirs, confs = write_confs(workdir, a.poll)
         lab.build()
         log(f"chrony {version}; namespaces {PREFIX}{os.getpid()}-*; work dir {workdir}")
@@ -370,17 +340,8 @@ def run(a):
             log(f"chronyc System time (true error): {len(true_abs)} samples; p50 "
                 f"{result['chrony_true_err_p50_us']} us, p99 {result['chrony_true_err_p99_us']} us, "
                 f"max {max(true_abs):.3f} us")
-        ok = True
+        state["ok"] = True
         return result
-    except SystemExit:
-        interrupted = True
-        raise
-    finally:
-        lab.cleanup()
-        if (ok or interrupted) and not a.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            log(f"files kept in {workdir}")
 
 
 def main():

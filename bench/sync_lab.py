@@ -84,22 +84,7 @@ class Lab:
     # ------------------------------------------------------------ network
     def build(self):
         netns.reap_stale(PREFIX)
-        for ns in self.ns.values():
-            sh("ip", "netns", "add", ns)
-            self.created.append(ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        br = self.ns["br"]
-        sh("ip", "-n", br, "link", "add", "br0", "type", "bridge")
-        sh("ip", "-n", br, "link", "set", "br0", "type", "bridge", "stp_state", "0",
-           "forward_delay", "0")
-        sh("ip", "-n", br, "link", "set", "br0", "up")
-        for role in ("p1", "p2", "p3", "sim"):
-            ns = self.ns[role]
-            sh("ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name",
-               f"v{role}", "netns", br)
-            sh("ip", "-n", br, "link", "set", f"v{role}", "master", "br0", "up")
-            sh("ip", "-n", ns, "addr", "add", f"{ADDR[role]}/24", "dev", "eth0")
-            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        netns.build_star(self.ns, ("p1", "p2", "p3", "sim"), ADDR, self.created)
 
     def _spawn(self, label, role, args, stdout_path=None):
         path = stdout_path or os.path.join(self.workdir, f"{label}.log")
@@ -159,21 +144,7 @@ class Lab:
         if self.cleaned:
             return
         self.cleaned = True
-        for p in self.procs.values():
-            if p.poll() is None:
-                try:
-                    p.terminate()
-                except ProcessLookupError:
-                    pass
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                try:
-                    p.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    pass
+        netns.end_processes(list(self.procs.values()))
         for f in self.files:
             f.close()
         for ns in reversed(self.created):

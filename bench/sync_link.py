@@ -34,7 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns import NetnsError, delete_ns, percentile, run_main, sh  # noqa: E402
+from netns import NetnsError, delete_ns, end_processes, lab_run, percentile, run_main, sh  # noqa: E402
 
 PREFIX = "jnlk"  # namespace name: jnlk<pid>-link (pid of this script, for stale reaping)
 
@@ -75,17 +75,7 @@ class Lab:
         if self.cleaned:
             return
         self.cleaned = True
-        for _, p in self.procs:
-            if p.poll() is None:
-                try:
-                    p.kill()
-                except ProcessLookupError:
-                    pass
-        for _, p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+        end_processes([p for _, p in self.procs], grace=5.0, terminate=False)
         for f in self.files:
             f.close()
         if self.created:
@@ -159,8 +149,7 @@ def run(a):
     workdir = tempfile.mkdtemp(prefix=f"jamnet-link-{os.getpid()}-")
     lab = Lab(workdir)
     atexit.register(lab.cleanup)
-    ok = interrupted = False
-    try:
+    with lab_run(lab, workdir, a.keep, log) as state:
         lab.build()
         common = ["--seconds", str(a.duration), "--bpm", str(a.bpm), "--quantum", str(a.quantum),
                   "--interval-ms", str(a.interval_ms), "--peer-timeout-s", str(a.peer_timeout)]
@@ -201,17 +190,8 @@ def run(a):
         }
         log(f"{len(errs)} samples; |error| p50 {result['link_beat_err_p50_us']} us, "
             f"p99 {result['sync.link_beat_err_us']} us, max {max(errs):.3f} us")
-        ok = True
+        state["ok"] = True
         return result
-    except SystemExit:
-        interrupted = True
-        raise
-    finally:
-        lab.cleanup()
-        if (ok or interrupted) and not a.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            log(f"files kept in {workdir}")
 
 
 def main():
