@@ -33,7 +33,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jamnet", required=True)
     ap.add_argument("--keep", action="store_true", help="keep the logs")
-    ap.add_argument("--steady", type=float, default=10.0)
+    # Seconds measured after both lock: convergence is judged in them, and
+    # under ASan on a loaded CI machine it has taken up to ~10 s.
+    ap.add_argument("--steady", type=float, default=20.0)
     args = ap.parse_args()
     ok, why = sync_lab.can_run()
     if not ok:
@@ -54,7 +56,7 @@ def main():
             checks.append((all(v < 1000 for v in p99.values()), "offset error p99",
                            f"{p99} us (limit 1000 us; benchmark target 100 us)"))
             checks.append((all(v < 20 for v in drift.values()), "drift estimate",
-                           f"error {drift} ppm (limit 20 ppm: 10 s after lock the 60 s fit is young; benchmark target 1 ppm)"))
+                           f"error {drift} ppm (limit 20 ppm: 20 s after lock the 60 s fit is young; benchmark target 1 ppm)"))
             checks.append((all(v == 0 for v in steps.values()), "no step once locked",
                            f"steps while locked {steps}"))
         failed = [c for c in checks if not c[0]]
