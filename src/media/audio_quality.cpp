@@ -44,6 +44,113 @@ double segmental_snr_db(std::span<const float> ref, std::span<const float> test,
 
 namespace {
 
+// Solves a x = b (n x n, row-major) by Gaussian elimination with partial
+// pivoting; false when singular.
+bool solve(std::vector<double>& a, std::vector<double>& b, std::size_t n) {
+  for (std::size_t col = 0; col < n; ++col) {
+    std::size_t piv = col;
+    for (std::size_t r = col + 1; r < n; ++r)
+      if (std::abs(a[r * n + col]) > std::abs(a[piv * n + col])) piv = r;
+    if (std::abs(a[piv * n + col]) < 1e-12) return false;
+    if (piv != col) {
+      for (std::size_t k = 0; k < n; ++k) std::swap(a[col * n + k], a[piv * n + k]);
+      std::swap(b[col], b[piv]);
+    }
+    for (std::size_t r = col + 1; r < n; ++r) {
+      const double f = a[r * n + col] / a[col * n + col];
+      for (std::size_t k = col; k < n; ++k) a[r * n + k] -= f * a[col * n + k];
+      b[r] -= f * b[col];
+    }
+  }
+  for (std::size_t i = n; i-- > 0;) {
+    double v = b[i];
+    for (std::size_t k = i + 1; k < n; ++k) v -= a[i * n + k] * b[k];
+    b[i] = v / a[i * n + i];
+  }
+  return true;
+}
+
+// The fraction of the segment's energy the tones explain, as an SNR in dB.
+double tone_fit_db(std::span<const float> seg, double rate, std::span<const double> freqs,
+                   const SegSnrConfig& c) {
+  const std::size_t m = 2 * freqs.size() + 1;  // sin, cos per tone, and a constant
+  std::vector<double> ata(m * m, 0.0), atb(m, 0.0), row(m);
+  for (std::size_t i = 0; i < seg.size(); ++i) {
+    const double t = static_cast<double>(i) / rate;
+    for (std::size_t k = 0; k < freqs.size(); ++k) {
+      const double w = 2 * std::numbers::pi * freqs[k] * t;
+      row[2 * k] = std::sin(w);
+      row[2 * k + 1] = std::cos(w);
+    }
+    row[m - 1] = 1.0;
+    for (std::size_t r = 0; r < m; ++r) {
+      atb[r] += row[r] * seg[i];
+      for (std::size_t k = 0; k < m; ++k) ata[r * m + k] += row[r] * row[k];
+    }
+  }
+  if (!solve(ata, atb, m)) return c.floor_db;
+  double sig = 0, err = 0;
+  for (std::size_t i = 0; i < seg.size(); ++i) {
+    const double t = static_cast<double>(i) / rate;
+    double fit = atb[m - 1];
+    for (std::size_t k = 0; k < freqs.size(); ++k) {
+      const double w = 2 * std::numbers::pi * freqs[k] * t;
+      fit += atb[2 * k] * std::sin(w) + atb[2 * k + 1] * std::cos(w);
+    }
+    sig += fit * fit;
+    const double d = seg[i] - fit;
+    err += d * d;
+  }
+  const double db = err == 0 ? c.ceiling_db : 10 * std::log10(sig / err);
+  return std::clamp(db, c.floor_db, c.ceiling_db);
+}
+
+}  // namespace
+
+ToneSnr tone_segsnr_db(std::span<const float> x, double rate, std::span<const double> freqs,
+                       const SegSnrConfig& c, double max_pitch_ppm) {
+  ToneSnr r;
+  const std::size_t seg = c.segment;
+  if (seg == 0 || freqs.empty() || rate <= 0) return r;
+  const std::size_t nseg = x.size() / seg;
+  const double silence = std::pow(10.0, c.silence_dbfs / 10);
+  auto loud = [&](std::size_t s) {
+    double e = 0;
+    for (std::size_t i = s * seg; i < (s + 1) * seg; ++i) e += static_cast<double>(x[i]) * x[i];
+    return e / static_cast<double>(seg) >= silence;
+  };
+  std::size_t first = nseg, last = 0;
+  for (std::size_t s = 0; s < nseg; ++s)
+    if (loud(s)) {
+      first = std::min(first, s);
+      last = s;
+    }
+  if (first == nseg || last < first + 2) return r;
+  r.seconds = static_cast<double>((last - first + 1) * seg) / rate;
+  double sum = 0;
+  for (std::size_t s = first + 1; s < last; ++s) {
+    ++r.segments;
+    if (!loud(s)) {
+      ++r.silent_segments;
+      sum += c.floor_db;
+      continue;
+    }
+    double best = c.floor_db;
+    const int steps = max_pitch_ppm > 0 ? 8 : 0;
+    std::vector<double> f(freqs.begin(), freqs.end());
+    for (int k = -steps; k <= steps; ++k) {
+      const double scale = 1.0 + (steps ? max_pitch_ppm * 1e-6 * k / steps : 0.0);
+      for (std::size_t i = 0; i < f.size(); ++i) f[i] = freqs[i] * scale;
+      best = std::max(best, tone_fit_db(x.subspan(s * seg, seg), rate, f, c));
+    }
+    sum += best;
+  }
+  r.segsnr_db = sum / static_cast<double>(r.segments);
+  return r;
+}
+
+namespace {
+
 // In-place iterative radix-2 FFT; n is a power of two. inverse: no 1/n scale.
 void fft(std::vector<std::complex<double>>& a, bool inverse) {
   const std::size_t n = a.size();

@@ -138,6 +138,33 @@ Result<void> validate(const JdatHeader& h) {
   return {};
 }
 
+int max_packet_frames(SampleFormat format, int channels, bool jellie,
+                      std::size_t max_payload) noexcept {
+  const std::size_t bytes = bytes_per_sample(format);
+  if (bytes == 0 || channels < 1 || max_payload <= kBinaryHeaderSize) return 0;
+  const std::size_t words = (max_payload - kBinaryHeaderSize) / bytes;
+  std::size_t frames = jellie ? 2 * words : words / static_cast<std::size_t>(channels);
+  frames = std::min<std::size_t>(frames, kMaxFrames);
+  if (jellie) frames &= ~std::size_t{1};
+  return frames < static_cast<std::size_t>(kMinFrames) ? 0 : static_cast<int>(frames);
+}
+
+int choose_packet_frames(int period, int max_frames, bool even) noexcept {
+  if (max_frames < kMinFrames) return 0;
+  if (even) max_frames &= ~1;
+  auto ok = [&](int f) { return f >= kMinFrames && f <= max_frames && (!even || f % 2 == 0); };
+  if (period <= 0) return std::min(kDefaultFrames, max_frames);
+  if (period < kMinFrames) {
+    for (int f = period; f <= max_frames; f += period)
+      if (ok(f)) return f;
+    return std::min(kDefaultFrames, max_frames);
+  }
+  if (ok(period)) return period;
+  for (int f = std::min(period, max_frames); f >= kMinFrames; --f)
+    if (period % f == 0 && ok(f)) return f;
+  return max_frames;
+}
+
 // --- BINARY -----------------------------------------------------------------
 //  0 u8  version (1)       1 u8  format        2 u8 role     3 u8 channels
 //  4 u16 frames            6 u16 word_count    8 u32 sample_rate

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 
 namespace jamnet::media {
@@ -22,6 +23,27 @@ double snr_db(std::span<const float> ref, std::span<const float> test) noexcept;
 // loss concealment); NaN when every segment is silent.
 double segmental_snr_db(std::span<const float> ref, std::span<const float> test,
                         const SegSnrConfig& config = {}) noexcept;
+
+// Segmental SNR of a test signal made of known tones, with no reference to
+// line up: each segment is fitted (least squares) with a sine and a cosine
+// per frequency plus a constant, and what the fit cannot explain is the
+// error. Any delay, fractional or not, and any resampling that keeps the
+// pitch score as well as a bit-exact copy; a wrong pitch, a gap, a click or
+// noise does not. The stream is taken from its first to its last segment
+// louder than silence_dbfs, less one segment at each end (the fade in and
+// out); silent segments inside it count at floor_db (a dropout).
+// max_pitch_ppm > 0 also tries every tone up to that far off pitch (in
+// steps of max_pitch_ppm / 8) and keeps the best fit per segment: a
+// receiver that steers its buffer by resampling (up to 1000 ppm, under two
+// cents) plays a pitch that wanders that much, which is not noise.
+struct ToneSnr {
+  double segsnr_db = std::numeric_limits<double>::quiet_NaN();  // NaN: no stream found
+  std::size_t segments = 0;         // judged
+  std::size_t silent_segments = 0;  // ... of which silent (dropouts)
+  double seconds = 0;               // length of the stream found
+};
+ToneSnr tone_segsnr_db(std::span<const float> x, double sample_rate, std::span<const double> freqs_hz,
+                       const SegSnrConfig& config = {}, double max_pitch_ppm = 0);
 
 struct Alignment {
   std::int64_t lag = 0;    // test[n + lag] matches ref[n]

@@ -77,6 +77,23 @@ Result<JdatHeader> decode_binary(std::span<const std::uint8_t> in,
                                  std::span<std::uint32_t> words_out);
 Result<JdatHeader> peek_binary(std::span<const std::uint8_t> in);
 
+// --- Packet sizing ----------------------------------------------------------
+// The most frames of `channels` x `format` one packet can carry within
+// max_payload bytes (a TOAST payload: 1430 for the default 1472-byte
+// datagram), capped at kMaxFrames; for JELLIE (mono, 4 streams of half a
+// block) the most frames of the block, even. 0 when not even kMinFrames fit.
+int max_packet_frames(SampleFormat format, int channels, bool jellie,
+                      std::size_t max_payload) noexcept;
+// Frames per packet for an audio period of `period` frames, when at most
+// `max_frames` fit in a packet: the period itself when it fits; else its
+// largest divisor that fits, so each period leaves as whole, equal
+// sub-blocks with nothing held back; else max_frames (sub-blocks then
+// straddle periods). Periods below kMinFrames (a host that calls with a few
+// frames) are gathered into packets of the smallest multiple of the period
+// of at least kMinFrames. JELLIE needs even frames: `even` keeps the result
+// even. 0 when max_frames < kMinFrames.
+int choose_packet_frames(int period, int max_frames, bool even) noexcept;
+
 // --- JSONL ----------------------------------------------------------------
 // One line, no newline. Plain float32 samples are written as the shortest
 // decimal that reads back to the same float; ints and parity words as integers.

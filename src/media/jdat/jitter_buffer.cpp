@@ -107,6 +107,7 @@ JitterBufferConfig sanitise(JitterBufferConfig c) {
   c.channels = std::clamp(c.channels, 1, 64);
   c.frames_per_packet = std::clamp(c.frames_per_packet, 1, 1 << 16);
   c.sample_rate = std::clamp(c.sample_rate, 1000, 1'000'000);
+  c.output_rate = c.output_rate <= 0 ? c.sample_rate : std::clamp(c.output_rate, 1000, 1'000'000);
   c.max_pull_frames = std::clamp(c.max_pull_frames, 1, 1 << 16);
   c.capacity_packets = std::clamp(c.capacity_packets, 2, 1 << 16);
   if (!(c.quantile >= 0.0)) c.quantile = 0.0;  // also NaN
@@ -217,7 +218,9 @@ struct JitterBuffer::Impl {
   JitterBufferConfig cfg_;
   int c_ = 1;
   int n_ = 64;
-  double rate_ = 48000;
+  double rate_ = 48000;   // the stream's rate: input frames
+  double orate_ = 48000;  // pull()'s rate: output frames
+  double in_per_out_ = 1;  // rate_ / orate_
   Nanos period_ns_ = 0;
   int lookahead_ = 0;
 
@@ -290,6 +293,8 @@ JitterBuffer::Impl::Impl(const JitterBufferConfig& config)
       c_(cfg_.channels),
       n_(cfg_.frames_per_packet),
       rate_(cfg_.sample_rate),
+      orate_(cfg_.output_rate),
+      in_per_out_(rate_ / orate_),
       period_ns_(static_cast<Nanos>(1e9 * n_ / rate_)) {
   const int type = converter_type(cfg_.resampler);
   lookahead_ = measure_lookahead(type);
@@ -515,7 +520,7 @@ void JitterBuffer::Impl::update_target(Nanos dt, Nanos now, int frames) noexcept
   // covers that moment. Which pull that is depends on the phase between the
   // packets' arrivals and the pull grid: up to one pull earlier.
   const Nanos lookahead = std::llround(lookahead_ * 1e9 / rate_);
-  Nanos wait = std::llround(max_pull_seen_ * 1e9 / rate_);
+  Nanos wait = std::llround(max_pull_seen_ * 1e9 / orate_);
   Nanos floor = std::max(cfg_.min_target_ns, period_ns_);
   if (cfg_.aligned_pulls && have_arrivals()) {
     // Pulls on a regular grid (a device clock) and packets at the same rate
@@ -529,7 +534,7 @@ void JitterBuffer::Impl::update_target(Nanos dt, Nanos now, int frames) noexcept
     // and the depth can grow to it (by resampling) before they would be
     // late; it comes back once the next pull is 1.5 margins clear.
     // Hysteresis, so jitter-estimate steps near the edge do not toggle it.
-    const Nanos pull = std::max<Nanos>(1, std::llround(frames * 1e9 / rate_));
+    const Nanos pull = std::max<Nanos>(1, std::llround(frames * 1e9 / orate_));
     const Nanos ready = dmin() + seq_ns(read_seq_) + jitter_q_ + cfg_.margin_ns;
     const Nanos w = ((now - ready) % pull + pull) % pull;
     if (!phase_known_) {
@@ -557,7 +562,7 @@ void JitterBuffer::Impl::try_start(Nanos now, int frames) noexcept {
   if (!anchored_ || !have_arrivals() || newest_ < read_seq_) return;
   Nanos depth = now - dmin() - seq_ns(read_seq_);
   // Start at the last pull before the depth would pass the target.
-  if (depth + std::llround(frames * 1e9 / rate_) <= target_) return;
+  if (depth + std::llround(frames * 1e9 / orate_) <= target_) return;
   // Packets that came so late (a backlog) that playing them would put us
   // over the target are skipped: we start from silence, so nothing clicks.
   while (depth - period_ns_ >= target_ && read_seq_ < newest_) {
@@ -597,7 +602,7 @@ void JitterBuffer::Impl::update_drift(Nanos now, double dt_s) noexcept {
   // Uncorrected depth: what the depth would be had every pull consumed
   // exactly its own frame count. Its slope is the sender's sample rate
   // relative to our pulls, whatever the buffer did meanwhile.
-  const double u = static_cast<double>(now - dmin()) * 1e-9 - pulled_ / rate_;
+  const double u = static_cast<double>(now - dmin()) * 1e-9 - pulled_ / orate_;
   const double x = static_cast<double>(now - fit_origin_) * 1e-9;
   drift_fit_.add(x, u, std::exp(-dt_s / kDriftTauS));
   drift_ = x >= kDriftMinSpanS ? drift_fit_.slope() : 0.0;
@@ -617,7 +622,7 @@ void JitterBuffer::Impl::control(Nanos now, double dt_s) noexcept {
 
 void JitterBuffer::Impl::pull(float* out, int frames, Nanos now) noexcept {
   const std::size_t samples = static_cast<std::size_t>(frames) * static_cast<std::size_t>(c_);
-  const Nanos nominal = std::llround(frames * 1e9 / rate_);
+  const Nanos nominal = std::llround(frames * 1e9 / orate_);
   Nanos dt = have_last_pull_ ? now - last_pull_ : nominal;
   if (dt <= 0 || dt > 100 * nominal) dt = nominal;  // clock jumps: assume one pull
   have_last_pull_ = true;
@@ -637,11 +642,11 @@ void JitterBuffer::Impl::pull(float* out, int frames, Nanos now) noexcept {
     pull_now_ = now;
     pull_out_pos_ = out_pos_;
     underrun_in_pull_ = false;
-    const long got = src_callback_read(src_, 1.0 / (1.0 + corr_), frames, out);
+    const long got = src_callback_read(src_, 1.0 / (in_per_out_ * (1.0 + corr_)), frames, out);
     const long made = std::max(got, 0L);
     if (made < frames) std::fill(out + made * c_, out + samples, 0.0f);
     // libsamplerate glides from the last ratio to this one across the block.
-    out_pos_ += static_cast<double>(made) * (1.0 + 0.5 * (corr_ + corr_prev_));
+    out_pos_ += static_cast<double>(made) * in_per_out_ * (1.0 + 0.5 * (corr_ + corr_prev_));
     corr_prev_ = corr_;
     if (underrun_in_pull_) {
       ++stats_.underruns;
@@ -800,7 +805,7 @@ void JitterBuffer::pull(std::span<float> out, Nanos now_ns) noexcept {
   while (done < frames) {
     const int n = static_cast<int>(std::min<std::size_t>(
         frames - done, static_cast<std::size_t>(impl_->cfg_.max_pull_frames)));
-    const Nanos at = now_ns + std::llround(static_cast<double>(done) * 1e9 / impl_->rate_);
+    const Nanos at = now_ns + std::llround(static_cast<double>(done) * 1e9 / impl_->orate_);
     impl_->pull(out.data() + done * static_cast<std::size_t>(c), n, at);
     done += static_cast<std::size_t>(n);
   }

@@ -37,7 +37,11 @@ enum class ResamplerQuality { kSincFastest, kSincMedium, kSincBest };
 struct JitterBufferConfig {
   int channels = 1;
   int frames_per_packet = 64;
-  int sample_rate = 48000;
+  int sample_rate = 48000;  // the stream's (sender's) rate
+  // The rate pull() plays at, when it differs from the stream's (a 44.1 kHz
+  // sender heard on a 48 kHz device): the resampler converts by the ratio of
+  // the two on top of its drift correction. 0: the stream's rate.
+  int output_rate = 0;
   int max_pull_frames = 512;          // largest pull() size (larger pulls are split)
   int capacity_packets = 256;         // ring slots; a packet further ahead is dropped (overflow)
   double quantile = 0.95;             // of arrival jitter
