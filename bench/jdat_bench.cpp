@@ -87,7 +87,7 @@ void run_jdat_bench(const BenchOptions& opts, Metrics& out) {
   x.link.delay = 1'000'000;
   x.link.jitter = 500'000;
   x.signal = signals::chords(opts.quick ? 3 : 10);
-  x.audio.frames_per_packet = jdat::kDefaultFrames;
+  x.audio.period_frames = jdat::kDefaultFrames;
   const int runs = opts.quick ? 1 : 3;
   out["jdat.link_runs"] = runs;
   const auto r = median_run(

@@ -202,7 +202,7 @@ int run_demo(const DemoCmd& c) {
     if (!c.no_midi) cfg.midi = MidiConfig{};
     if (!c.no_audio) {
       AudioConfig ac;
-      ac.frames_per_packet = c.frames;
+      ac.period_frames = c.frames;
       ac.jellie = c.jellie;
       // All three peers run on this machine's clock, so there is no drift to
       // absorb; without the resampler the playout is sample-exact and the

@@ -138,17 +138,9 @@ int run_peer(const PeerCmd& c) {
     jack_audio_owner = std::move(*opened);
     jack_audio = jack_audio_owner.get();
     const auto frames = jack_audio->buffer_size();
-    if (frames < static_cast<std::uint32_t>(protocol::jdat::kMinFrames) ||
-        frames > static_cast<std::uint32_t>(protocol::jdat::kMaxFrames)) {
-      std::fprintf(stderr,
-                   "jamnet peer: --jack: the JACK period is %u frames; one packet per period "
-                   "needs %d to %d frames\n",
-                   frames, protocol::jdat::kMinFrames, protocol::jdat::kMaxFrames);
-      return 1;
-    }
     AudioConfig ac;
     ac.channels = c.channels;
-    ac.frames_per_packet = static_cast<int>(frames);
+    ac.period_frames = static_cast<int>(frames);  // packets: the period, or whole parts of it
     ac.sample_rate = static_cast<int>(jack_audio->sample_rate());
     ac.jellie = c.jellie;
     ac.jitter.max_correction_ppm = c.max_drift_ppm;
@@ -277,6 +269,7 @@ int run_peer(const PeerCmd& c) {
   // its own interval.
   const int tick_ms = bridge ? std::min(c.status_ms, 20) : c.status_ms;
   Nanos next_status = start;
+  std::string shown_error;
   while (sleep_unless_stopped(tick_ms)) {
     const Nanos now = monotonic_ns();
     const bool status_due = now >= next_status;
@@ -284,6 +277,13 @@ int run_peer(const PeerCmd& c) {
       next_status = now + Nanos{c.status_ms} * 1'000'000 - Nanos{tick_ms} * 500'000;
       const auto report = p.report();
       if (!c.status_jsonl.empty()) write_file(c.status_jsonl, report.to_json(), true);
+      // Audio that could not go out is named once, in plain words (the
+      // status line keeps the count).
+      if (report.audio && !report.audio->last_error.empty() &&
+          report.audio->last_error != shown_error) {
+        shown_error = report.audio->last_error;
+        std::fprintf(stderr, "%sjamnet peer: %s\n", tty ? "\r\033[K" : "", shown_error.c_str());
+      }
       for (const auto& e : p.take_events()) {
         if (!c.quiet) {
           std::fprintf(stderr, "%s%s (%s) %s\n", tty ? "\r\033[K" : "", e.name.c_str(),
@@ -304,9 +304,13 @@ int run_peer(const PeerCmd& c) {
       }
     }
     if (bridge) {
-      for (const auto& port : bridge->update(p.peers())) {
-        if (!c.quiet)
+      const auto changed = bridge->update();
+      if (!c.quiet) {
+        for (const auto& port : changed.added)
           std::fprintf(stderr, "%sJACK port %s:%s\n", tty ? "\r\033[K" : "",
+                       jack_audio->client_name().c_str(), port.c_str());
+        for (const auto& port : changed.removed)
+          std::fprintf(stderr, "%sJACK port %s:%s removed (its peer left)\n", tty ? "\r\033[K" : "",
                        jack_audio->client_name().c_str(), port.c_str());
       }
     }

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <map>
 
 #include "command.hpp"
@@ -117,6 +118,28 @@ std::string status_line(const PeerReport& r) {
                   static_cast<unsigned long long>(r.midi->events_sent),
                   static_cast<unsigned long long>(delivered), held, r.midi->k);
     s += buf;
+  }
+  if (r.audio) {
+    const auto& a = *r.audio;
+    char buf[200];
+    std::snprintf(buf, sizeof buf, " | audio sent %llu pkts of %d fr",
+                  static_cast<unsigned long long>(a.packets_sent), a.packet_frames);
+    s += buf;
+    if (a.send_errors + a.encode_errors + a.bad_blocks > 0) {
+      std::snprintf(buf, sizeof buf, " NOT SENT %llu (send %llu, encode %llu, bad %llu)",
+                    static_cast<unsigned long long>(a.send_errors + a.encode_errors + a.bad_blocks),
+                    static_cast<unsigned long long>(a.send_errors),
+                    static_cast<unsigned long long>(a.encode_errors),
+                    static_cast<unsigned long long>(a.bad_blocks));
+      s += buf;
+    }
+    for (const auto& rx : a.receivers) {
+      const double db = rx.peak > 0 ? 20.0 * std::log10(rx.peak) : -120.0;
+      std::snprintf(buf, sizeof buf, " | %s %.0f dB buf %.1f ms miss %llu", rx.name.c_str(), db,
+                    rx.jitter.depth_ns * 1e-6,
+                    static_cast<unsigned long long>(rx.jitter.missing_packets));
+      s += buf;
+    }
   }
   return s;
 }

@@ -23,11 +23,6 @@ Result<std::unique_ptr<AudioBridge>> AudioBridge::create(AudioSession& session,
                                                          engine::io::AudioBackend& backend,
                                                          const AudioBridgeConfig& config) {
   const auto& ac = session.config();
-  if (static_cast<std::uint32_t>(ac.frames_per_packet) != backend.buffer_size())
-    return make_error(Errc::kInvalidArgument,
-                      "packet size " + std::to_string(ac.frames_per_packet) +
-                          " frames differs from the audio period of " +
-                          std::to_string(backend.buffer_size()) + " frames");
   if (static_cast<std::uint32_t>(ac.sample_rate) != backend.sample_rate())
     return make_error(Errc::kInvalidArgument, "stream rate " + std::to_string(ac.sample_rate) +
                                                   " Hz differs from the audio device's " +
@@ -43,14 +38,20 @@ AudioBridge::AudioBridge(AudioSession& session, engine::io::AudioBackend& backen
       backend_(backend),
       config_(config),
       channels_(static_cast<std::size_t>(session.config().channels)),
-      frames_(static_cast<std::size_t>(session.config().frames_per_packet)),
+      // JACK may change its period while running: room for up to 1024 frames
+      // (or the period, if larger) per cycle.
+      slot_frames_(std::max<std::size_t>(backend.buffer_size(), 1024)),
       ready_(config.send_queue_blocks) {
   // The queue holds at most capacity() seqs and the sender holds one more
   // while it sends: with two spare slots the producer never writes a slot
   // that is still queued or being sent.
   slots_ = ready_.capacity() + 2;
-  ring_.assign(slots_ * frames_ * channels_, 0.0f);
-  scratch_.assign(frames_ * channels_, 0.0f);
+  ring_.assign(slots_ * slot_frames_ * channels_, 0.0f);
+  ring_frames_.assign(slots_, 0);
+  scratch_.assign(slot_frames_ * channels_, 0.0f);
+  // The audio thread reads a slot's outputs while it is active; the control
+  // thread changes them only while it is not, and never reallocates them.
+  for (auto& r : remotes_) r.outputs.reserve(channels_);
 }
 
 AudioBridge::~AudioBridge() {
@@ -70,42 +71,70 @@ void AudioBridge::stop() {
 void AudioBridge::sender_loop() {
   platform::make_current_thread_realtime(config_.sender_rt_priority);
   std::uint64_t seq = 0;
-  const std::size_t block = frames_ * channels_;
+  const std::size_t slot = slot_frames_ * channels_;
   while (running_.load(std::memory_order_relaxed)) {
     if (!ready_.try_pop(seq)) {
       sleep_until_ns(monotonic_ns() + config_.sender_poll_ns);
       continue;
     }
-    session_.send_block(std::span<const float>(ring_.data() + (seq % slots_) * block, block));
+    const std::size_t i = seq % slots_;
+    session_.send_block(
+        std::span<const float>(ring_.data() + i * slot, ring_frames_[i] * channels_));
     sent_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
-std::vector<std::string> AudioBridge::update(const std::vector<net::PeerInfo>& peers) {
-  std::vector<std::string> added;
-  for (const auto& p : peers) {
-    const std::size_t count = remote_count_.load(std::memory_order_relaxed);
-    if (count >= kMaxRemotes) break;
-    const bool known = std::any_of(remotes_.begin(), remotes_.begin() + count,
-                                   [&](const Remote& r) { return r.id == p.id; });
-    if (known || !session_.heard_from(p.id)) continue;
-    Remote r;
-    r.id = p.id;
+AudioBridgeUpdate AudioBridge::update() {
+  AudioBridgeUpdate u;
+  const auto sources = session_.sources();
+  auto fail = [&](const std::string& what) {
+    port_errors_.fetch_add(1, std::memory_order_relaxed);
+    last_error_ = what;
+  };
+  auto drop_ports = [&](Remote& r) {
+    r.active.store(false, std::memory_order_seq_cst);
+    for (std::size_t o : r.outputs) {
+      if (auto ok = backend_.remove_output(o); !ok) fail(ok.error().message);
+    }
+    for (std::size_t ch = 0; ch < r.outputs.size(); ++ch) {
+      const std::string name = port_safe(r.name) + "_" + std::to_string(ch + 1);
+      u.removed.push_back(name);
+      port_names_.erase(std::remove(port_names_.begin(), port_names_.end(), name),
+                        port_names_.end());
+    }
+    r.outputs.clear();
+    r.name.clear();
+  };
+  std::array<const AudioSourceInfo*, kMaxRemotes> by_index{};
+  for (const auto& s : sources)
+    if (s.index < kMaxRemotes) by_index[s.index] = &s;
+  for (std::size_t i = 0; i < kMaxRemotes; ++i) {
+    Remote& r = remotes_[i];
+    const AudioSourceInfo* s = by_index[i];
+    // A freed slot, or one reused under another name: its ports go.
+    if (!r.outputs.empty() && (s == nullptr || s->name != r.name)) drop_ports(r);
+    if (s == nullptr || !r.outputs.empty()) continue;
+    r.name = s->name;
     bool ok = true;
-    for (std::size_t ch = 0; ch < channels_ && ok; ++ch) {
-      const std::string name = port_safe(p.name) + "_" + std::to_string(ch + 1);
+    for (std::size_t ch = 0; ch < channels_; ++ch) {
+      const std::string name = port_safe(s->name) + "_" + std::to_string(ch + 1);
       auto idx = backend_.add_output(name);
-      ok = idx.has_value();
-      if (!ok) break;
-      if (ch == 0) r.first_output = *idx;
-      added.push_back(name);
+      if (!idx) {
+        fail("no port " + name + " for " + s->name + ": " + idx.error().message);
+        ok = false;
+        break;
+      }
+      r.outputs.push_back(*idx);
+      u.added.push_back(name);
       port_names_.push_back(name);
     }
-    if (!ok) continue;
-    remotes_[count] = r;
-    remote_count_.store(count + 1, std::memory_order_release);
+    if (!ok) {
+      drop_ports(r);
+      continue;
+    }
+    r.active.store(true, std::memory_order_release);
   }
-  return added;
+  return u;
 }
 
 AudioBridgeStats AudioBridge::stats() const {
@@ -114,7 +143,9 @@ AudioBridgeStats AudioBridge::stats() const {
   s.captured = captured_.load(std::memory_order_relaxed);
   s.sent = sent_.load(std::memory_order_relaxed);
   s.send_queue_full = full_.load(std::memory_order_relaxed);
-  s.size_mismatch = mismatch_.load(std::memory_order_relaxed);
+  s.too_large = too_large_.load(std::memory_order_relaxed);
+  s.port_errors = port_errors_.load(std::memory_order_relaxed);
+  s.last_error = last_error_;
   s.remote_ports = port_names_;
   return s;
 }
@@ -125,31 +156,33 @@ void AudioBridge::process(const engine::io::AudioBlock& block) noexcept {
     config_.device_clock->on_cycle(block.info.frame_time, block.info.start_ns);
   const std::size_t frames = block.info.frames;
   for (float* out : block.outputs) std::fill(out, out + frames, 0.0f);
-  if (frames != frames_) {
-    mismatch_.fetch_add(1, std::memory_order_relaxed);
+  if (frames > slot_frames_) {
+    too_large_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   // Capture: interleave this cycle's inputs into the next ring slot.
-  float* slot = ring_.data() + (next_seq_ % slots_) * frames_ * channels_;
+  const std::size_t i = next_seq_ % slots_;
+  float* slot = ring_.data() + i * slot_frames_ * channels_;
   for (std::size_t ch = 0; ch < channels_; ++ch) {
     const float* in = ch < block.inputs.size() ? block.inputs[ch] : nullptr;
     for (std::size_t f = 0; f < frames; ++f) slot[f * channels_ + ch] = in ? in[f] : 0.0f;
   }
+  ring_frames_[i] = static_cast<std::uint32_t>(frames);
   if (ready_.try_push(next_seq_)) {
     ++next_seq_;
     captured_.fetch_add(1, std::memory_order_relaxed);
   } else {
     full_.fetch_add(1, std::memory_order_relaxed);
   }
-  // Playback: each remote peer's jitter buffer straight into its ports. The
+  // Playback: each source's jitter buffer straight into its ports. The
   // cycle's start is the smooth device clock the jitter buffer wants.
-  const std::size_t n = remote_count_.load(std::memory_order_acquire);
-  for (std::size_t r = 0; r < n; ++r) {
+  for (std::size_t r = 0; r < kMaxRemotes; ++r) {
     const Remote& rem = remotes_[r];
-    session_.pull(rem.id, std::span<float>(scratch_.data(), frames * channels_),
-                  block.info.start_ns);
+    if (!rem.active.load(std::memory_order_acquire)) continue;
+    session_.pull_source(r, std::span<float>(scratch_.data(), frames * channels_),
+                         block.info.start_ns);
     for (std::size_t ch = 0; ch < channels_; ++ch) {
-      const std::size_t o = rem.first_output + ch;
+      const std::size_t o = rem.outputs[ch];
       if (o >= block.outputs.size()) continue;  // the port is not in this cycle's array yet
       float* out = block.outputs[o];
       for (std::size_t f = 0; f < frames; ++f) out[f] = scratch_[f * channels_ + ch];

@@ -24,7 +24,7 @@ Result<AudioLinkResult> run_audio_link(const AudioLinkExperiment& x) {
   auto* sender = &pair->sender;
   auto* sim = &pair->sim;
 
-  const auto frames = static_cast<std::size_t>(x.audio.frames_per_packet);
+  const auto frames = static_cast<std::size_t>(x.audio.period_frames);
   const Nanos period = static_cast<Nanos>(frames) * 1'000'000'000 / x.audio.sample_rate;
   const std::size_t blocks = (x.signal.size() + frames - 1) / frames;
   const auto tail_blocks = static_cast<std::size_t>(x.tail_ns / period) + 1;

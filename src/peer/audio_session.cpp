@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <random>
 
 #include "jamnet/core/spsc_queue.hpp"
 #include "jamnet/core/triple_buffer.hpp"
 #include "jamnet/media/jdat/jellie.hpp"
+#include "jamnet/media/jdat/jellie_assembler.hpp"
 #include "jamnet/protocol/toast_frame.hpp"
 
 namespace jamnet {
@@ -17,14 +19,6 @@ namespace jdat = protocol::jdat;
 namespace {
 
 constexpr std::uint16_t kJdatKind = 1;
-// JELLIE blocks being reassembled at once; a block with a single data stream
-// is interpolated once the stream has moved kJellieFlushAfterBlocks past it.
-constexpr std::size_t kJellieWindow = 8;
-constexpr std::uint64_t kJellieFlushAfterBlocks = 2;
-
-int role_index(jdat::StreamRole r) noexcept {
-  return static_cast<int>(r) - static_cast<int>(jdat::StreamRole::kJellieEven);
-}
 
 // A decoded block handed from the network thread to the playout side: its
 // samples live in the receiver's slab at `index`.
@@ -34,20 +28,21 @@ struct BlockSlot {
   Nanos arrival_ns = 0;
 };
 
+int packet_frames_for(const AudioConfig& c) {
+  if (c.frames_per_packet != 0) return c.frames_per_packet;
+  const int most = jdat::max_packet_frames(c.format, c.channels, c.jellie, c.max_payload);
+  return jdat::choose_packet_frames(c.period_frames, most, c.jellie);
+}
+
 }  // namespace
 
 struct AudioSession::Receiver {
   using Slot = BlockSlot;
-  struct PendingBlock {
-    bool used = false;
-    bool emitted = false;
-    std::uint64_t first_frame = 0;
-    Nanos arrival_ns = 0;
-    std::array<bool, 4> present{};
-    std::array<std::vector<std::uint32_t>, 4> words;
-  };
 
   Uuid id;
+  std::string name;
+  jdat::JdatHeader layout;  // the stream's format, role class, channels, frames, rate
+  bool is_jellie;
   std::size_t block_samples;
   media::jdat::JitterBuffer jitter;
   std::vector<float> slab;
@@ -57,34 +52,56 @@ struct AudioSession::Receiver {
   // network thread only
   std::vector<std::uint32_t> rx_words;
   std::vector<float> rx_samples;
-  std::optional<media::jdat::JellieDecoder> jellie;
-  std::array<PendingBlock, kJellieWindow> pending;
-  std::uint64_t newest_block = 0;
-  bool have_newest = false;
-  std::atomic<std::uint64_t> packets{0}, blocks{0}, jellie_exact{0}, jellie_recovered{0},
-      jellie_interpolated{0}, jellie_lost{0}, decode_errors{0}, format_mismatch{0}, queue_full{0},
-      backlog_skipped{0};
+  std::optional<media::jdat::JellieAssembler> jellie;
+  std::atomic<std::uint64_t> packets{0}, blocks{0}, decode_errors{0}, format_mismatch{0},
+      queue_full{0}, backlog_skipped{0};
+  std::atomic<std::uint64_t> jellie_exact{0}, jellie_recovered{0}, jellie_interpolated{0},
+      jellie_lost{0};
+
+  // playout side only
+  std::vector<float> mix;  // one pull in the stream's channel count
+  std::atomic<float> peak{0.0f};
 
   // The playout side publishes the buffer's statistics after every pull;
   // stats() reads them (readers serialised by snapshot_mu, never the writer).
   TripleBuffer<media::jdat::JitterBufferStats> snapshot;
   std::mutex snapshot_mu;
 
-  Receiver(const Uuid& who, const AudioConfig& c)
+  static media::jdat::JitterBufferConfig jitter_config(const AudioConfig& c,
+                                                       const jdat::JdatHeader& h) {
+    auto j = c.jitter;
+    j.channels = h.channels;
+    j.frames_per_packet = h.frames;
+    j.sample_rate = static_cast<int>(h.sample_rate);
+    j.output_rate = c.sample_rate;
+    j.max_pull_frames = std::max(j.max_pull_frames, std::min(c.max_pull_frames, 8192));
+    return j;
+  }
+
+  Receiver(const Uuid& who, std::string peer_name, const AudioConfig& c,
+           const jdat::JdatHeader& h)
       : id(who),
-        block_samples(static_cast<std::size_t>(c.frames_per_packet * c.channels)),
-        jitter(c.jitter),
+        name(std::move(peer_name)),
+        layout(h),
+        is_jellie(h.role != jdat::StreamRole::kPlain),
+        block_samples(static_cast<std::size_t>(h.frames) * h.channels),
+        jitter(jitter_config(c, h)),
         slab(c.queue_packets * block_samples),
         filled(c.queue_packets),
         free_slots(c.queue_packets),
-        rx_words(jdat::kMaxFrames * jdat::kMaxChannels),
-        rx_samples(block_samples) {
+        rx_words(static_cast<std::size_t>(jdat::kMaxFrames) * jdat::kMaxChannels),
+        rx_samples(block_samples),
+        mix(static_cast<std::size_t>(jitter_config(c, h).max_pull_frames) * h.channels) {
     for (std::uint32_t i = 0; i < c.queue_packets; ++i) (void)free_slots.try_push(i);
-    if (c.jellie) {
-      jellie.emplace(c.format, c.frames_per_packet);
-      for (auto& p : pending)
-        for (auto& w : p.words) w.resize(static_cast<std::size_t>(c.frames_per_packet / 2));
-    }
+    if (is_jellie) jellie.emplace(h.format, h.frames);
+  }
+
+  // Does a packet with header h belong to this stream's layout?
+  bool matches(const jdat::JdatHeader& h) const {
+    return h.channels == layout.channels && h.frames == layout.frames &&
+           h.sample_rate == layout.sample_rate &&
+           (h.role != jdat::StreamRole::kPlain) == is_jellie &&
+           (!is_jellie || h.format == layout.format);
   }
 
   // Network thread: hand one decoded block to the playout side.
@@ -99,83 +116,60 @@ struct AudioSession::Receiver {
     blocks.fetch_add(1, std::memory_order_relaxed);
   }
 
-  void decode_jellie(PendingBlock& b, std::size_t frames) {
-    std::array<std::span<const std::uint32_t>, 4> streams;
-    int lost = 0;
-    for (int i = 0; i < 4; ++i) {
-      streams[i] = b.words[i];
-      lost += b.present[i] ? 0 : 1;
-    }
-    const auto outcome =
-        jellie->decode(streams, b.present, std::span<float>(rx_samples.data(), frames));
-    b.emitted = true;
-    switch (outcome) {
-      case media::jdat::JellieOutcome::kExact:
-        jellie_exact.fetch_add(1, std::memory_order_relaxed);
-        if (lost > 0) jellie_recovered.fetch_add(1, std::memory_order_relaxed);
-        break;
-      case media::jdat::JellieOutcome::kInterpolated:
-        jellie_interpolated.fetch_add(1, std::memory_order_relaxed);
-        break;
-      case media::jdat::JellieOutcome::kLost:
-        jellie_lost.fetch_add(1, std::memory_order_relaxed);
-        return;  // the jitter buffer conceals the gap
-    }
-    emit(b.first_frame, b.arrival_ns, std::span<const float>(rx_samples.data(), frames));
-  }
-
-  // A block left behind with fewer than two streams: interpolate if a data
-  // stream is there, else count it lost (PNBTR conceals it at playout).
-  void flush(PendingBlock& b, std::size_t frames) {
-    if (b.used && !b.emitted) {
-      if (b.present[0] || b.present[1]) {
-        decode_jellie(b, frames);
-      } else {
-        jellie_lost.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
-    b.used = false;
-  }
-
   void on_jellie(const jdat::JdatHeader& h, Nanos arrival_ns) {
-    const std::size_t frames = h.frames;
-    const std::uint64_t block = h.first_frame / frames;
-    if (!have_newest || block > newest_block) {
-      newest_block = block;
-      have_newest = true;
-      for (auto& b : pending)
-        if (b.used && b.first_frame / frames + kJellieFlushAfterBlocks <= newest_block)
-          flush(b, frames);
-    }
-    PendingBlock* slot = nullptr;
-    for (auto& b : pending)
-      if (b.used && b.first_frame == h.first_frame) slot = &b;
-    if (slot == nullptr) {
-      // Blocks this far behind were rebuilt, interpolated or given up on
-      // already: a straggler stream must not bring one back a second time.
-      if (block + kJellieFlushAfterBlocks <= newest_block) return;
-      for (auto& b : pending)
-        if (!b.used) slot = &b;
-      if (slot == nullptr) {
-        slot = &*std::min_element(pending.begin(), pending.end(),
-                                  [](auto& a, auto& b) { return a.first_frame < b.first_frame; });
-        flush(*slot, frames);
-      }
-      slot->used = true;
-      slot->emitted = false;
-      slot->first_frame = h.first_frame;
-      slot->arrival_ns = arrival_ns;
-      slot->present = {};
-    }
-    if (slot->emitted) return;  // already rebuilt from two other streams
-    const int r = role_index(h.role);
-    std::copy_n(rx_words.begin(), frames / 2, slot->words[static_cast<std::size_t>(r)].begin());
-    slot->present[static_cast<std::size_t>(r)] = true;
-    slot->arrival_ns = std::max(slot->arrival_ns, arrival_ns);
-    if (std::count(slot->present.begin(), slot->present.end(), true) >= 2)
-      decode_jellie(*slot, frames);
+    jellie->on_stream(h, std::span<const std::uint32_t>(rx_words.data(), h.frames / 2u),
+                      arrival_ns,
+                      [this](std::uint64_t ff, Nanos at, std::span<const float> s) {
+                        emit(ff, at, s);
+                      });
+    const auto& st = jellie->stats();
+    jellie_exact.store(st.exact, std::memory_order_relaxed);
+    jellie_recovered.store(st.recovered, std::memory_order_relaxed);
+    jellie_interpolated.store(st.interpolated, std::memory_order_relaxed);
+    jellie_lost.store(st.lost, std::memory_order_relaxed);
   }
 };
+
+Result<void> AudioSession::check(const AudioConfig& a) {
+  if (a.channels < 1 || a.channels > jdat::kMaxChannels)
+    return make_error(Errc::kInvalidArgument,
+                      "audio channels must be 1.." + std::to_string(jdat::kMaxChannels));
+  if (a.sample_rate < 8000 || a.sample_rate > 384000)
+    return make_error(Errc::kInvalidArgument, "audio sample rate must be 8000..384000 Hz");
+  if (a.jellie && a.channels != 1)
+    return make_error(Errc::kInvalidArgument,
+                      "JELLIE carries one mono signal: it needs 1 channel");
+  if (a.wire != protocol::FormatType::kBinary && a.wire != protocol::FormatType::kCompactJsonl)
+    return make_error(Errc::kInvalidArgument, "audio wire format must be binary or jsonl");
+  if (a.max_payload < jdat::kBinaryHeaderSize + 64 || a.max_payload > protocol::kAbsoluteMaxDatagram)
+    return make_error(Errc::kInvalidArgument, "audio payload limit out of range");
+  if (a.max_pull_frames < 1 || a.max_pull_frames > (1 << 16))
+    return make_error(Errc::kInvalidArgument, "largest pull must be 1..65536 frames");
+  const int most = jdat::max_packet_frames(a.format, a.channels, a.jellie, a.max_payload);
+  if (most == 0)
+    return make_error(Errc::kInvalidArgument,
+                      std::to_string(a.channels) + " channels of " +
+                          std::string(jdat::to_string(a.format)) + " do not fit " +
+                          std::to_string(jdat::kMinFrames) + " frames in one " +
+                          std::to_string(a.max_payload) +
+                          "-byte packet: use fewer channels or a smaller sample format");
+  if (a.frames_per_packet != 0) {
+    if (a.frames_per_packet < jdat::kMinFrames || a.frames_per_packet > jdat::kMaxFrames)
+      return make_error(Errc::kInvalidArgument,
+                        "audio frames per packet must be " + std::to_string(jdat::kMinFrames) +
+                            ".." + std::to_string(jdat::kMaxFrames) + " (or 0: chosen)");
+    if (a.jellie && a.frames_per_packet % 2 != 0)
+      return make_error(Errc::kInvalidArgument,
+                        "JELLIE needs an even number of frames per packet");
+    if (a.frames_per_packet > most)
+      return make_error(Errc::kInvalidArgument,
+                        "audio frames per packet " + std::to_string(a.frames_per_packet) +
+                            " do not fit one datagram with " + std::to_string(a.channels) +
+                            " channels (at most " + std::to_string(most) +
+                            "); leave it 0 and JAMNet splits each period into sub-blocks");
+  }
+  return {};
+}
 
 AudioSession::AudioSession(const AudioConfig& config, net::Transport& transport,
                            net::SessionRegistry& registry, net::Discovery& discovery,
@@ -185,17 +179,18 @@ AudioSession::AudioSession(const AudioConfig& config, net::Transport& transport,
       registry_(registry),
       discovery_(discovery),
       session_(session),
+      packet_frames_(std::max(packet_frames_for(config), jdat::kMinFrames)),
       next_frame_(std::mt19937_64{std::random_device{}()}() >> 16) {
-  config_.jitter.channels = config_.channels;
-  config_.jitter.frames_per_packet = config_.frames_per_packet;
-  config_.jitter.sample_rate = config_.sample_rate;
-  config_.jitter.max_pull_frames =
-      std::max(config_.jitter.max_pull_frames, config_.frames_per_packet);
+  // Every packet starts on a multiple of its frame count (JELLIE finds blocks
+  // by first_frame / frames).
+  next_frame_ -= next_frame_ % static_cast<std::uint64_t>(packet_frames_);
+  pending_.assign(static_cast<std::size_t>(packet_frames_ * config_.channels), 0.0f);
   // JELLIE's 4 streams of half a block each take twice a mono block's words.
-  words_.resize(static_cast<std::size_t>(config_.frames_per_packet *
+  words_.resize(static_cast<std::size_t>(packet_frames_ *
                                          std::max(config_.channels, config_.jellie ? 2 : 1)));
   payload_.resize(jdat::kBinaryHeaderSize + words_.size() * 4);
-  receivers_.reserve(kMaxReceivers);
+  routes_.reserve(64);
+  receivers_.reserve(kMaxSources);
   sub_ = registry_.subscribe({session_, StreamType::kAudio, config_.stream},
                              [this](const net::ReceivedFrame& rx) { on_frame(rx); });
 }
@@ -209,9 +204,49 @@ void AudioSession::stop() {
   registry_.unsubscribe(sub_);
 }
 
-void AudioSession::send_block(std::span<const float> interleaved) {
-  const auto frames = static_cast<std::size_t>(config_.frames_per_packet);
-  if (interleaved.size() != frames * static_cast<std::size_t>(config_.channels)) return;
+// ---- sending -----------------------------------------------------------------
+
+void AudioSession::note_error(std::atomic<std::uint64_t>& counter, const std::string& message) {
+  // Counted every time; the words kept once per kind, for the status line.
+  if (counter.fetch_add(1, std::memory_order_relaxed) == 0) {
+    std::lock_guard lock(error_mu_);
+    last_error_ = message;
+  }
+}
+
+void AudioSession::send_packet(const jdat::JdatHeader& h, std::span<const std::uint32_t> words) {
+  net::SendOptions opts;
+  opts.session = session_;
+  opts.topic = {StreamType::kAudio, config_.stream};
+  opts.kind = kJdatKind;
+  opts.format = config_.wire;
+  std::span<const std::uint8_t> bytes;
+  std::string line;
+  if (config_.wire == protocol::FormatType::kBinary) {
+    auto n = jdat::encode_binary(h, words, payload_);
+    if (!n) {
+      note_error(encode_errors_, "audio packet not encoded: " + n.error().message);
+      return;
+    }
+    bytes = {payload_.data(), *n};
+  } else {
+    line = jdat::encode_jsonl(h, words);
+    bytes = {reinterpret_cast<const std::uint8_t*>(line.data()), line.size()};
+  }
+  for (const auto& route : routes_) {
+    if (auto sent = transport_.send(opts, bytes, route.address)) {
+      packets_sent_.fetch_add(1, std::memory_order_relaxed);
+      bytes_sent_.fetch_add(protocol::encoded_size(bytes.size()), std::memory_order_relaxed);
+    } else {
+      note_error(send_errors_, "audio packet to " + route.address.to_string() +
+                                   " not sent: " + sent.error().message);
+    }
+  }
+}
+
+// One packet of packet_frames_ frames from pending_.
+void AudioSession::send_packetised(std::span<const float> interleaved) {
+  const auto frames = static_cast<std::size_t>(packet_frames_);
   jdat::JdatHeader h;
   h.format = config_.format;
   h.channels = static_cast<std::uint8_t>(config_.channels);
@@ -219,34 +254,7 @@ void AudioSession::send_block(std::span<const float> interleaved) {
   h.sample_rate = static_cast<std::uint32_t>(config_.sample_rate);
   h.first_frame = next_frame_;
   next_frame_ += frames;
-
-  net::SendOptions opts;
-  opts.session = session_;
-  opts.topic = {StreamType::kAudio, config_.stream};
-  opts.kind = kJdatKind;
-  opts.format = config_.wire;
-  const auto routes = discovery_.routes();
-
-  auto send_packet = [&](std::span<const std::uint32_t> words) {
-    std::span<const std::uint8_t> bytes;
-    std::string line;
-    if (config_.wire == protocol::FormatType::kBinary) {
-      auto n = jdat::encode_binary(h, words, payload_);
-      if (!n) return;
-      bytes = {payload_.data(), *n};
-    } else {
-      line = jdat::encode_jsonl(h, words);
-      bytes = {reinterpret_cast<const std::uint8_t*>(line.data()), line.size()};
-    }
-    for (const auto& route : routes) {
-      if (transport_.send(opts, bytes, route.address)) {
-        packets_sent_.fetch_add(1, std::memory_order_relaxed);
-        bytes_sent_.fetch_add(protocol::encoded_size(bytes.size()), std::memory_order_relaxed);
-      }
-    }
-  };
-
-  if (config_.jellie && config_.channels == 1) {
+  if (config_.jellie) {
     const std::size_t half = frames / 2;
     media::jdat::JellieEncoder enc(config_.format);
     std::array<std::span<std::uint32_t>, 4> streams;
@@ -255,72 +263,200 @@ void AudioSession::send_block(std::span<const float> interleaved) {
     for (std::size_t i = 0; i < 4; ++i) {
       h.role = static_cast<jdat::StreamRole>(static_cast<int>(jdat::StreamRole::kJellieEven) +
                                              static_cast<int>(i));
-      send_packet(streams[i]);
+      send_packet(h, streams[i]);
     }
   } else {
     const auto words = std::span(words_).first(interleaved.size());
     jdat::to_words(config_.format, interleaved, words);
-    send_packet(words);
+    send_packet(h, words);
   }
-  blocks_sent_.fetch_add(1, std::memory_order_relaxed);
 }
 
+void AudioSession::send_block(std::span<const float> interleaved) {
+  const auto ch = static_cast<std::size_t>(config_.channels);
+  if (interleaved.size() % ch != 0) {
+    note_error(bad_blocks_, "audio block of " + std::to_string(interleaved.size()) +
+                                " samples is not whole frames of " + std::to_string(ch) +
+                                " channels: dropped");
+    return;
+  }
+  routes_.clear();
+  for (const auto& r : discovery_.routes()) routes_.push_back(r);
+  const auto frames = interleaved.size() / ch;
+  const auto packet = static_cast<std::size_t>(packet_frames_);
+  std::size_t done = 0;
+  // Whole packets straight from the caller's block when nothing is pending
+  // (the usual case: the period is a multiple of the packet); otherwise
+  // through pending_.
+  while (done < frames) {
+    if (pending_frames_ == 0 && frames - done >= packet) {
+      send_packetised(interleaved.subspan(done * ch, packet * ch));
+      done += packet;
+      continue;
+    }
+    const std::size_t take = std::min(packet - pending_frames_, frames - done);
+    std::copy_n(interleaved.begin() + static_cast<std::ptrdiff_t>(done * ch), take * ch,
+                pending_.begin() + static_cast<std::ptrdiff_t>(pending_frames_ * ch));
+    pending_frames_ += take;
+    done += take;
+    if (pending_frames_ == packet) {
+      send_packetised(pending_);
+      pending_frames_ = 0;
+    }
+  }
+  blocks_sent_.fetch_add(1, std::memory_order_relaxed);
+  frames_sent_.fetch_add(frames, std::memory_order_relaxed);
+}
+
+// ---- receiving ---------------------------------------------------------------
+
 AudioSession::Receiver* AudioSession::find_receiver(const Uuid& id) const {
-  const std::size_t n = published_count_.load(std::memory_order_acquire);
-  for (std::size_t i = 0; i < n; ++i) {
-    Receiver* r = published_[i].load(std::memory_order_acquire);
+  for (const auto& s : sources_) {
+    Receiver* r = s.rx.load(std::memory_order_acquire);
     if (r != nullptr && r->id == id) return r;
   }
   return nullptr;
 }
 
-AudioSession::Receiver* AudioSession::receiver_for(const Uuid& id) {
-  std::lock_guard lock(receivers_mu_);
-  auto it = receivers_.find(id);
-  if (it != receivers_.end()) return it->second.get();
-  if (receivers_.size() >= kMaxReceivers) return nullptr;
-  auto r = std::make_unique<Receiver>(id, config_);
-  auto* raw = r.get();
-  receivers_.emplace(id, std::move(r));
-  const std::size_t n = published_count_.load(std::memory_order_relaxed);
-  published_[n].store(raw, std::memory_order_release);
-  published_count_.store(n + 1, std::memory_order_release);
+AudioSession::Receiver* AudioSession::create_receiver(const Uuid& id, const jdat::JdatHeader& h) {
+  const auto info = discovery_.peer(id);
+  if (!info) return nullptr;
+  std::lock_guard lock(mu_);
+  if (!running_.load()) return nullptr;
+  if (Receiver* r = find_receiver(id)) return r;
+  Source* slot = nullptr;
+  for (auto& s : sources_)
+    if (s.used && s.name == info->name) slot = &s;
+  if (slot == nullptr) {
+    for (auto& s : sources_)
+      if (!s.used) {
+        slot = &s;
+        break;
+      }
+  }
+  if (slot == nullptr) {
+    // Every slot is a peer heard now or lingering: the oldest lingering one goes.
+    for (auto& s : sources_)
+      if (s.rx.load() == nullptr && (slot == nullptr || s.gone_since_ns < slot->gone_since_ns))
+        slot = &s;
+  }
+  if (slot == nullptr) {
+    sources_refused_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  auto r = std::make_unique<Receiver>(id, info->name, config_, h);
+  Receiver* raw = r.get();
+  receivers_.push_back(std::move(r));
+  receivers_created_.fetch_add(1, std::memory_order_relaxed);
+  // A peer restarted under the same name with a new id replaces the old one.
+  if (Receiver* old = slot->rx.load()) retire_locked(old);
+  slot->name = info->name;
+  slot->used = true;
+  slot->gone_since_ns = 0;
+  slot->rx.store(raw, std::memory_order_seq_cst);
   return raw;
+}
+
+void AudioSession::retire_locked(Receiver* r) {
+  for (auto& s : sources_)
+    if (s.rx.load() == r) {
+      s.rx.store(nullptr, std::memory_order_seq_cst);
+      s.gone_since_ns = monotonic_ns();
+    }
+  for (auto it = receivers_.begin(); it != receivers_.end(); ++it) {
+    if (it->get() == r) {
+      retired_.push_back(std::move(*it));
+      receivers_.erase(it);
+      break;
+    }
+  }
+}
+
+void AudioSession::reclaim_locked() {
+  // A reader that started before the pointers were cleared may still hold
+  // one; any reader that starts later cannot find them.
+  if (retired_.empty() || readers_.load(std::memory_order_seq_cst) != 0) return;
+  receivers_freed_.fetch_add(retired_.size(), std::memory_order_relaxed);
+  retired_.clear();
+}
+
+void AudioSession::forget(const Uuid& id) {
+  std::lock_guard lock(mu_);
+  if (Receiver* r = find_receiver(id)) retire_locked(r);
+  reclaim_locked();
+}
+
+void AudioSession::maintain(Nanos now) {
+  std::lock_guard lock(mu_);
+  for (auto& s : sources_) {
+    if (s.used && s.rx.load() == nullptr && now - s.gone_since_ns >= config_.source_linger_ns) {
+      s.used = false;
+      s.name.clear();
+    }
+  }
+  reclaim_locked();
+}
+
+std::vector<AudioSourceInfo> AudioSession::sources() const {
+  std::lock_guard lock(mu_);
+  std::vector<AudioSourceInfo> out;
+  for (std::size_t i = 0; i < sources_.size(); ++i) {
+    const auto& s = sources_[i];
+    if (!s.used) continue;
+    AudioSourceInfo info;
+    info.index = i;
+    info.name = s.name;
+    if (Receiver* r = s.rx.load()) info.peer = r->id;
+    info.gone_since_ns = s.gone_since_ns;
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 void AudioSession::on_frame(const net::ReceivedFrame& rx) {
   const auto from = discovery_.peer_at(rx.from);
-  if (!from) return;                   // not (yet) a known peer of this session
+  if (!from) return;  // not (yet) a known peer of this session
+  ReadGuard guard(readers_);
   Receiver* r = find_receiver(*from);  // lock-free; the lock only to create one
-  if (r == nullptr) r = receiver_for(*from);
-  if (r == nullptr) return;
-  r->packets.fetch_add(1, std::memory_order_relaxed);
   Result<jdat::JdatHeader> h;
+  std::vector<std::uint32_t> jsonl_words;
   if (rx.frame.header.format_type == protocol::FormatType::kCompactJsonl) {
     auto p = jdat::decode_jsonl(std::string_view(
         reinterpret_cast<const char*>(rx.frame.payload.data()), rx.frame.payload.size()));
     if (p) {
       h = p->header;
-      std::copy_n(p->words.begin(), std::min(p->words.size(), r->rx_words.size()),
-                  r->rx_words.begin());
+      jsonl_words = std::move(p->words);
     } else {
       h = std::unexpected(p.error());
     }
-  } else {
+  } else if (r != nullptr) {
     h = jdat::decode_binary(rx.frame.payload, r->rx_words);
+  } else {
+    h = jdat::peek_binary(rx.frame.payload);
   }
   if (!h) {
-    r->decode_errors.fetch_add(1, std::memory_order_relaxed);
+    if (r != nullptr) r->decode_errors.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  const bool is_jellie = h->role != jdat::StreamRole::kPlain;
-  if (h->channels != config_.channels || h->frames != config_.frames_per_packet ||
-      h->sample_rate != static_cast<std::uint32_t>(config_.sample_rate) ||
-      is_jellie != (r->jellie.has_value()) || (is_jellie && h->format != config_.format)) {
+  if (r == nullptr) {
+    // The first packet of a stream sets its layout.
+    r = create_receiver(*from, *h);
+    if (r == nullptr) return;
+    if (rx.frame.header.format_type != protocol::FormatType::kCompactJsonl &&
+        !jdat::decode_binary(rx.frame.payload, r->rx_words)) {
+      r->decode_errors.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  if (!jsonl_words.empty())
+    std::copy_n(jsonl_words.begin(), std::min(jsonl_words.size(), r->rx_words.size()),
+                r->rx_words.begin());
+  r->packets.fetch_add(1, std::memory_order_relaxed);
+  if (!r->matches(*h)) {
     r->format_mismatch.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  if (is_jellie) {
+  if (r->is_jellie) {
     r->on_jellie(*h, rx.rx_ns);
     return;
   }
@@ -329,44 +465,102 @@ void AudioSession::on_frame(const net::ReceivedFrame& rx) {
   r->emit(h->first_frame, rx.rx_ns, r->rx_samples);
 }
 
+// ---- playout -----------------------------------------------------------------
+
+void AudioSession::play(Receiver& r, std::span<float> out, Nanos now_ns) {
+  Receiver::Slot slot;
+  // Before playout has started (the first pulls may come long after the
+  // stream did), packets older than the buffer's largest target could only
+  // anchor the playout far behind: they are skipped.
+  const bool started = r.jitter.stats().playing;
+  while (r.filled.try_pop(slot)) {
+    if (!started && slot.arrival_ns < now_ns - config_.jitter.max_target_ns) {
+      r.backlog_skipped.fetch_add(1, std::memory_order_relaxed);
+      (void)r.free_slots.try_push(slot.index);
+      continue;
+    }
+    r.jitter.push(
+        slot.first_frame,
+        std::span<const float>(r.slab.data() + slot.index * r.block_samples, r.block_samples),
+        slot.arrival_ns);
+    (void)r.free_slots.try_push(slot.index);
+  }
+  const auto ours = static_cast<std::size_t>(config_.channels);
+  const auto theirs = static_cast<std::size_t>(r.layout.channels);
+  const std::size_t frames = out.size() / ours;
+  const std::size_t chunk_frames = r.mix.size() / theirs;
+  float peak = 0.0f;
+  for (std::size_t done = 0; done < frames;) {
+    const std::size_t n = std::min(chunk_frames, frames - done);
+    const std::span<float> mix(r.mix.data(), n * theirs);
+    r.jitter.pull(mix, now_ns + static_cast<Nanos>(static_cast<double>(done) * 1e9 /
+                                                  config_.sample_rate));
+    float* o = out.data() + done * ours;
+    for (std::size_t f = 0; f < n; ++f) {
+      for (std::size_t c = 0; c < ours; ++c) {
+        const float v = theirs == 1 ? mix[f] : (c < theirs ? mix[f * theirs + c] : 0.0f);
+        o[f * ours + c] = v;
+        peak = std::max(peak, std::fabs(v));
+      }
+    }
+    done += n;
+  }
+  r.peak.store(peak, std::memory_order_relaxed);
+  r.snapshot.write(r.jitter.stats());
+}
+
 void AudioSession::pull(const Uuid& from, std::span<float> out, Nanos now_ns) {
+  ReadGuard guard(readers_);
   Receiver* r = find_receiver(from);
   if (r == nullptr) {
     std::fill(out.begin(), out.end(), 0.0f);
     return;
   }
-  Receiver::Slot slot;
-  // Before playout has started (the first pulls may come long after the
-  // stream did), packets older than the buffer's largest target could only
-  // anchor the playout far behind: they are skipped.
-  const bool started = r->jitter.stats().playing;
-  while (r->filled.try_pop(slot)) {
-    if (!started && slot.arrival_ns < now_ns - config_.jitter.max_target_ns) {
-      r->backlog_skipped.fetch_add(1, std::memory_order_relaxed);
-      (void)r->free_slots.try_push(slot.index);
-      continue;
-    }
-    r->jitter.push(
-        slot.first_frame,
-        std::span<const float>(r->slab.data() + slot.index * r->block_samples, r->block_samples),
-        slot.arrival_ns);
-    (void)r->free_slots.try_push(slot.index);
+  play(*r, out, now_ns);
+}
+
+void AudioSession::pull_source(std::size_t index, std::span<float> out, Nanos now_ns) {
+  ReadGuard guard(readers_);
+  Receiver* r = index < sources_.size() ? sources_[index].rx.load(std::memory_order_seq_cst)
+                                        : nullptr;
+  if (r == nullptr) {
+    std::fill(out.begin(), out.end(), 0.0f);
+    return;
   }
-  r->jitter.pull(out, now_ns);
-  r->snapshot.write(r->jitter.stats());
+  play(*r, out, now_ns);
+}
+
+// ---- figures -----------------------------------------------------------------
+
+bool AudioSession::heard_from(const Uuid& from) const {
+  std::lock_guard lock(mu_);
+  return find_receiver(from) != nullptr;
 }
 
 AudioStats AudioSession::stats() const {
   AudioStats s;
   s.blocks_sent = blocks_sent_.load();
+  s.frames_sent = frames_sent_.load();
   s.packets_sent = packets_sent_.load();
   s.bytes_sent = bytes_sent_.load();
-  std::lock_guard lock(receivers_mu_);
-  for (const auto& [id, r] : receivers_) s.receivers.push_back(receiver_stats(*r));
+  s.packet_frames = packet_frames_;
+  s.encode_errors = encode_errors_.load();
+  s.send_errors = send_errors_.load();
+  s.bad_blocks = bad_blocks_.load();
+  {
+    std::lock_guard lock(error_mu_);
+    s.last_error = last_error_;
+  }
+  s.receivers_created = receivers_created_.load();
+  s.receivers_freed = receivers_freed_.load();
+  s.sources_refused = sources_refused_.load();
+  std::lock_guard lock(mu_);
+  for (const auto& r : receivers_) s.receivers.push_back(receiver_stats(*r));
   return s;
 }
 
 std::optional<AudioReceiverStats> AudioSession::stats_from(const Uuid& from) const {
+  std::lock_guard lock(mu_);
   Receiver* r = find_receiver(from);
   if (r == nullptr) return std::nullopt;
   return receiver_stats(*r);
@@ -375,6 +569,10 @@ std::optional<AudioReceiverStats> AudioSession::stats_from(const Uuid& from) con
 AudioReceiverStats AudioSession::receiver_stats(Receiver& r) const {
   AudioReceiverStats a;
   a.from = r.id;
+  a.name = r.name;
+  a.channels = r.layout.channels;
+  a.packet_frames = r.layout.frames;
+  a.sample_rate = static_cast<int>(r.layout.sample_rate);
   a.packets = r.packets.load();
   a.blocks = r.blocks.load();
   a.jellie_exact = r.jellie_exact.load();
@@ -385,16 +583,18 @@ AudioReceiverStats AudioSession::receiver_stats(Receiver& r) const {
   a.format_mismatch = r.format_mismatch.load();
   a.queue_full = r.queue_full.load();
   a.backlog_skipped = r.backlog_skipped.load();
+  a.peak = r.peak.load(std::memory_order_relaxed);
   {
     std::lock_guard readers(r.snapshot_mu);
     a.jitter = r.snapshot.read();
   }
-  const auto fpp = static_cast<std::uint64_t>(config_.frames_per_packet);
+  const auto fpp = static_cast<std::uint64_t>(r.layout.frames);
   a.concealed_blocks = (a.jitter.concealed_frames + fpp - 1) / fpp;
   return a;
 }
 
 std::vector<Nanos> AudioSession::held_ns_history(const Uuid& from) const {
+  std::lock_guard lock(mu_);
   Receiver* r = find_receiver(from);
   return r ? r->jitter.held_ns_history() : std::vector<Nanos>{};
 }

@@ -287,7 +287,88 @@ void MidiSession::send_loop() {
   }
 }
 
+void MidiSession::release_sent_notes(Nanos timeout_ns) {
+  std::vector<Event> offs;
+  {
+    std::lock_guard lock(send_mu_);
+    for (int ch = 0; ch < 16; ++ch) {
+      const auto& st = sent_state_.channel(ch);
+      for (std::size_t n = 0; n < 128; ++n) {
+        if (!st.notes_on[n]) continue;
+        Event e;
+        e.kind = protocol::jmid::Kind::kNoteOff;
+        e.channel = static_cast<std::uint8_t>(ch);
+        e.data1 = static_cast<std::uint8_t>(n);
+        offs.push_back(e);
+      }
+      if (st.cc[64] >= 64) {
+        Event e;
+        e.kind = protocol::jmid::Kind::kControlChange;
+        e.channel = static_cast<std::uint8_t>(ch);
+        e.data1 = 64;
+        e.data2 = 0;
+        offs.push_back(e);
+      }
+    }
+  }
+  if (offs.empty()) return;
+  notes_released_on_stop_.fetch_add(offs.size(), std::memory_order_relaxed);
+  send(offs);  // burst like any note
+  const Nanos deadline = monotonic_ns() + timeout_ns;
+  while (monotonic_ns() < deadline) {
+    {
+      std::lock_guard lock(send_mu_);
+      if (outgoing_.empty()) break;
+    }
+    sleep_until_ns(monotonic_ns() + 200'000);
+  }
+  // The last copies leave within a few microseconds of their time; let the
+  // socket take them before the caller says bye.
+  sleep_until_ns(monotonic_ns() + 1'000'000);
+}
+
+void MidiSession::peer_gone(const Uuid& id) {
+  {
+    std::lock_guard lock(rx_mu_);
+    auto it = senders_.find(id);
+    if (it == senders_.end()) return;
+    // After whatever of it is queued still: a note on that is on its way
+    // must not sound after the release.
+    const Nanos at = std::max(monotonic_ns(), it->second->last_play_ns);
+    queue_.push(at, Due{id, monotonic_ns(), Release{}});
+  }
+  rx_cv_.notify_one();
+}
+
 // ---- receiving ---------------------------------------------------------------
+
+// Playout thread, rx_mu_ held: note offs for what `s` holds, pedal ups
+// where it held the pedal and nobody else does; then `s` is forgotten.
+void MidiSession::release(Sender& s, const Due& d, Nanos at, Nanos now,
+                          std::vector<MidiDelivery>& out) {
+  std::array<bool, 16> pedal{};
+  for (int ch = 0; ch < 16; ++ch) pedal[static_cast<std::size_t>(ch)] = s.state.channel(ch).cc[64] >= 64;
+  for (const auto& off : s.state.release_all()) {
+    out.push_back({off, d.from, d.received_ns, at, now, false, true});
+    ++release_events_;
+  }
+  for (int ch = 0; ch < 16; ++ch) {
+    if (!pedal[static_cast<std::size_t>(ch)]) continue;
+    bool held_by_other = false;
+    for (const auto& [id, other] : senders_)
+      if (other.get() != &s && other->state.channel(ch).cc[64] >= 64) held_by_other = true;
+    if (held_by_other) continue;
+    Event up;
+    up.kind = protocol::jmid::Kind::kControlChange;
+    up.channel = static_cast<std::uint8_t>(ch);
+    up.data1 = 64;
+    up.data2 = 0;
+    out.push_back({up, d.from, d.received_ns, at, now, false, true});
+    ++release_events_;
+  }
+  ++senders_released_;
+  senders_.erase(d.from);  // bounded: a peer that went away keeps no state here
+}
 
 MidiSession::Sender& MidiSession::sender_for(const Uuid& id) {
   auto it = senders_.find(id);
@@ -405,11 +486,13 @@ void MidiSession::playout_loop() {
           ++s.stats.delivered;
           if (now - config_.handler_lead_ns - at > 1'000'000) ++s.stats.late;
           out.push_back({*e, d.from, d.received_ns, at, now, false});
-        } else {
-          for (const auto& fix : s.state.repair(std::get<JournalLine>(d.item))) {
+        } else if (auto* j = std::get_if<JournalLine>(&d.item)) {
+          for (const auto& fix : s.state.repair(*j)) {
             ++s.stats.repairs;
             out.push_back({fix, d.from, d.received_ns, at, now, true});
           }
+        } else {
+          release(s, d, at, now, out);
         }
       }
       due.clear();
@@ -448,6 +531,9 @@ MidiStats MidiSession::stats() const {
   }
   std::lock_guard lock(rx_mu_);
   st.parse_errors = parse_errors_;
+  st.release_events = release_events_;
+  st.senders_released = senders_released_;
+  st.notes_released_on_stop = notes_released_on_stop_.load();
   for (const auto& [id, s] : senders_) {
     MidiSenderStats x = s->stats;
     const auto& d = s->dedupe.stats();

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <utility>
 
 #include "jamnet/core/crc32.hpp"
 #include "jamnet/protocol/byte_order.hpp"
@@ -42,24 +43,7 @@ Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
         "probe payload must be 8.." + std::to_string(protocol::kDefaultMaxPayload) + " bytes");
   }
   if (config.audio) {
-    const auto& a = *config.audio;
-    if (a.channels < 1 || a.channels > protocol::jdat::kMaxChannels)
-      return make_error(Errc::kInvalidArgument, "audio channels must be 1.." +
-                                                    std::to_string(protocol::jdat::kMaxChannels));
-    if (a.frames_per_packet < protocol::jdat::kMinFrames ||
-        a.frames_per_packet > protocol::jdat::kMaxFrames)
-      return make_error(Errc::kInvalidArgument, "audio frames per packet must be " +
-                                                    std::to_string(protocol::jdat::kMinFrames) +
-                                                    ".." +
-                                                    std::to_string(protocol::jdat::kMaxFrames));
-    if (a.sample_rate < 8000 || a.sample_rate > 384000)
-      return make_error(Errc::kInvalidArgument, "audio sample rate must be 8000..384000 Hz");
-    if (a.jellie && (a.channels != 1 || a.frames_per_packet % 2 != 0))
-      return make_error(Errc::kInvalidArgument,
-                        "JELLIE carries one mono signal: it needs 1 channel and an even "
-                        "number of frames per packet");
-    if (a.wire != protocol::FormatType::kBinary && a.wire != protocol::FormatType::kCompactJsonl)
-      return make_error(Errc::kInvalidArgument, "audio wire format must be binary or jsonl");
+    if (auto ok = AudioSession::check(*config.audio); !ok) return std::unexpected(ok.error());
   }
   std::unique_ptr<Peer> p(new Peer(config));
   net::TransportConfig tc;
@@ -114,6 +98,9 @@ Peer::~Peer() {
 void Peer::stop(bool say_goodbye) {
   if (!running_.exchange(false)) return;
   if (control_.joinable()) control_.join();
+  // A clean stop leaves no note sounding at the others: note offs for what
+  // we hold go out (burst like notes) before the bye.
+  if (midi_ && say_goodbye) midi_->release_sent_notes();
   if (midi_) midi_->stop();
   if (audio_) audio_->stop();
   if (sync_) sync_->stop();
@@ -123,16 +110,50 @@ void Peer::stop(bool say_goodbye) {
 
 void Peer::control_loop() {
   constexpr Nanos kTick = 2'000'000;  // 2 ms: discovery is cheap, probes need pacing
+  constexpr Nanos kMaintain = 20'000'000;
   Nanos next = monotonic_ns();
+  Nanos next_maintain = next;
   while (running_.load(std::memory_order_relaxed)) {
     const Nanos now = monotonic_ns();
     discovery_->tick(now);
+    dispatch_events();
+    if (audio_ && now >= next_maintain) {
+      audio_->maintain(now);
+      next_maintain = now + kMaintain;
+    }
     if (sync_) sync_->tick();
     if (config_.probe_rate_hz > 0) send_probes(now);
     next += kTick;
     if (next < now) next = now + kTick;  // we fell behind (the VM stalled): do not burst
     sleep_until_ns(next);
   }
+}
+
+void Peer::dispatch_events() {
+  auto events = discovery_->take_events();
+  if (events.empty()) return;
+  for (const auto& e : events) {
+    if (e.kind == net::PeerEventKind::kJoined) continue;
+    // Left, timed out or restarted: what we hold for it goes (its notes are
+    // released, its audio receiver freed); a restarted peer starts clean.
+    if (midi_) midi_->peer_gone(e.id);
+    if (audio_) audio_->forget(e.id);
+    std::lock_guard lock(probe_mu_);
+    probes_sent_.erase(e.id);
+  }
+  std::lock_guard lock(events_mu_);
+  for (auto& e : events) {
+    if (events_.size() >= kMaxQueuedEvents) {
+      ++events_dropped_;
+      events_.erase(events_.begin());
+    }
+    events_.push_back(std::move(e));
+  }
+}
+
+std::vector<net::PeerEvent> Peer::take_events() {
+  std::lock_guard lock(events_mu_);
+  return std::exchange(events_, {});
 }
 
 void Peer::send_probes(Nanos now) {
@@ -186,6 +207,7 @@ PeerReport Peer::report() const {
   r.local = transport_->local();
   r.totals = transport_->totals();
   if (midi_) r.midi = midi_->stats();
+  if (audio_) r.audio = audio_->stats();
   if (sync_) r.sync = sync_->report();
   const auto streams = transport_->stream_stats();
   const auto sources = transport_->source_stats();
@@ -276,7 +298,10 @@ std::string PeerReport::to_json() const {
     o << ",\"midi\":{\"events_sent\":" << midi->events_sent
       << ",\"packets_sent\":" << midi->packets_sent << ",\"bytes_sent\":" << midi->bytes_sent
       << ",\"journal_lines_sent\":" << midi->journal_lines_sent
-      << ",\"parse_errors\":" << midi->parse_errors << ",\"k\":" << midi->k << ",\"from\":[";
+      << ",\"parse_errors\":" << midi->parse_errors << ",\"k\":" << midi->k
+      << ",\"release_events\":" << midi->release_events
+      << ",\"senders_released\":" << midi->senders_released
+      << ",\"notes_released_on_stop\":" << midi->notes_released_on_stop << ",\"from\":[";
     for (std::size_t i = 0; i < midi->senders.size(); ++i) {
       const auto& s = midi->senders[i];
       if (i) o << ',';
@@ -285,6 +310,33 @@ std::string PeerReport::to_json() const {
         << ",\"too_old\":" << s.too_old << ",\"repairs\":" << s.repairs << ",\"late\":" << s.late
         << ",\"stale\":" << s.stale << ",\"held_notes\":" << s.held_notes
         << ",\"copy_loss\":" << num(s.copy_loss) << '}';
+    }
+    o << "]}";
+  }
+  if (audio) {
+    o << ",\"audio\":{\"blocks_sent\":" << audio->blocks_sent
+      << ",\"frames_sent\":" << audio->frames_sent << ",\"packets_sent\":" << audio->packets_sent
+      << ",\"bytes_sent\":" << audio->bytes_sent << ",\"packet_frames\":" << audio->packet_frames
+      << ",\"encode_errors\":" << audio->encode_errors
+      << ",\"send_errors\":" << audio->send_errors << ",\"bad_blocks\":" << audio->bad_blocks
+      << ",\"last_error\":\"" << json_escape(audio->last_error)
+      << "\",\"receivers_created\":" << audio->receivers_created
+      << ",\"receivers_freed\":" << audio->receivers_freed
+      << ",\"sources_refused\":" << audio->sources_refused << ",\"from\":[";
+    for (std::size_t i = 0; i < audio->receivers.size(); ++i) {
+      const auto& a = audio->receivers[i];
+      const auto& j = a.jitter;
+      if (i) o << ',';
+      o << "{\"id\":\"" << a.from.to_string() << "\",\"name\":\"" << json_escape(a.name)
+        << "\",\"channels\":" << a.channels << ",\"packet_frames\":" << a.packet_frames
+        << ",\"sample_rate\":" << a.sample_rate << ",\"packets\":" << a.packets
+        << ",\"blocks\":" << a.blocks << ",\"decode_errors\":" << a.decode_errors
+        << ",\"format_mismatch\":" << a.format_mismatch << ",\"queue_full\":" << a.queue_full
+        << ",\"missing\":" << j.missing_packets << ",\"late\":" << j.late
+        << ",\"underruns\":" << j.underruns << ",\"concealed_blocks\":" << a.concealed_blocks
+        << ",\"jitter_ms\":" << num(j.jitter_ns / 1e6) << ",\"target_ms\":" << num(j.target_ns / 1e6)
+        << ",\"depth_ms\":" << num(j.depth_ns / 1e6) << ",\"drift_ppm\":" << num(j.drift_ppm)
+        << ",\"peak\":" << num(a.peak) << '}';
     }
     o << "]}";
   }

@@ -262,7 +262,7 @@ TEST_F(EngineRtSafety, JackPeerPathNeitherAllocatesNorLocks) {
 
   // Two peers on loopback, each with an engine on the same JACK server.
   AudioConfig ac;
-  ac.frames_per_packet = 128;
+  ac.period_frames = 128;
   PeerConfig base;
   base.session = Uuid::random();
   base.multicast.reset();
@@ -314,8 +314,8 @@ TEST_F(EngineRtSafety, JackPeerPathNeitherAllocatesNorLocks) {
   const Nanos end = monotonic_ns() + 3'000'000'000;
   std::size_t ports = 0;
   while (monotonic_ns() < end) {
-    ports += sides[0].bridge->update((*left)->peers()).size();
-    ports += sides[1].bridge->update((*right)->peers()).size();
+    ports += sides[0].bridge->update().added.size();
+    ports += sides[1].bridge->update().added.size();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   stop = true;

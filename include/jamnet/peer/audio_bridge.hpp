@@ -1,14 +1,16 @@
 // AudioBridge: the engine's cycle <-> a peer's AudioSession. `jamnet peer --jack`
 // runs it as the Engine's AudioProcessor:
 // - capture: the local inputs (send_1..send_N) are interleaved into a
-//   preallocated block ring each cycle; a sender thread sends them (sending is
-//   a syscall, so it never happens on the audio thread);
-// - playback: each remote peer whose audio has been heard gets N output ports
-//   ("<peer>_1".."<peer>_N"), registered by the control thread (update()) and
-//   published to the audio thread through atomics; the cycle pulls that peer's
-//   jitter buffer straight into them.
-// One network packet is one engine cycle: AudioConfig::frames_per_packet must
-// equal the backend's buffer size (the CLI sets it so).
+//   preallocated block ring each cycle, whatever the cycle's size; a sender
+//   thread hands them to the session, which cuts them into packets (sending
+//   is a syscall, so it never happens on the audio thread);
+// - playback: each source slot of the session (a remote peer, by name) gets
+//   N output ports ("<peer>_1".."<peer>_N"), registered by the control thread
+//   (update()) and published to the audio thread through atomics; the cycle
+//   pulls that source's jitter buffer straight into them. A peer that
+//   restarts comes back on the same slot, so its ports and their JACK
+//   connections stay; the ports go when the session frees the slot
+//   (AudioConfig::source_linger_ns after the peer left).
 #pragma once
 
 #include <array>
@@ -43,13 +45,20 @@ struct AudioBridgeStats {
   std::uint64_t captured = 0;             // blocks queued for sending
   std::uint64_t sent = 0;                 // blocks sent
   std::uint64_t send_queue_full = 0;      // blocks dropped: the sender fell behind
-  std::uint64_t size_mismatch = 0;        // cycles whose size differs from the packet size
+  std::uint64_t too_large = 0;            // cycles larger than a capture slot: not sent
+  std::uint64_t port_errors = 0;          // ports that could not be added or removed
+  std::string last_error;                 // plain words for the latest port error
   std::vector<std::string> remote_ports;  // registered output ports, in order
+};
+
+struct AudioBridgeUpdate {
+  std::vector<std::string> added;    // ports added by this call
+  std::vector<std::string> removed;  // ports removed by this call
 };
 
 class AudioBridge final : public engine::AudioProcessor {
  public:
-  static constexpr std::size_t kMaxRemotes = 32;
+  static constexpr std::size_t kMaxRemotes = AudioSession::kMaxSources;
 
   static Result<std::unique_ptr<AudioBridge>> create(AudioSession& session,
                                                      engine::io::AudioBackend& backend,
@@ -61,9 +70,9 @@ class AudioBridge final : public engine::AudioProcessor {
   void start();  // the sender thread
   void stop();   // idempotent
 
-  // Control thread, every status tick: gives ports to remote peers whose audio
-  // has arrived. Returns the names of ports added by this call.
-  std::vector<std::string> update(const std::vector<net::PeerInfo>& peers);
+  // Control thread, every few tens of ms: gives ports to the session's
+  // source slots, and removes those of slots it freed.
+  AudioBridgeUpdate update();
   AudioBridgeStats stats() const;
 
   void process(const engine::io::AudioBlock& block) noexcept override;
@@ -74,30 +83,33 @@ class AudioBridge final : public engine::AudioProcessor {
   void sender_loop();
 
   struct Remote {
-    Uuid id;
-    std::size_t first_output = 0;
+    std::atomic<bool> active{false};   // read by the audio thread
+    std::vector<std::size_t> outputs;  // one per channel; set before active, read by the audio thread
+    std::string name;                  // control thread
   };
 
   AudioSession& session_;
   engine::io::AudioBackend& backend_;
   AudioBridgeConfig config_;
   std::size_t channels_;
-  std::size_t frames_;
+  std::size_t slot_frames_;  // largest cycle a capture slot holds
 
   // capture ring: slot = seq % slots; the queue carries seqs
   std::vector<float> ring_;
+  std::vector<std::uint32_t> ring_frames_;  // frames in each slot
   std::size_t slots_;
   SpscQueue<std::uint64_t> ready_;
   std::uint64_t next_seq_ = 0;  // audio thread
   std::vector<float> scratch_;  // audio thread: one interleaved pull
 
   std::array<Remote, kMaxRemotes> remotes_{};
-  std::atomic<std::size_t> remote_count_{0};
   std::vector<std::string> port_names_;  // control thread
+  std::string last_error_;               // control thread
 
   std::atomic<bool> running_{false};
   std::thread sender_;
-  std::atomic<std::uint64_t> cycles_{0}, captured_{0}, sent_{0}, full_{0}, mismatch_{0};
+  std::atomic<std::uint64_t> cycles_{0}, captured_{0}, sent_{0}, full_{0}, too_large_{0},
+      port_errors_{0};
 };
 
 }  // namespace jamnet

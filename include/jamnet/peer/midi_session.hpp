@@ -61,6 +61,7 @@ struct MidiDelivery {
   Nanos scheduled_ns = 0;  // sender timestamp mapped to our clock + latency
   Nanos played_ns = 0;     // when the handler was called
   bool repair = false;     // generated from the journal, not received as an event
+  bool release = false;    // a note off (or pedal up) for a peer that left, timed out or restarted
 };
 using MidiHandler = std::function<void(const MidiDelivery&)>;
 
@@ -86,6 +87,9 @@ struct MidiStats {
   std::uint64_t parse_errors = 0;
   int k = 0;
   bool realtime = false;  // sender and playout threads got SCHED_FIFO
+  std::uint64_t release_events = 0;  // note offs / pedal ups played for peers that went away
+  std::uint64_t senders_released = 0;  // peers whose notes were released (left, timed out, restarted)
+  std::uint64_t notes_released_on_stop = 0;  // note offs we sent for our own held notes at a clean stop
   std::vector<MidiSenderStats> senders;
 };
 
@@ -102,6 +106,17 @@ class MidiSession {
   // bursts the events to every peer. Events sent in one call share a packet.
   void send(std::span<const protocol::jmid::Event> events);
   void set_handler(MidiHandler handler);
+  // Clean stop, before the peer says bye: bursts a note off for every note
+  // we hold (and a pedal up where the sustain pedal is down), then waits
+  // (at most timeout_ns) until every copy has left.
+  void release_sent_notes(Nanos timeout_ns = 100'000'000);
+  // Control thread: `id` left, timed out or restarted. At the play time of
+  // everything already queued from it, note offs go to the handler for
+  // exactly the notes we tracked from it, and a pedal up where it held the
+  // sustain pedal and no other peer holds it on that channel; then its state
+  // is forgotten (a restarted peer starts clean). Never a channel-wide All
+  // Notes Off: one MIDI output carries the whole band.
+  void peer_gone(const Uuid& id);
   MidiStats stats() const;
   // The state our playout built from a peer's events and journal repairs.
   protocol::jmid::ChannelState state_from(const Uuid& peer, int channel) const;
@@ -130,10 +145,11 @@ class MidiSession {
   };
   // What the playout thread handles at its time: an event, or a journal line
   // (applied at its own play time, so it meets the state its events built).
+  struct Release {};  // the peer went away: release what it holds
   struct Due {
     Uuid from;
     Nanos received_ns;
-    std::variant<protocol::jmid::Event, protocol::jmid::JournalLine> item;
+    std::variant<protocol::jmid::Event, protocol::jmid::JournalLine, Release> item;
   };
 
   void on_frame(const net::ReceivedFrame& rx);
@@ -145,6 +161,7 @@ class MidiSession {
                bool burst);
   void transmit(const Outgoing& o);
   Sender& sender_for(const Uuid& id);
+  void release(Sender& s, const Due& d, Nanos at, Nanos now, std::vector<MidiDelivery>& out);
 
   MidiConfig config_;
   net::Transport& transport_;
@@ -175,6 +192,8 @@ class MidiSession {
   std::unordered_map<Uuid, std::unique_ptr<Sender>, UuidHash> senders_;
   media::jmid::PlayoutQueue<Due> queue_;
   std::uint64_t parse_errors_ = 0;
+  std::uint64_t release_events_ = 0, senders_released_ = 0;
+  std::atomic<std::uint64_t> notes_released_on_stop_{0};
   MidiHandler handler_;
 
   std::thread send_thread_;

@@ -1,6 +1,7 @@
-// A Peer is one node of a session: transport, discovery and heartbeat, and a
-// control thread that drives them. Apps and tests talk only to this type.
-// Later layers (MIDI, audio, sync) attach here.
+// A Peer is one node of a session: transport, discovery and heartbeat, MIDI,
+// audio and sync, and a control thread that drives them. Its control thread
+// also acts on peers that leave, time out or restart (their notes released,
+// their audio receivers freed) before apps see the event.
 #pragma once
 
 #include <atomic>
@@ -77,6 +78,7 @@ struct PeerReport {
   std::vector<LinkReport> links;
   net::TransportTotals totals;
   std::optional<MidiStats> midi;
+  std::optional<AudioStats> audio;
   std::optional<SyncReport> sync;
   std::string to_json() const;
 };
@@ -99,7 +101,10 @@ class Peer {
   const PeerConfig& config() const noexcept { return config_; }
   net::Endpoint local() const noexcept { return transport_->local(); }
   std::vector<net::PeerInfo> peers() const { return discovery_->peers(); }
-  std::vector<net::PeerEvent> take_events() { return discovery_->take_events(); }
+  // Peers that joined, left, timed out or restarted since the last call
+  // (the newest kMaxQueuedEvents are kept).
+  std::vector<net::PeerEvent> take_events();
+  static constexpr std::size_t kMaxQueuedEvents = 1024;
   PeerReport report() const;
 
   net::Transport& transport() noexcept { return *transport_; }
@@ -115,6 +120,7 @@ class Peer {
  private:
   explicit Peer(const PeerConfig& config);
   void control_loop();
+  void dispatch_events();
   void send_probes(Nanos now);
   void on_probe(const net::ReceivedFrame& rx);
 
@@ -142,6 +148,9 @@ class Peer {
   };
   std::unordered_map<net::Endpoint, Delivered, net::EndpointHash> delivered_;
   std::vector<std::uint8_t> probe_payload_;
+  std::mutex events_mu_;
+  std::vector<net::PeerEvent> events_;
+  std::uint64_t events_dropped_ = 0;
 };
 
 }  // namespace jamnet

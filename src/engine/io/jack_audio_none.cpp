@@ -49,6 +49,9 @@ std::uint64_t JackAudioBackend::cycles() const {
 Result<std::size_t> JackAudioBackend::add_output(const std::string&) {
   return std::unexpected(no_jack());
 }
+Result<void> JackAudioBackend::remove_output(std::size_t) {
+  return std::unexpected(no_jack());
+}
 std::vector<std::string> JackAudioBackend::input_ports() const {
   return {};
 }

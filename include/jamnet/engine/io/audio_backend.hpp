@@ -95,7 +95,13 @@ class AudioBackend {
   // Adds an output port while running (control thread; never the callback's
   // work). Returns its index in AudioBlock::outputs, which grows by one from a
   // later cycle on. kUnsupported where the backend cannot (file after start).
+  // A port removed earlier leaves its index free, and add_output reuses it.
   virtual Result<std::size_t> add_output(const std::string& name) = 0;
+  // Removes an output added by add_output (control thread). From a later
+  // cycle on its AudioBlock::outputs entry points at a scratch buffer nobody
+  // hears, so indices of the other ports never move. kUnsupported where the
+  // backend cannot (file after start).
+  virtual Result<void> remove_output(std::size_t index) = 0;
   // Full port names ("client:port"), cached: built at open/add_output time, never on the callback.
   virtual std::vector<std::string> input_ports() const = 0;
   virtual std::vector<std::string> output_ports() const = 0;

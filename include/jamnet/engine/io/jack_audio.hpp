@@ -73,6 +73,7 @@ class JackAudioBackend final : public AudioBackend {
   std::uint64_t xruns() const override;
   std::uint64_t cycles() const override;  // cycles handed to the callback
   Result<std::size_t> add_output(const std::string& name) override;
+  Result<void> remove_output(std::size_t index) override;
   std::vector<std::string> input_ports() const override;
   std::vector<std::string> output_ports() const override;
   std::optional<TransportInfo> transport() const override;

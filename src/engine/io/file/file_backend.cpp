@@ -147,6 +147,12 @@ class FileBackend final : public AudioBackend {
     return output_names_.size() - 1;
   }
 
+  Result<void> remove_output(std::size_t index) override {
+    return make_error(Errc::kUnsupported,
+                      "the file backend cannot remove output " + std::to_string(index) +
+                          ": the output file's channel count is fixed");
+  }
+
   std::vector<std::string> input_ports() const override {
     std::lock_guard lock(mutex_);
     return input_names_;

@@ -26,6 +26,7 @@ namespace {
 // The output ports and the pointer array the callback fills each cycle.
 // add_output publishes a new set rather than growing this one, so the
 // callback never sees a vector reallocated under it.
+constexpr jack_nframes_t kScratchFrames = 16384;  // above JACK's largest period (8192)
 struct OutputSet {
   std::vector<jack_port_t*> ports;
   std::vector<float*> buffers;  // written by the callback only
@@ -51,6 +52,7 @@ struct JackAudioBackend::Impl {
   std::string midi_in_name, midi_out_name;
 
   std::atomic<OutputSet*> outputs{nullptr};
+  std::vector<float> scratch = std::vector<float>(kScratchFrames, 0.0f);  // removed ports
   std::atomic<AudioCallback*> callback{nullptr};
   std::atomic<bool> in_cycle{false};  // the callback is between its first and last line
 
@@ -99,7 +101,10 @@ struct JackAudioBackend::Impl {
     }
     OutputSet* outs = outputs.load(std::memory_order_seq_cst);
     for (std::size_t j = 0; j < outs->ports.size(); ++j) {
-      outs->buffers[j] = static_cast<float*>(jack_port_get_buffer(outs->ports[j], nframes));
+      // A removed port's slot writes into scratch nobody hears.
+      outs->buffers[j] = outs->ports[j] != nullptr && nframes <= kScratchFrames
+                             ? static_cast<float*>(jack_port_get_buffer(outs->ports[j], nframes))
+                             : scratch.data();
     }
 
     AudioCallback* cb = callback.load(std::memory_order_seq_cst);
@@ -138,6 +143,18 @@ struct JackAudioBackend::Impl {
     while (in_cycle.load(std::memory_order_seq_cst) && !server_gone.load() &&
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+
+  // Makes `set` the callback's port array. One that a cycle may still read
+  // is retired; retired arrays are freed once a cycle has passed since
+  // (quiesce), so ports added and removed over a long session do not grow memory.
+  void publish(std::unique_ptr<OutputSet> set) {
+    outputs.store(set.get(), std::memory_order_seq_cst);
+    sets.push_back(std::move(set));
+    if (sets.size() > 8) {
+      quiesce();
+      sets.erase(sets.begin(), sets.end() - 1);
     }
   }
 
@@ -284,16 +301,42 @@ Result<std::size_t> JackAudioBackend::add_output(const std::string& name) {
   auto p = s.register_port(name, JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput);
   if (!p) return std::unexpected(p.error());
   // Built here, on the control thread; the callback switches to it at its
-  // next cycle. A cycle in flight may still use the old one: kept until stop().
+  // next cycle. A removed port's index is reused first.
   auto set = std::make_unique<OutputSet>();
   set->ports = s.sets.back()->ports;
-  set->ports.push_back(*p);
+  std::size_t index = 0;
+  while (index < set->ports.size() && set->ports[index] != nullptr) ++index;
+  if (index == set->ports.size()) {
+    set->ports.push_back(*p);
+    s.output_names.emplace_back(jack_port_name(*p));
+  } else {
+    set->ports[index] = *p;
+    s.output_names[index] = jack_port_name(*p);
+  }
   set->buffers.assign(set->ports.size(), nullptr);
-  const std::size_t index = set->ports.size() - 1;
-  s.outputs.store(set.get(), std::memory_order_seq_cst);
-  s.sets.push_back(std::move(set));
-  s.output_names.emplace_back(jack_port_name(*p));
+  s.publish(std::move(set));
   return index;
+}
+
+Result<void> JackAudioBackend::remove_output(std::size_t index) {
+  std::lock_guard lock(impl_->mutex);
+  Impl& s = *impl_;
+  const auto& current = s.sets.back()->ports;
+  if (index < s.config.outputs.size() || index >= current.size() || current[index] == nullptr)
+    return make_error(Errc::kInvalidArgument,
+                      "output " + std::to_string(index) + " was not added by add_output");
+  jack_port_t* port = current[index];
+  auto set = std::make_unique<OutputSet>();
+  set->ports = current;
+  set->ports[index] = nullptr;
+  set->buffers.assign(set->ports.size(), nullptr);
+  s.publish(std::move(set));
+  // No cycle writes the port's buffer any more: unregister it.
+  s.quiesce();
+  s.sets.erase(s.sets.begin(), s.sets.end() - 1);
+  jack_port_unregister(s.client, port);
+  s.output_names[index].clear();
+  return {};
 }
 
 std::vector<std::string> JackAudioBackend::input_ports() const {
@@ -302,7 +345,10 @@ std::vector<std::string> JackAudioBackend::input_ports() const {
 }
 std::vector<std::string> JackAudioBackend::output_ports() const {
   std::lock_guard lock(impl_->mutex);
-  return impl_->output_names;
+  std::vector<std::string> names;
+  for (const auto& n : impl_->output_names)
+    if (!n.empty()) names.push_back(n);
+  return names;
 }
 
 std::optional<TransportInfo> JackAudioBackend::transport() const {

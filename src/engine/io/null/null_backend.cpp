@@ -76,6 +76,7 @@ class NullBackend final : public AudioBackend {
     if (thread_.joinable()) thread_.join();
     // Nothing reads the retired pointer arrays any more.
     if (sets_.size() > 1) sets_.erase(sets_.begin(), sets_.end() - 1);
+    retired_at_.clear();
   }
 
   std::string kind() const override { return "null"; }
@@ -95,17 +96,32 @@ class NullBackend final : public AudioBackend {
       }
     }
     // All allocation here, on the control thread; the audio thread only
-    // swaps to the new array at its next cycle.
-    output_buffers_.emplace_back(config_.frames, 0.0f);  // moving inner vectors keeps their data
+    // swaps to the new array at its next cycle. A removed port's index (and
+    // buffer) is reused first.
     auto set = std::make_unique<OutputSet>(*sets_.back());
-    set->buffers.push_back(output_buffers_.back().data());
-    const std::size_t index = set->buffers.size() - 1;
-    outputs_.store(set.get(), std::memory_order_release);
-    sets_.push_back(std::move(set));
-    // A cycle in flight may still read the old array: keep it until stop().
-    if (!thread_.joinable()) sets_.erase(sets_.begin(), sets_.end() - 1);
-    output_names_.push_back(full);
+    std::size_t index = 0;
+    while (index < output_names_.size() && !output_names_[index].empty()) ++index;
+    if (index == output_names_.size()) {
+      output_buffers_.emplace_back(config_.frames, 0.0f);  // moving inner vectors keeps their data
+      set->buffers.push_back(output_buffers_.back().data());
+      output_names_.push_back(full);
+    } else {
+      output_names_[index] = full;
+    }
+    publish(std::move(set));
     return index;
+  }
+
+  Result<void> remove_output(std::size_t index) override {
+    std::lock_guard lock(mutex_);
+    if (index < config_.outputs.size() || index >= output_names_.size() ||
+        output_names_[index].empty())
+      return make_error(Errc::kInvalidArgument,
+                        "output " + std::to_string(index) + " was not added by add_output");
+    // The buffer stays (a removed port's samples go nowhere); its name goes.
+    output_names_[index].clear();
+    publish(std::make_unique<OutputSet>(*sets_.back()));
+    return {};
   }
 
   std::vector<std::string> input_ports() const override {
@@ -114,10 +130,32 @@ class NullBackend final : public AudioBackend {
   }
   std::vector<std::string> output_ports() const override {
     std::lock_guard lock(mutex_);
-    return output_names_;
+    std::vector<std::string> names;
+    for (const auto& n : output_names_)
+      if (!n.empty()) names.push_back(n);
+    return names;
   }
 
  private:
+  // Makes `set` current. Arrays retired two cycles ago or more are no longer
+  // read by the audio thread (it loads the array once per cycle): freed, so
+  // peers coming and going do not grow memory.
+  void publish(std::unique_ptr<OutputSet> set) {
+    outputs_.store(set.get(), std::memory_order_release);
+    const std::uint64_t now = cycles_.load(std::memory_order_acquire);
+    if (!sets_.empty()) retired_at_.push_back(now);
+    sets_.push_back(std::move(set));
+    if (!thread_.joinable()) {
+      sets_.erase(sets_.begin(), sets_.end() - 1);
+      retired_at_.clear();
+      return;
+    }
+    std::size_t drop = 0;
+    while (drop < retired_at_.size() && now >= retired_at_[drop] + 2) ++drop;
+    sets_.erase(sets_.begin(), sets_.begin() + static_cast<std::ptrdiff_t>(drop));
+    retired_at_.erase(retired_at_.begin(), retired_at_.begin() + static_cast<std::ptrdiff_t>(drop));
+  }
+
   // Frames since the schedule's anchor -> ns, exact and without overflow for
   // any run length (whole seconds first, then the remainder).
   Nanos offset_ns(std::uint64_t frames) const noexcept {
@@ -172,6 +210,7 @@ class NullBackend final : public AudioBackend {
   mutable std::mutex mutex_;  // control threads only; the audio thread never takes it
   std::vector<std::vector<float>> output_buffers_;
   std::vector<std::unique_ptr<OutputSet>> sets_;  // back() is current; the rest retired
+  std::vector<std::uint64_t> retired_at_;         // cycles_ when sets_[i] was retired
   std::atomic<const OutputSet*> outputs_{nullptr};
   std::vector<std::string> input_names_, output_names_;
   std::thread thread_;
