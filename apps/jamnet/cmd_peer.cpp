@@ -44,6 +44,7 @@ struct PeerCmd {
   int channels = 1;
   bool jellie = false;
   double max_drift_ppm = 1000;
+  int port_linger_ms = 10000;
   std::string telemetry_jsonl;
   int burst = 3;
   bool no_adaptive = false;
@@ -144,6 +145,7 @@ int run_peer(const PeerCmd& c) {
     ac.sample_rate = static_cast<int>(jack_audio->sample_rate());
     ac.jellie = c.jellie;
     ac.jitter.max_correction_ppm = c.max_drift_ppm;
+    ac.source_linger_ns = Nanos{c.port_linger_ms} * 1'000'000;
     cfg.audio = ac;
   }
   std::unique_ptr<engine::io::JackMidi> jack;
@@ -413,12 +415,18 @@ void add_peer_commands(CLI::App& root, Runner& run) {
                  "JACK MIDI ports NAME:midi_in (sent) and NAME:midi_out (received)");
   peer->add_flag("--jack", pc->jack,
                  "Audio through JACK: NAME:send_1..N are sent to the session, and each remote "
-                 "peer's audio plays on NAME:<peer>_1..N (one network packet per JACK period)");
+                 "peer's audio plays on NAME:<peer>_1..N. Any period: one that does not fit a "
+                 "datagram leaves as several whole sub-blocks");
   peer->add_option("--channels", pc->channels, "Audio channels sent and received with --jack")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   peer->add_flag("--jellie", pc->jellie,
                  "Send audio as JELLIE (4 redundant streams, 2x bandwidth; mono only)");
+  peer->add_option("--port-linger-ms", pc->port_linger_ms,
+                   "With --jack: keep a departed peer's ports this long after it left or timed "
+                   "out, so a restart comes back on them with their connections")
+      ->check(CLI::Range(0, 3'600'000))
+      ->capture_default_str();
   peer->add_option("--max-drift-ppm", pc->max_drift_ppm,
                    "Largest clock drift the jitter buffer corrects by resampling (0: off)")
       ->check(CLI::Range(0.0, 1000.0))

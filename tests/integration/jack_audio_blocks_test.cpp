@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/child_process.hpp"
 #include "../support/jackd_process.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
 #include "jamnet/media/audio_quality.hpp"
@@ -35,52 +36,10 @@ std::vector<double> freqs_of(int channel) {
   return {220.0 + 37.0 * channel, 1000.0 + 113.0 * channel};
 }
 
-struct Child {
-  pid_t pid = -1;
-  ~Child() { stop(); }
-  void stop(int sig = SIGINT) {
-    if (pid <= 0) return;
-    ::kill(pid, sig);
-    int status = 0;
-    for (int i = 0; i < 300 && ::waitpid(pid, &status, WNOHANG) == 0; ++i)
-      std::this_thread::sleep_for(10ms);
-    if (::waitpid(pid, &status, WNOHANG) == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-    }
-    pid = -1;
-  }
-};
-
-Child spawn(std::vector<std::string> args) {
-  Child c;
-  c.pid = ::fork();
-  if (c.pid == 0) {
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  return c;
-}
-
-jack_client_t* open_client(const std::string& name, const std::string& server) {
-  jack_status_t status{};
-  return jack_client_open(name.c_str(),
-                          static_cast<jack_options_t>(JackNoStartServer | JackServerName), &status,
-                          server.c_str());
-}
-
-bool connect_when_there(jack_client_t* c, const std::string& from, const std::string& to,
-                        std::chrono::milliseconds wait) {
-  const auto end = std::chrono::steady_clock::now() + wait;
-  while (std::chrono::steady_clock::now() < end) {
-    if (jack_connect(c, from.c_str(), to.c_str()) == 0) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
-}
+using testing::Child;
+using testing::connect_when_there;
+using testing::open_jack_client;
+using testing::spawn;
 
 // The child: plays each channel's tones into tx:send_N until killed.
 struct Player {
@@ -104,7 +63,7 @@ struct Player {
 };
 
 [[noreturn]] void run_player(const std::string& server, int channels) {
-  jack_client_t* c = open_client("player", server);
+  jack_client_t* c = open_jack_client("player", server);
   if (c == nullptr) ::_exit(2);
   Player p;
   p.rate = jack_get_sample_rate(c);
@@ -166,7 +125,7 @@ std::string run_cell(const Cell& cell, std::string& detail) {
   player.pid = ::fork();
   if (player.pid == 0) run_player(a.name(), cell.channels);
 
-  jack_client_t* c = open_client("recorder", b.name());
+  jack_client_t* c = open_jack_client("recorder", b.name());
   if (c == nullptr) return "fail: no JACK client on the receiving server";
   Recorder rec;
   const auto want = static_cast<std::size_t>(2.0 * cell.rate_rx);

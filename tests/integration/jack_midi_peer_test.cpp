@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/child_process.hpp"
 #include "../support/jackd_process.hpp"
 #include "jamnet/core/sample_stats.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
@@ -43,35 +44,8 @@ bool jack_connect_ports(const std::string& server, const std::string& from, cons
   return ok;
 }
 
-struct Child {
-  pid_t pid = -1;
-  ~Child() { stop(); }
-  void stop() {
-    if (pid <= 0) return;
-    ::kill(pid, SIGINT);
-    int status = 0;
-    for (int i = 0; i < 300 && ::waitpid(pid, &status, WNOHANG) == 0; ++i)
-      std::this_thread::sleep_for(10ms);
-    if (::waitpid(pid, &status, WNOHANG) == 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-    }
-    pid = -1;
-  }
-};
-
-Child spawn(std::vector<std::string> args) {
-  Child c;
-  c.pid = ::fork();
-  if (c.pid == 0) {
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  return c;
-}
+using testing::Child;
+using testing::spawn;
 
 TEST(JackMidiPeer, EventsCrossTwoPeersOnceInOrderWithTimingKept) {
   if (!engine::io::jack_midi_available()) GTEST_SKIP() << "built without JACK";
