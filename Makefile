@@ -1,5 +1,6 @@
 # The two commands of the README are the contract:
-#   make demo   - install what is missing, release build, run `jamnet demo`
+#   make demo   - install what the demo needs, build only `jamnet` (release),
+#                 run `jamnet demo`
 #   make test   - install what is missing, build with ASan+UBSan, run every
 #                 test (unit + integration), then fuzz the parsers
 # Also: make bench (bench/REPORT.md + bench/results.json), make build, make clean.
@@ -12,10 +13,14 @@ deps:
 	@scripts/install-deps.sh
 
 build: deps
-	cmake --preset release >/dev/null
+	cmake --preset release -DJAMNET_BUILD_TESTS=ON -DJAMNET_BUILD_BENCH=ON >/dev/null
 	cmake --build --preset release -j$(JOBS)
 
-demo: build
+# The quick first run: no test, fuzz or benchmark toolchains, one target.
+demo:
+	@scripts/install-deps.sh --demo
+	cmake --preset release -DJAMNET_BUILD_TESTS=OFF -DJAMNET_BUILD_BENCH=OFF >/dev/null
+	cmake --build --preset release -j$(JOBS) --target jamnet
 	./build/release/jamnet demo
 
 test: deps

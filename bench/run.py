@@ -32,8 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_EXE = REPO / "build" / "release" / "bench" / "jamnet_bench"
 BUILD_COMMANDS = [
-    ["cmake", "--preset", "release"],
-    ["cmake", "--build", "build/release", "-j2", "--target", "jamnet_bench", "jamnet", "link_beat"],
+    ["cmake", "--preset", "release", "-DJAMNET_BUILD_TESTS=ON", "-DJAMNET_BUILD_BENCH=ON"],
+    ["cmake", "--build", "build/release", "-j2", "--target", "jamnet_bench", "jamnet", "link_beat",
+     "integration_tests"],
 ]
 
 # (name, function(exe, quick, json_path) -> argv). Each runner writes one flat
@@ -60,10 +61,22 @@ RUNNERS = [
         sys.executable, str(REPO / "bench" / "sync_bench.py"), "--jamnet", str(exe.parent.parent / "jamnet"),
         "--link-beat", str(exe.parent / "link_beat"), "--out-json", str(out)]
         + (["--steady", "20", "--rounds", "2", "--chrony-seconds", "40", "--link-seconds", "12"] if quick else [])),
+    # Any period, channel count and rate through two jackd servers, and a
+    # receiver that sees a sender come and go 200 times (issue 14).
+    ("session", lambda exe, quick, out: [
+        sys.executable, str(REPO / "bench" / "session_bench.py"),
+        "--tests", str(exe.parent.parent / "tests" / "integration_tests"), "--out-json", str(out)]
+        + (["--quick"] if quick else [])),
 ]
 
 # key -> (unit, meaning). Keys missing here are still reported, marked as such.
 METRICS = {
+    "jdat.block_matrix_cells_ok": ("cells", "cells of the block matrix (periods 16..1024 frames x 1/2/8/16 channels x 44.1/48/96 kHz, plus 3 cross-rate cells) where every channel arrived through two jackd dummy servers with tone-fit segSNR >= 30 dB and no gap"),
+    "jdat.block_matrix_cells": ("cells", "cells in the block matrix"),
+    "session.churn_rss_growth_kb": ("KiB", "receiver RSS growth while a sender joined and left 200 times (goal <= 1024)"),
+    "session.churn_cycles": ("cycles", "joins and leaves in the churn run"),
+    "session.churn_heard_s_p50": ("s", "sender start to its audio heard on the receiver's same ports, median over the churn run"),
+    "session.churn_heard_s_max": ("s", "the same, worst (goal <= 3)"),
     "toast.codec_ns_per_frame": ("ns", "encode + decode of a 256-byte payload (wall time, median of repetitions)"),
     "toast.codec_cpu_ns_per_frame": ("ns", "the same, CPU time of the thread (leaves out time preempted by other VM tenants)"),
     "toast.crc32_ns_per_256B": ("ns", "CRC-32 over 256 bytes, for context: every frame is checksummed once on encode and once on decode"),

@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package that JAMNet's build, tests and benchmarks
 # need. Idempotent: installs only what is missing; uses sudo when not root.
+#   scripts/install-deps.sh          everything (make test, make bench)
+#   scripts/install-deps.sh --demo   only what building `jamnet` needs (make demo)
 set -euo pipefail
+
+demo_packages=(
+  build-essential cmake ninja-build pkg-config
+  zlib1g-dev libcli11-dev nlohmann-json3-dev libsimdjson-dev libsmf-dev libvalijson-dev
+  libvulkan-dev glslang-tools libjack-jackd2-dev libsamplerate0-dev libsndfile1-dev
+)
 
 packages=(
   # build
@@ -27,6 +35,12 @@ packages=(
   # clock-sync benchmark: the peers we compare with, measured in the same run
   chrony ableton-link-dev
 )
+
+case "${1:-}" in
+  --demo) packages=("${demo_packages[@]}") ;;
+  "") ;;
+  *) echo "usage: $0 [--demo]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -85,6 +85,15 @@ std::size_t count_ports(jack_client_t* c, const std::string& prefix) {
 }
 
 // live receivers (created - freed) from the last line of the status JSONL.
+// VmRSS of a process, KiB; -1 when unknown.
+long rss_kb(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  return -1;
+}
+
 long live_receivers(const std::string& path) {
   std::ifstream f(path);
   std::string line, last;
@@ -138,6 +147,7 @@ TEST(JackChurn, SenderComesAndGoesThirtyTimesOnTheSamePorts) {
 
   Child tx;
   std::vector<double> heard_s;
+  long rss_first = -1;
   for (int i = 0; i < cycles; ++i) {
     const double f = 330.0 + 55.0 * (i % 7);
     t.freq.store(f);
@@ -160,6 +170,7 @@ TEST(JackChurn, SenderComesAndGoesThirtyTimesOnTheSamePorts) {
         << "cycle " << i << ": the connection rx:tx_1 -> tester:in_1 was lost";
     EXPECT_TRUE(heard) << "cycle " << i << ": the sender was not heard within 8 s";
     EXPECT_LE(secs, 3.0) << "cycle " << i << ": heard only after " << secs << " s";
+    if (i == 0) rss_first = rss_kb(rx.pid);  // warmed up: one peer heard
     switch (i % 3) {
       case 0:  // a clean stop: bye, the receiver frees it at once
         tx.stop(SIGINT);
@@ -182,6 +193,10 @@ TEST(JackChurn, SenderComesAndGoesThirtyTimesOnTheSamePorts) {
   std::this_thread::sleep_for(std::chrono::milliseconds(kTimeoutMs + kLingerMs + 1500));
   EXPECT_EQ(count_ports(c, "rx"), rx_ports_at_start) << "ports of a gone peer are still there";
   EXPECT_EQ(live_receivers(status), 0) << "receivers left after everyone left";
+  const long rss_last = rss_kb(rx.pid);
+  std::printf("churn rss: %ld KiB after the first return, %ld KiB at the end, growth %ld KiB over %d cycles\n",
+              rss_first, rss_last, rss_last - rss_first, cycles);
+  std::fflush(stdout);
   jack_deactivate(c);
   jack_client_close(c);
   rx.stop();
