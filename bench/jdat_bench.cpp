@@ -6,7 +6,7 @@
 
 #include "bench_common.hpp"
 #include "jamnet/core/sample_stats.hpp"
-#include "jamnet/peer/audio_link_experiment.hpp"
+#include "experiments/audio_link_experiment.hpp"
 #include "jamnet/protocol/jdat.hpp"
 #include "jamnet/protocol/toast_frame.hpp"
 #include "signals/signals.hpp"

@@ -6,7 +6,7 @@
 
 #include "bench_common.hpp"
 #include "jamnet/core/sample_stats.hpp"
-#include "jamnet/peer/midi_link_experiment.hpp"
+#include "experiments/midi_link_experiment.hpp"
 
 namespace jamnet::bench {
 

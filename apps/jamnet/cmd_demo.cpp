@@ -6,19 +6,19 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <random>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
 #include "jamnet/engine/io/wav_file.hpp"
 #include "jamnet/net/netsim.hpp"
-#include "jamnet/peer/audio_link_experiment.hpp"
-#include "jamnet/platform/realtime.hpp"
+#include "jamnet/media/audio_quality.hpp"
+#include "jamnet/peer/session.hpp"
 #include "peer_flags.hpp"
 #include "signals/signals.hpp"
 
@@ -80,14 +80,49 @@ struct DemoCmd {
   std::string audio_out = "demo-audio";
 };
 
-// What one listener played of the keys' audio stream.
+// What one listener played of the keys' audio stream: recorded by the
+// session's tap on its audio thread, from the moment keys starts playing.
 struct Listener {
-  Peer* peer = nullptr;
+  Session* session = nullptr;
   std::string label;
-  std::vector<float> played;
+  std::vector<float> played;  // preallocated; the tap fills it
+  std::atomic<std::size_t> len{0};
+  const std::atomic<bool>* go = nullptr;
+  std::atomic<long> keys_slot{-1};  // the session's source slot keys plays on, once known
   // Counts once the stream has ended and its last block had time to play:
   // what follows is the buffer running dry, not concealment of the stream.
   std::optional<AudioReceiverStats> at_end;
+
+  static void tap(void* user, std::size_t source, std::span<const float> x, Nanos) noexcept {
+    auto* l = static_cast<Listener*>(user);
+    if (static_cast<long>(source) != l->keys_slot.load(std::memory_order_acquire)) return;
+    if (!l->go->load(std::memory_order_acquire)) return;
+    const std::size_t at = l->len.load(std::memory_order_relaxed);
+    const std::size_t n = std::min(x.size(), l->played.size() - at);
+    std::copy_n(x.begin(), n, l->played.begin() + static_cast<std::ptrdiff_t>(at));
+    l->len.store(at + n, std::memory_order_release);
+  }
+};
+
+// keys' microphone: the chord progression, fed to its null backend's cycles.
+struct KeysInput {
+  const std::vector<float>* signal = nullptr;
+  std::atomic<bool> go{false};
+  std::atomic<std::size_t> pos{0};
+
+  static void fill(void* user, std::span<float* const> ch, std::uint32_t frames,
+                   std::uint64_t) noexcept {
+    auto* k = static_cast<KeysInput*>(user);
+    float* out = ch[0];
+    std::size_t n = 0;
+    if (k->go.load(std::memory_order_acquire)) {
+      const std::size_t at = k->pos.load(std::memory_order_relaxed);
+      n = std::min<std::size_t>(frames, k->signal->size() - at);
+      std::copy_n(k->signal->begin() + static_cast<std::ptrdiff_t>(at), n, out);
+      k->pos.store(at + n, std::memory_order_release);
+    }
+    std::fill(out + n, out + frames, 0.0f);
+  }
 };
 
 // One listener's view of the keys' audio, once the stream has ended.
@@ -95,12 +130,12 @@ struct AudioRow {
   std::string label;
   std::string wav;
   AudioReceiverStats stats;
-  AlignedAudio aligned;
+  media::AlignedAudio aligned;
 };
 
 // Lines up what each listener played with what keys sent, writes the WAV files.
 std::vector<AudioRow> finish_audio(const std::vector<float>& reference,
-                                   std::vector<Listener>& listeners, const Uuid& from,
+                                   std::deque<Listener>& listeners, const Uuid& from,
                                    const std::string& out_dir) {
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
@@ -110,10 +145,11 @@ std::vector<AudioRow> finish_audio(const std::vector<float>& reference,
   for (auto& l : listeners) {
     AudioRow row;
     row.label = l.label;
-    if (!l.at_end) l.at_end = l.peer->audio()->stats_from(from);
+    if (!l.at_end) l.at_end = l.session->peer().audio()->stats_from(from);
     if (l.at_end) row.stats = *l.at_end;
-    row.aligned = align_playout(reference, l.played, static_cast<std::int64_t>(signals::kRate));
-    row.wav = out_dir + "/" + l.peer->config().name + "_from_keys.wav";
+    l.played.resize(l.len.load());
+    row.aligned = media::align_playout(reference, l.played, static_cast<std::int64_t>(signals::kRate));
+    row.wav = out_dir + "/" + l.session->peer().config().name + "_from_keys.wav";
     if (auto w = engine::io::write_wav(row.wav, row.aligned.received, 1, signals::kRate); !w)
       std::fprintf(stderr, "jamnet demo: %s\n", w.error().message.c_str());
     rows.push_back(std::move(row));
@@ -191,90 +227,6 @@ int run_demo(const DemoCmd& c) {
   const Nanos t0 = monotonic_ns();
   auto since = [t0] { return static_cast<double>(monotonic_ns() - t0) * 1e-6; };
 
-  auto make = [&](const char* name, std::vector<net::Endpoint> connect) {
-    PeerConfig cfg;
-    cfg.name = name;
-    cfg.session = session;
-    cfg.multicast = group;
-    cfg.connect = std::move(connect);
-    cfg.probe_rate_hz = c.rate_hz;
-    cfg.probe_start_delay_ns = 300'000'000;
-    if (!c.no_midi) cfg.midi = MidiConfig{};
-    if (!c.no_audio) {
-      AudioConfig ac;
-      ac.period_frames = c.frames;
-      ac.jellie = c.jellie;
-      // All three peers run on this machine's clock, so there is no drift to
-      // absorb; without the resampler the playout is sample-exact and the
-      // SNR below measures the network, JELLIE and PNBTR alone.
-      ac.jitter.max_correction_ppm = 0;
-      cfg.audio = ac;
-    }
-    return Peer::start(cfg);
-  };
-
-  std::printf("JAMNet demo: 3 peers on loopback, session %s, multicast %s\n",
-              session.short_string().c_str(), group.to_string().c_str());
-  auto drums = make("drums", {});
-  if (!drums) {
-    std::fprintf(stderr, "jamnet demo: %s\n", drums.error().message.c_str());
-    return 1;
-  }
-  net::NetsimConfig nc;
-  nc.listen = net::Endpoint::loopback(0);
-  nc.target = (*drums)->local();
-  nc.seed = c.seed;
-  nc.forward.loss = c.loss_pct / 100.0;
-  nc.forward.delay = static_cast<Nanos>(c.delay_ms * 1e6);
-  nc.forward.jitter = static_cast<Nanos>(c.jitter_ms * 1e6);
-  nc.forward.duplicate = c.duplicate_pct / 100.0;
-  nc.forward.corrupt = c.corrupt_pct / 100.0;
-  nc.reverse = nc.forward;
-  auto sim = net::Netsim::start(nc);
-  if (!sim) {
-    std::fprintf(stderr, "jamnet demo: netsim: %s\n", sim.error().message.c_str());
-    return 1;
-  }
-  auto keys = make("keys", {(*sim)->listen_endpoint()});
-  auto bass = make("bass", {});
-  if (!keys || !bass) {
-    std::fprintf(stderr, "jamnet demo: %s\n", (!keys ? keys : bass).error().message.c_str());
-    return 1;
-  }
-  std::printf("link keys <-> drums goes through netsim %s: %.1f%% loss, %.1f ms +- %.1f ms%s\n",
-              (*sim)->listen_endpoint().to_string().c_str(), c.loss_pct, c.delay_ms, c.jitter_ms,
-              c.corrupt_pct > 0 ? ", with corruption" : "");
-  std::printf("each peer sends %.0f test frames/s to every peer it finds; Ctrl-C stops early\n\n",
-              c.rate_hz);
-
-  std::vector<Peer*> peers{keys->get(), bass->get(), drums->get()};
-
-  // keys plays a song to the others once everyone has met; the journal then
-  // has a moment to repair whatever bursts lost before the summary.
-  std::atomic<bool> stop_song{false};
-  std::thread player([&] {
-    MidiSession* midi = (*keys)->midi();
-    if (!midi) return;
-    while (!stop_song && (*keys)->peers().size() < 2)
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    const auto song = demo_song(std::max(1.0, c.duration_s - 1.5));
-    const Nanos start = monotonic_ns() + 100'000'000;
-    for (std::size_t i = 0; i < song.size() && !stop_song;) {
-      const Nanos t = song[i].ts_ns;
-      const Nanos at = start + t;
-      sleep_until_ns(at);
-      std::vector<Event> chord;  // events of one instant share a packet
-      while (i < song.size() && song[i].ts_ns == t) {
-        Event e = song[i++];
-        e.ts_ns = 0;  // stamped with session time by send()
-        chord.push_back(e);
-      }
-      midi->send(chord);
-    }
-  });
-  // keys also streams audio (a chord progression) to both others; drums and
-  // bass play it out in real time and keep what they played.
-  const Nanos audio_period = static_cast<Nanos>(c.frames) * 1'000'000'000 / signals::kRate;
   // One 4-second turn of the chord progression, repeated: cheap to make, so
   // Ctrl-C right after start is still prompt.
   std::vector<float> reference;
@@ -287,63 +239,123 @@ int run_demo(const DemoCmd& c) {
                        turn.begin() + static_cast<std::ptrdiff_t>(
                                           std::min(turn.size(), want - reference.size())));
   }
-  std::vector<Listener> listeners;
-  if (!c.no_audio) {
-    listeners.push_back({drums->get(), "keys->drums (netsim)", {}, std::nullopt});
-    listeners.push_back({bass->get(), "keys->bass", {}, std::nullopt});
-  }
-  std::atomic<Nanos> audio_start{0};
-  std::atomic<std::size_t> frames_sent{0};
-  std::thread audio_sender([&] {
-    if (c.no_audio) return;
-    platform::make_current_thread_realtime(2);  // capture side of a real audio device
-    while (!stop_song && (*keys)->peers().size() < 2)
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    const auto frames = static_cast<std::size_t>(c.frames);
-    const Nanos start = monotonic_ns() + 50'000'000;
-    audio_start = start;
-    for (std::size_t b = 0; (b + 1) * frames <= reference.size() && !stop_song; ++b) {
-      const Nanos at = start + static_cast<Nanos>(b) * audio_period;
-      sleep_until_ns(at);
-      (*keys)->audio()->send_block(std::span<const float>(reference.data() + b * frames, frames));
-      frames_sent = (b + 1) * frames;
+  KeysInput keys_input;
+  keys_input.signal = &reference;
+  std::deque<Listener> listeners;  // not moved: the taps hold pointers
+
+  // Each peer is a Session; with audio it runs the real engine on the null
+  // backend (a real-time timer thread), exactly as a peer on JACK would.
+  auto make = [&](const char* name, std::vector<net::Endpoint> connect, Listener* listener,
+                  bool plays) {
+    SessionOptions o;
+    PeerConfig& cfg = o.peer;
+    cfg.name = name;
+    cfg.session = session;
+    cfg.multicast = group;
+    cfg.connect = std::move(connect);
+    cfg.probe_rate_hz = c.rate_hz;
+    cfg.probe_start_delay_ns = 300'000'000;
+    if (!c.no_midi) cfg.midi = MidiConfig{};
+    if (plays && !c.no_midi) {
+      // keys plays a song to the others once both are there; the journal then
+      // has a moment to repair whatever bursts lost before the summary.
+      o.midi_file = demo_song(std::max(1.0, c.duration_s - 1.5));
+      o.midi_file_wait_peers = 2;
     }
-  });
-  std::thread audio_player([&] {
-    if (c.no_audio) return;
-    platform::make_current_thread_realtime(2);  // stands in for the listeners' audio callbacks
-    while (!stop_song && audio_start.load() == 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    const Nanos start = audio_start.load();
-    const auto frames = static_cast<std::size_t>(c.frames);
-    const std::size_t blocks =
-        reference.size() / frames + static_cast<std::size_t>(500'000'000 / audio_period);
-    for (auto& l : listeners) l.played.assign(blocks * frames, 0.0f);
-    for (std::size_t b = 0; b < blocks && !stop_song; ++b) {
-      const Nanos at = start + static_cast<Nanos>(b) * audio_period + audio_period / 2;
-      sleep_until_ns(at);
-      for (auto& l : listeners) {
-        l.peer->audio()->pull((*keys)->id(), std::span<float>(l.played.data() + b * frames, frames),
-                              at);
-        const std::size_t sent_blocks = reference.size() / frames;
-        if (!l.at_end && b >= sent_blocks) {
-          auto st = l.peer->audio()->stats_from((*keys)->id());
-          if (st && stream_played_out(*st, static_cast<Nanos>(b - sent_blocks) * audio_period,
-                                      static_cast<Nanos>((c.delay_ms + 2 * c.jitter_ms) * 1e6)))
-            l.at_end = st;
-        }
+    if (!c.no_audio) {
+      o.audio = AudioIo::kNull;
+      o.sample_rate = signals::kRate;
+      o.block_frames = static_cast<std::uint32_t>(c.frames);
+      o.jellie = c.jellie;
+      // All three peers run on this machine's clock, so there is no drift to
+      // absorb; without the resampler the playout is sample-exact and the
+      // SNR below measures the network, JELLIE and PNBTR alone.
+      o.max_drift_ppm = 0;
+      if (plays) {
+        o.input = &KeysInput::fill;
+        o.input_user = &keys_input;
+      }
+      if (listener != nullptr) {
+        o.tap = &Listener::tap;
+        o.tap_user = listener;
       }
     }
-  });
+    auto started = Session::start(o);
+    if (started && listener != nullptr) listener->session = started->get();
+    return started;
+  };
+  auto listener = [&](const char* label) -> Listener* {
+    if (c.no_audio) return nullptr;
+    auto& l = listeners.emplace_back();
+    l.label = label;
+    l.go = &keys_input.go;
+    l.played.assign(reference.size() + static_cast<std::size_t>(signals::kRate), 0.0f);
+    return &l;
+  };
+
+  std::printf("JAMNet demo: 3 peers on loopback, session %s, multicast %s\n",
+              session.short_string().c_str(), group.to_string().c_str());
+  auto drums = make("drums", {}, listener("keys->drums (netsim)"), false);
+  if (!drums) {
+    std::fprintf(stderr, "jamnet demo: %s\n", drums.error().message.c_str());
+    return 1;
+  }
+  net::NetsimConfig nc;
+  nc.listen = net::Endpoint::loopback(0);
+  nc.target = (*drums)->peer().local();
+  nc.seed = c.seed;
+  nc.forward.loss = c.loss_pct / 100.0;
+  nc.forward.delay = static_cast<Nanos>(c.delay_ms * 1e6);
+  nc.forward.jitter = static_cast<Nanos>(c.jitter_ms * 1e6);
+  nc.forward.duplicate = c.duplicate_pct / 100.0;
+  nc.forward.corrupt = c.corrupt_pct / 100.0;
+  nc.reverse = nc.forward;
+  auto sim = net::Netsim::start(nc);
+  if (!sim) {
+    std::fprintf(stderr, "jamnet demo: netsim: %s\n", sim.error().message.c_str());
+    return 1;
+  }
+  auto keys = make("keys", {(*sim)->listen_endpoint()}, nullptr, true);
+  auto bass = make("bass", {}, listener("keys->bass"), false);
+  if (!keys || !bass) {
+    std::fprintf(stderr, "jamnet demo: %s\n", (!keys ? keys : bass).error().message.c_str());
+    return 1;
+  }
+  std::printf("link keys <-> drums goes through netsim %s: %.1f%% loss, %.1f ms +- %.1f ms%s\n",
+              (*sim)->listen_endpoint().to_string().c_str(), c.loss_pct, c.delay_ms, c.jitter_ms,
+              c.corrupt_pct > 0 ? ", with corruption" : "");
+  std::printf("each peer sends %.0f test frames/s to every peer it finds; Ctrl-C stops early\n\n",
+              c.rate_hz);
+
+  std::vector<Session*> sessions{keys->get(), bass->get(), drums->get()};
+  const Uuid keys_id = (*keys)->id();
+  const Nanos link_delay = static_cast<Nanos>((c.delay_ms + 2 * c.jitter_ms) * 1e6);
+  Nanos audio_done_at = 0;
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
   double next_line_ms = 0;
   while (sleep_unless_stopped(100) && since() < c.duration_s * 1000) {
+    // keys starts playing once both others hear it.
+    for (auto& l : listeners)
+      for (const auto& src : l.session->peer().audio()->sources())
+        if (src.name == "keys") l.keys_slot.store(static_cast<long>(src.index));
+    const bool all_hear = std::all_of(listeners.begin(), listeners.end(),
+                                      [](const Listener& l) { return l.keys_slot.load() >= 0; });
+    if (!c.no_audio && !keys_input.go.load() && all_hear)
+      keys_input.go.store(true, std::memory_order_release);
+    if (!c.no_audio && audio_done_at == 0 && keys_input.pos.load() >= reference.size())
+      audio_done_at = monotonic_ns();
+    for (auto& l : listeners) {
+      if (audio_done_at == 0 || l.at_end) continue;
+      auto st = l.session->peer().audio()->stats_from(keys_id);
+      if (st && stream_played_out(*st, monotonic_ns() - audio_done_at, link_delay)) l.at_end = st;
+    }
     std::string line;
-    for (Peer* p : peers) {
-      for (const auto& e : p->take_events()) {
+    for (Session* s : sessions) {
+      for (const auto& e : s->take_events()) {
+        if (e.kind > SessionEvent::Kind::kTimedOut) continue;  // peers only
         std::printf("%s[%7.1f ms] %s: %s %s\n", tty ? "\r\033[K" : "", since(),
-                    p->config().name.c_str(), e.name.c_str(),
-                    std::string(net::to_string(e.kind)).c_str());
+                    s->peer().config().name.c_str(), e.name.c_str(),
+                    std::string(to_string(e.kind)).c_str());
       }
     }
     if (since() < next_line_ms) continue;
@@ -351,29 +363,25 @@ int run_demo(const DemoCmd& c) {
     char head[32];
     std::snprintf(head, sizeof head, "[%4.1f s] ", since() / 1000);
     line = head;
-    for (Peer* p : peers) line += status_line(p->report()) + "  ";
+    for (Session* s : sessions) line += status_line(s->status().report) + "  ";
     std::printf(tty ? "\r\033[K%s" : "%s\n", line.c_str());
     std::fflush(stdout);
   }
-  stop_song = true;
-  player.join();
-  audio_sender.join();
-  audio_player.join();
   std::vector<PeerReport> reports;
-  for (Peer* p : peers) reports.push_back(p->report());
+  for (Session* s : sessions) reports.push_back(s->status().report);
   const auto sim_report = (*sim)->report();
-  for (Peer* p : peers) p->stop();
+  for (Session* s : sessions) s->stop();
   (*sim)->stop();
 
   if (!c.no_audio) {
     // Stopped early (Ctrl-C): judge and keep only what was sent.
-    reference.resize(frames_sent.load());
+    reference.resize(keys_input.pos.load());
     const std::size_t keep = reference.size() + static_cast<std::size_t>(signals::kRate / 2);
-    for (auto& l : listeners) l.played.resize(std::min(l.played.size(), keep));
+    for (auto& l : listeners) l.len.store(std::min(l.len.load(), keep));
   }
   const auto audio_rows = c.no_audio
                               ? std::vector<AudioRow>{}
-                              : finish_audio(reference, listeners, (*keys)->id(), c.audio_out);
+                              : finish_audio(reference, listeners, keys_id, c.audio_out);
   if (c.json) {
     std::string out = "{\"peers\":[";
     for (std::size_t i = 0; i < reports.size(); ++i) out += (i ? "," : "") + reports[i].to_json();

@@ -10,11 +10,10 @@
 #include <thread>
 
 #include "command.hpp"
-#include "jamnet/engine/engine.hpp"
-#include "jamnet/engine/io/jack_audio.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
 #include "jamnet/engine/io/midi_file.hpp"
-#include "jamnet/peer/audio_bridge.hpp"
+#include "jamnet/engine/telemetry.hpp"
+#include "jamnet/peer/session.hpp"
 #include "peer_flags.hpp"
 
 namespace jamnet::app {
@@ -76,7 +75,9 @@ bool write_file(const std::string& path, const std::string& text, bool append) {
 }
 
 int run_peer(const PeerCmd& c) {
-  PeerConfig cfg = c.flags.to_config();
+  SessionOptions so;
+  PeerConfig& cfg = so.peer;
+  cfg = c.flags.to_config();
   cfg.probe_rate_hz = c.probe_rate;
   cfg.probe_count = c.probe_count;
   cfg.probe_payload_bytes = c.probe_size;
@@ -93,14 +94,14 @@ int run_peer(const PeerCmd& c) {
     }
     cfg.sync = sc;
   }
-  std::vector<protocol::jmid::Event> midi_file;
   if (!c.midi_in.empty()) {
     auto events = engine::io::read_smf(c.midi_in);
     if (!events) {
       std::fprintf(stderr, "jamnet peer: --midi-in: %s\n", events.error().message.c_str());
       return 1;
     }
-    midi_file = std::move(*events);
+    so.midi_file = std::move(*events);
+    so.midi_loop = c.midi_loop;
   }
   std::optional<engine::io::JsonlMidiLog> midi_log;
   if (!c.midi_log.empty()) {
@@ -111,59 +112,26 @@ int run_peer(const PeerCmd& c) {
     }
     midi_log.emplace(std::move(*log));
   }
-  // --jack: one JACK client named after the peer: send_1..N in, one set of
-  // outputs per remote peer, and (with MIDI) midi_in/midi_out.
-  std::unique_ptr<engine::io::JackAudioBackend> jack_audio_owner;
-  engine::io::JackAudioBackend* jack_audio = nullptr;
   if (c.jellie && c.channels != 1) {
     std::fprintf(stderr, "jamnet peer: --jellie sends mono audio: use --channels 1\n");
     return 2;
   }
-  if (c.jack) {
+  if (c.jack || c.jack_midi) {
     if (!engine::io::jack_midi_available()) {
-      std::fprintf(stderr, "jamnet peer: --jack: this build has no JACK support\n");
+      std::fprintf(stderr, "jamnet peer: %s: this build has no JACK support\n",
+                   c.jack ? "--jack" : "--jack-midi");
       return 1;
     }
-    engine::io::BackendConfig bc;
-    bc.client_name = cfg.name;
-    bc.server_name = c.jack_server;
-    bc.inputs.clear();
-    for (int ch = 1; ch <= c.channels; ++ch) bc.inputs.push_back("send_" + std::to_string(ch));
-    bc.outputs.clear();
-    bc.midi = c.midi_enabled();
-    auto opened = engine::io::JackAudioBackend::open(bc);
-    if (!opened) {
-      std::fprintf(stderr, "jamnet peer: --jack: %s\n", opened.error().message.c_str());
-      return 1;
-    }
-    jack_audio_owner = std::move(*opened);
-    jack_audio = jack_audio_owner.get();
-    const auto frames = jack_audio->buffer_size();
-    AudioConfig ac;
-    ac.channels = c.channels;
-    ac.period_frames = static_cast<int>(frames);  // packets: the period, or whole parts of it
-    ac.sample_rate = static_cast<int>(jack_audio->sample_rate());
-    ac.jellie = c.jellie;
-    ac.jitter.max_correction_ppm = c.max_drift_ppm;
-    ac.source_linger_ns = Nanos{c.port_linger_ms} * 1'000'000;
-    cfg.audio = ac;
   }
-  std::unique_ptr<engine::io::JackMidi> jack;
-  if (c.jack_midi && !jack_audio) {
-    if (!engine::io::jack_midi_available()) {
-      std::fprintf(stderr, "jamnet peer: --jack-midi: this build has no JACK support\n");
-      return 1;
-    }
-    engine::io::JackMidi::Config jc;
-    jc.client_name = cfg.name;
-    jc.server_name = c.jack_server;
-    auto opened = engine::io::JackMidi::open(jc);
-    if (!opened) {
-      std::fprintf(stderr, "jamnet peer: --jack-midi: %s\n", opened.error().message.c_str());
-      return 1;
-    }
-    jack = std::move(*opened);
-  }
+  // --jack: one JACK client named after the peer: send_1..N in, one set of
+  // outputs per remote peer, and (with MIDI) midi_in/midi_out.
+  so.audio = c.jack ? AudioIo::kJack : AudioIo::kNone;
+  so.channels = c.channels;
+  so.jellie = c.jellie;
+  so.max_drift_ppm = c.max_drift_ppm;
+  so.port_linger_ns = Nanos{c.port_linger_ms} * 1'000'000;
+  so.jack_server = c.jack_server;
+  so.jack_midi = c.jack_midi;
   if (c.midi_enabled()) {
     MidiConfig mc;
     mc.burst.k = c.burst;
@@ -172,90 +140,24 @@ int run_peer(const PeerCmd& c) {
     mc.latency_ns = static_cast<Nanos>(c.midi_latency_ms * 1e6);
     mc.dedupe_expiry_ns = static_cast<Nanos>(c.dedupe_ms * 1e6);
     mc.accept_copies = c.accept_copies;
-    // JACK places each event at its exact frame: hand it over two periods early.
-    if (jack || jack_audio) {
-      const auto frames = jack ? jack->buffer_size() : jack_audio->buffer_size();
-      const auto rate = jack ? jack->sample_rate() : jack_audio->sample_rate();
-      mc.handler_lead_ns =
-          std::min<Nanos>(mc.latency_ns / 2, 2 * static_cast<Nanos>(frames) * 1'000'000'000 / rate);
-    }
     cfg.midi = mc;
   }
-  auto peer = Peer::start(cfg);
-  if (!peer) {
-    std::fprintf(stderr, "jamnet peer: %s\n", peer.error().message.c_str());
+  auto started = Session::start(std::move(so));
+  if (!started) {
+    const auto& e = started.error();
+    // Name the flag whose device failed, so the user knows what to change.
+    const bool device = e.message.rfind("JACK", 0) == 0;
+    std::fprintf(stderr, "jamnet peer: %s%s\n",
+                 device ? (c.jack ? "--jack: " : "--jack-midi: ") : "", e.message.c_str());
     return 1;
   }
-  Peer& p = **peer;
-  if (MidiSession* m = p.midi()) {
-    m->set_handler([&](const MidiDelivery& d) {
-      if (midi_log) midi_log->write(d.event, d.scheduled_ns, d.played_ns, d.from.short_string());
-      if (jack) jack->push_output(d.event, d.scheduled_ns);
-      if (jack_audio) jack_audio->push_midi_output(d.event, d.scheduled_ns);
+  Session& session = **started;
+  if (midi_log) {
+    session.set_midi_handler([&](const MidiDelivery& d) {
+      midi_log->write(d.event, d.scheduled_ns, d.played_ns, d.from.short_string());
     });
   }
-  // The audio engine: JACK cycles -> bridge (capture to the network, each
-  // remote peer's jitter buffer to its ports).
-  // Declared before the engine so it outlives the audio thread that feeds it.
-  std::unique_ptr<sync::AudioDeviceClock> device_clock;
-  std::unique_ptr<AudioBridge> bridge;
-  std::unique_ptr<engine::Engine> audio_engine;
-  if (jack_audio) {
-    AudioBridgeConfig bcfg;
-    if (p.sync()) {
-      device_clock = std::make_unique<sync::AudioDeviceClock>(jack_audio->sample_rate());
-      bcfg.device_clock = device_clock.get();
-      p.sync()->set_audio_clock(device_clock.get());
-    }
-    auto b = AudioBridge::create(*p.audio(), *jack_audio, bcfg);
-    if (!b) {
-      std::fprintf(stderr, "jamnet peer: --jack: %s\n", b.error().message.c_str());
-      p.stop();
-      return 1;
-    }
-    bridge = std::move(*b);
-    audio_engine = std::make_unique<engine::Engine>(std::move(jack_audio_owner));
-    bridge->start();
-    if (auto r = audio_engine->start(bridge.get()); !r) {
-      std::fprintf(stderr, "jamnet peer: --jack: %s\n", r.error().message.c_str());
-      bridge->stop();
-      p.stop();
-      return 1;
-    }
-  }
-  // MIDI sources: a file played in real time, and the JACK input port.
-  std::atomic<bool> sources_done{false};
-  std::thread midi_source([&] {
-    if (!p.midi()) return;
-    Nanos file_start = 0;
-    std::size_t next = 0;
-    protocol::jmid::Event e;
-    while (!sources_done.load() && !stop_requested()) {
-      bool idle = true;
-      while ((jack && jack->pop_input(e)) || (jack_audio && jack_audio->pop_midi_input(e))) {
-        // e.ts_ns is the event's frame time on CLOCK_MONOTONIC, which is the
-        // session timeline until the sync layer maps it: more exact than now.
-        p.midi()->send({&e, 1});
-        idle = false;
-      }
-      if (!midi_file.empty() && (next < midi_file.size() || c.midi_loop)) {
-        // Start once someone is there to hear it.
-        if (file_start == 0 && !p.peers().empty()) file_start = monotonic_ns() + 200'000'000;
-        if (next == midi_file.size()) {
-          next = 0;
-          file_start = monotonic_ns() + 500'000'000;
-        }
-        while (file_start != 0 && next < midi_file.size() &&
-               monotonic_ns() >= file_start + midi_file[next].ts_ns) {
-          auto ev = midi_file[next++];
-          ev.ts_ns = 0;
-          p.midi()->send({&ev, 1});
-          idle = false;
-        }
-      }
-      if (idle) std::this_thread::sleep_for(std::chrono::microseconds(500));
-    }
-  });
+  Peer& p = session.peer();
   if (!c.quiet) {
     std::fprintf(stderr, "jamnet peer '%s' (%s) on %s, session %s%s\n", cfg.name.c_str(),
                  p.id().short_string().c_str(), p.local().to_string().c_str(),
@@ -266,61 +168,63 @@ int run_peer(const PeerCmd& c) {
   const Nanos start = monotonic_ns();
   std::uint64_t telemetry_seq = 0;
   Nanos next_print = start;
-  // The loop ticks every 20 ms with --jack, so a new peer's audio gets its
-  // ports (and its jitter buffer starts draining) at once; the status keeps
-  // its own interval.
-  const int tick_ms = bridge ? std::min(c.status_ms, 20) : c.status_ms;
+  const int tick_ms = c.jack ? std::min(c.status_ms, 20) : c.status_ms;
   Nanos next_status = start;
-  std::string shown_error;
   while (sleep_unless_stopped(tick_ms)) {
     const Nanos now = monotonic_ns();
-    const bool status_due = now >= next_status;
-    if (status_due) {
+    if (now >= next_status) {
       next_status = now + Nanos{c.status_ms} * 1'000'000 - Nanos{tick_ms} * 500'000;
-      const auto report = p.report();
-      if (!c.status_jsonl.empty()) write_file(c.status_jsonl, report.to_json(), true);
-      // Audio that could not go out is named once, in plain words (the
-      // status line keeps the count).
-      if (report.audio && !report.audio->last_error.empty() &&
-          report.audio->last_error != shown_error) {
-        shown_error = report.audio->last_error;
-        std::fprintf(stderr, "%sjamnet peer: %s\n", tty ? "\r\033[K" : "", shown_error.c_str());
-      }
-      for (const auto& e : p.take_events()) {
-        if (!c.quiet) {
-          std::fprintf(stderr, "%s%s (%s) %s\n", tty ? "\r\033[K" : "", e.name.c_str(),
-                       e.id.short_string().c_str(), std::string(net::to_string(e.kind)).c_str());
-        }
-      }
+      const auto st = session.status();
+      if (!c.status_jsonl.empty()) write_file(c.status_jsonl, st.to_json(), true);
       if (!c.quiet && now >= next_print) {
-        std::printf(tty ? "\r\033[K%s" : "%s\n", status_line(report).c_str());
+        std::printf(tty ? "\r\033[K%s" : "%s\n", status_line(st.report).c_str());
         std::fflush(stdout);
         next_print = now + (tty ? 0 : 1'000'000'000);
       }
     }
-    if (audio_engine && !c.telemetry_jsonl.empty()) {
-      const auto& t = audio_engine->telemetry();
-      if (t.seq != telemetry_seq) {
+    // Peers, ports, transport, clock and audio errors: each named once.
+    for (const auto& e : session.take_events()) {
+      using K = SessionEvent::Kind;
+      if (e.kind == K::kAudioError) {
+        std::fprintf(stderr, "%sjamnet peer: %s\n", tty ? "\r\033[K" : "", e.detail.c_str());
+        continue;
+      }
+      if (c.quiet) continue;
+      switch (e.kind) {
+        case K::kJoined:
+        case K::kRestarted:
+        case K::kLeft:
+        case K::kTimedOut:
+          std::fprintf(stderr, "%s%s (%s) %s\n", tty ? "\r\033[K" : "", e.name.c_str(),
+                       e.peer.short_string().c_str(), std::string(to_string(e.kind)).c_str());
+          break;
+        case K::kPortAdded:
+          std::fprintf(stderr, "%sJACK port %s\n", tty ? "\r\033[K" : "", e.detail.c_str());
+          break;
+        case K::kPortRemoved:
+          std::fprintf(stderr, "%sJACK port %s removed (its peer left)\n", tty ? "\r\033[K" : "",
+                       e.detail.c_str());
+          break;
+        default:
+          break;
+      }
+    }
+    if (!c.telemetry_jsonl.empty()) {
+      const auto t = session.telemetry();
+      if (t.seq != 0 && t.seq != telemetry_seq) {
         telemetry_seq = t.seq;
         write_file(c.telemetry_jsonl, engine::TelemetryRecorder::to_json(t), true);
       }
     }
-    if (bridge) {
-      const auto changed = bridge->update();
-      if (!c.quiet) {
-        for (const auto& port : changed.added)
-          std::fprintf(stderr, "%sJACK port %s:%s\n", tty ? "\r\033[K" : "",
-                       jack_audio->client_name().c_str(), port.c_str());
-        for (const auto& port : changed.removed)
-          std::fprintf(stderr, "%sJACK port %s:%s removed (its peer left)\n", tty ? "\r\033[K" : "",
-                       jack_audio->client_name().c_str(), port.c_str());
-      }
+    if (const auto f = session.failure()) {
+      std::fprintf(stderr, "%sjamnet peer: audio stopped: %s\n", tty ? "\r\033[K" : "",
+                   f->message.c_str());
+      break;
     }
     if (c.duration_s > 0 && static_cast<double>(now - start) * 1e-9 >= c.duration_s) break;
   }
-  sources_done = true;
-  midi_source.join();
-  if (audio_engine && !c.quiet) {
+  if (tty && !c.quiet) std::printf("\n");
+  if (c.jack && !c.quiet) {
     // What each remote peer's stream went through, for the musician and for logs.
     for (const auto& r : p.audio()->stats().receivers) {
       const auto& j = r.jitter;
@@ -334,22 +238,16 @@ int run_peer(const PeerCmd& c) {
                    static_cast<unsigned long long>(j.underruns), j.jitter_ns / 1e6,
                    j.target_ns / 1e6, j.depth_ns / 1e6, j.drift_ppm);
     }
+    const auto t = session.telemetry();
+    if (t.seq > 0) std::fprintf(stderr, "engine: %s\n", engine::TelemetryRecorder::to_json(t).c_str());
   }
-  if (audio_engine) {
-    const auto t = audio_engine->telemetry();
-    audio_engine->stop();
-    bridge->stop();
-    if (p.sync()) p.sync()->set_audio_clock(nullptr);
-    if (!c.quiet && t.seq > 0)
-      std::fprintf(stderr, "engine: %s\n", engine::TelemetryRecorder::to_json(t).c_str());
-  }
-  const auto final_report = p.report();
-  p.stop();
+  const auto final_report = session.status();
+  session.stop();
   if (!c.report_json.empty() && !write_file(c.report_json, final_report.to_json(), false)) {
     std::fprintf(stderr, "jamnet peer: cannot write %s\n", c.report_json.c_str());
     return 1;
   }
-  if (!c.quiet) print_summary(stdout, {final_report});
+  if (!c.quiet) print_summary(stdout, {final_report.report});
   return 0;
 }
 

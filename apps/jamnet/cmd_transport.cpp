@@ -2,14 +2,12 @@
 // acts on a running session through one of its peers (docs/control.md).
 #include <nlohmann/json.hpp>
 
-#include <condition_variable>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <random>
 
 #include "command.hpp"
-#include "jamnet/peer/peer.hpp"
+#include "jamnet/peer/control_client.hpp"
 #include "jamnet/protocol/control.hpp"
 #include "jamnet/sync/transport.hpp"
 #include "peer_flags.hpp"
@@ -70,80 +68,24 @@ int run_transport(const TransportCmd& c) {
 
   PeerConfig cfg = c.flags.to_config();
   cfg.name = "jamnet-transport";
-  auto started = Peer::start(cfg);
-  if (!started) {
-    std::fprintf(stderr, "jamnet transport: %s\n", started.error().message.c_str());
-    return 1;
-  }
-  Peer& p = **started;
-
-  std::mutex mu;
-  std::condition_variable cv;
-  std::optional<ctl::ControlMessage> answer;
-  p.registry().subscribe(
-      {cfg.session, protocol::StreamType::kControl, 1}, [&](const net::ReceivedFrame& rx) {
-        if (rx.frame.header.message_kind != kJsonControlKind) return;
-        auto m = ctl::parse(
-            {reinterpret_cast<const char*>(rx.frame.payload.data()), rx.frame.payload.size()});
-        if (!m) return;
-        const bool mine = (std::holds_alternative<ctl::ReplyMsg>(*m) &&
-                           std::get<ctl::ReplyMsg>(*m).id == req.id) ||
-                          std::holds_alternative<ctl::ErrorMsg>(*m);
-        if (!mine) return;
-        std::lock_guard lock(mu);
-        if (!answer) answer = *m;
-        cv.notify_all();
-      });
-
   std::optional<net::Endpoint> target;
   if (!c.peer.empty()) target = endpoint_arg(c.peer);
-  const Nanos deadline = monotonic_ns() + Nanos{c.wait_ms} * 1'000'000;
-  while (!target && monotonic_ns() < deadline && !stop_requested()) {
-    for (const auto& r : p.discovery().routes()) {
-      target = r.address;
-      break;
-    }
-    if (!target) sleep_unless_stopped(20);
-  }
-  if (!target) {
-    std::fprintf(stderr,
-                 "jamnet transport: no peer of session '%s' found in %d ms (is a 'jamnet peer' "
-                 "running? name it with --peer HOST:PORT)\n",
-                 c.flags.session.c_str(), c.wait_ms);
+  auto answer = send_control_request(cfg, req, target, Nanos{c.wait_ms} * 1'000'000,
+                                     [] { return stop_requested(); });
+  if (!answer) {
+    if (answer.error().code == Errc::kNotFound)
+      std::fprintf(stderr,
+                   "jamnet transport: no peer of session '%s' found in %d ms (is a 'jamnet peer' "
+                   "running? name it with --peer HOST:PORT)\n",
+                   c.flags.session.c_str(), c.wait_ms);
+    else
+      std::fprintf(stderr, "jamnet transport: %s\n", answer.error().message.c_str());
     return 1;
   }
-
-  const std::string text = ctl::serialize(req);
-  net::SendOptions o;
-  o.session = cfg.session;
-  o.topic = {protocol::StreamType::kControl, 1};
-  o.kind = kJsonControlKind;
-  o.format = protocol::FormatType::kStandardJson;
-  // The request is idempotent by id: resend until answered.
-  std::unique_lock lock(mu);
-  while (!answer && monotonic_ns() < deadline && !stop_requested()) {
-    lock.unlock();
-    (void)p.transport().send(o, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()},
-                             *target);
-    lock.lock();
-    cv.wait_for(lock, std::chrono::milliseconds(250), [&] { return answer.has_value(); });
-  }
-  const auto got = answer;
-  lock.unlock();
-  p.stop();
-  if (!got) {
-    std::fprintf(stderr, "jamnet transport: no answer from %s in %d ms\n",
-                 target->to_string().c_str(), c.wait_ms);
-    return 1;
-  }
-  if (const auto* e = std::get_if<ctl::ErrorMsg>(&*got)) {
-    std::fprintf(stderr, "jamnet transport: the peer rejected the request: %s: %s\n",
-                 e->code.c_str(), e->detail.c_str());
-    return 1;
-  }
-  const auto& r = std::get<ctl::ReplyMsg>(*got);
+  const auto* target_used = &answer->peer;
+  const auto& r = answer->reply;
   if (c.json) {
-    nlohmann::json j{{"ok", r.ok}, {"detail", r.detail}, {"peer", target->to_string()}};
+    nlohmann::json j{{"ok", r.ok}, {"detail", r.detail}, {"peer", target_used->to_string()}};
     if (r.at_session_ns) j["at_session_ns"] = *r.at_session_ns;
     if (!r.status_json.empty()) {
       auto s = nlohmann::json::parse(r.status_json, nullptr, false);

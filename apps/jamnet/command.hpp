@@ -19,6 +19,7 @@ void add_frame_commands(CLI::App& root, Runner& run);  // send, listen
 void add_netsim_command(CLI::App& root, Runner& run);
 void add_demo_command(CLI::App& root, Runner& run);
 void add_transport_command(CLI::App& root, Runner& run);
+void add_mix_command(CLI::App& root, Runner& run);
 void add_gpu_command(CLI::App& root, Runner& run);  // gpu info
 
 // True once SIGINT or SIGTERM arrived; commands poll it and stop cleanly.

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   add_netsim_command(app, run);
   add_demo_command(app, run);
   add_transport_command(app, run);
+  add_mix_command(app, run);
   add_gpu_command(app, run);
   try {
     app.parse(argc, argv);

@@ -239,4 +239,21 @@ Alignment best_lag(std::span<const float> ref, std::span<const float> test, std:
   return best;
 }
 
+AlignedAudio align_playout(const std::vector<float>& reference, const std::vector<float>& played,
+                           std::int64_t max_lag) {
+  AlignedAudio a;
+  const auto best = best_lag(reference, played, max_lag);
+  a.lag_frames = best.lag;
+  a.correlation = best.correlation;
+  a.received.assign(reference.size(), 0.0f);
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    const std::int64_t j = static_cast<std::int64_t>(i) + best.lag;
+    if (j >= 0 && j < static_cast<std::int64_t>(played.size()))
+      a.received[i] = played[static_cast<std::size_t>(j)];
+  }
+  a.snr_db = snr_db(reference, a.received);
+  a.segsnr_db = segmental_snr_db(reference, a.received);
+  return a;
+}
+
 }  // namespace jamnet::media

@@ -1,6 +1,7 @@
 #include "jamnet/peer/audio_bridge.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 
 #include "jamnet/platform/realtime.hpp"
@@ -49,6 +50,10 @@ AudioBridge::AudioBridge(AudioSession& session, engine::io::AudioBackend& backen
   ring_.assign(slots_ * slot_frames_ * channels_, 0.0f);
   ring_frames_.assign(slots_, 0);
   scratch_.assign(slot_frames_ * channels_, 0.0f);
+  if (config_.input != nullptr) {
+    input_.assign(slot_frames_ * channels_, 0.0f);
+    for (std::size_t ch = 0; ch < channels_; ++ch) input_ptrs_.push_back(&input_[ch * slot_frames_]);
+  }
   // The audio thread reads a slot's outputs while it is active; the control
   // thread changes them only while it is not, and never reallocates them.
   for (auto& r : remotes_) r.outputs.reserve(channels_);
@@ -111,10 +116,25 @@ AudioBridgeUpdate AudioBridge::update() {
   for (std::size_t i = 0; i < kMaxRemotes; ++i) {
     Remote& r = remotes_[i];
     const AudioSourceInfo* s = by_index[i];
+    if (config_.mix_outputs) {
+      // No ports: the slot is mixed into the backend's outputs while it has a source.
+      if (s == nullptr) {
+        r.active.store(false, std::memory_order_seq_cst);
+        r.name.clear();
+        continue;
+      }
+      if (r.name != s->name || !r.active.load()) {
+        r.name = s->name;
+        apply_mix(r);
+        r.active.store(true, std::memory_order_release);
+      }
+      continue;
+    }
     // A freed slot, or one reused under another name: its ports go.
     if (!r.outputs.empty() && (s == nullptr || s->name != r.name)) drop_ports(r);
     if (s == nullptr || !r.outputs.empty()) continue;
     r.name = s->name;
+    apply_mix(r);
     bool ok = true;
     for (std::size_t ch = 0; ch < channels_; ++ch) {
       const std::string name = port_safe(s->name) + "_" + std::to_string(ch + 1);
@@ -137,6 +157,44 @@ AudioBridgeUpdate AudioBridge::update() {
   return u;
 }
 
+void AudioBridge::apply_mix(Remote& r) {
+  MixSetting m;
+  for (const auto& [name, setting] : mix_)
+    if (name == r.name) m = setting;
+  const float g = m.mute ? 0.0f : static_cast<float>(std::pow(10.0, m.gain_db / 20.0));
+  const double pan = std::clamp(m.pan, -1.0, 1.0);
+  if (channels_ == 2) {
+    r.gain[0].store(g * static_cast<float>(pan > 0 ? 1.0 - pan : 1.0), std::memory_order_relaxed);
+    r.gain[1].store(g * static_cast<float>(pan < 0 ? 1.0 + pan : 1.0), std::memory_order_relaxed);
+  } else {
+    r.gain[0].store(g, std::memory_order_relaxed);
+    r.gain[1].store(g, std::memory_order_relaxed);
+  }
+}
+
+Result<void> AudioBridge::set_mix(const std::string& name, const MixSetting& m) {
+  if (name.empty()) return make_error(Errc::kInvalidArgument, "mix: name a source");
+  if (!std::isfinite(m.gain_db) || m.gain_db > 24.0 || m.gain_db < -120.0)
+    return make_error(Errc::kInvalidArgument, "mix: gain must be -120..+24 dB");
+  if (!std::isfinite(m.pan) || m.pan < -1.0 || m.pan > 1.0)
+    return make_error(Errc::kInvalidArgument, "mix: pan must be -1 (left) .. +1 (right)");
+  auto it = std::find_if(mix_.begin(), mix_.end(), [&](const auto& e) { return e.first == name; });
+  if (it != mix_.end()) {
+    mix_.erase(it);
+  } else if (mix_.size() >= kMaxMixSettings) {
+    // Bounded: the oldest setting of a name nobody plays under now goes.
+    auto old = std::find_if(mix_.begin(), mix_.end(), [&](const auto& e) {
+      return std::none_of(remotes_.begin(), remotes_.end(),
+                          [&](const Remote& r) { return r.name == e.first; });
+    });
+    mix_.erase(old != mix_.end() ? old : mix_.begin());
+  }
+  mix_.emplace_back(name, m);
+  for (auto& r : remotes_)
+    if (r.name == name) apply_mix(r);
+  return {};
+}
+
 AudioBridgeStats AudioBridge::stats() const {
   AudioBridgeStats s;
   s.cycles = cycles_.load(std::memory_order_relaxed);
@@ -147,6 +205,7 @@ AudioBridgeStats AudioBridge::stats() const {
   s.port_errors = port_errors_.load(std::memory_order_relaxed);
   s.last_error = last_error_;
   s.remote_ports = port_names_;
+  s.mix = mix_;
   return s;
 }
 
@@ -163,8 +222,14 @@ void AudioBridge::process(const engine::io::AudioBlock& block) noexcept {
   // Capture: interleave this cycle's inputs into the next ring slot.
   const std::size_t i = next_seq_ % slots_;
   float* slot = ring_.data() + i * slot_frames_ * channels_;
+  if (config_.input != nullptr) {
+    config_.input(config_.input_user, input_ptrs_, static_cast<std::uint32_t>(frames),
+                  block.info.frame_time);
+  }
   for (std::size_t ch = 0; ch < channels_; ++ch) {
-    const float* in = ch < block.inputs.size() ? block.inputs[ch] : nullptr;
+    const float* in = config_.input != nullptr ? input_ptrs_[ch]
+                      : ch < block.inputs.size() ? block.inputs[ch]
+                                                 : nullptr;
     for (std::size_t f = 0; f < frames; ++f) slot[f * channels_ + ch] = in ? in[f] : 0.0f;
   }
   ring_frames_[i] = static_cast<std::uint32_t>(frames);
@@ -179,13 +244,21 @@ void AudioBridge::process(const engine::io::AudioBlock& block) noexcept {
   for (std::size_t r = 0; r < kMaxRemotes; ++r) {
     const Remote& rem = remotes_[r];
     if (!rem.active.load(std::memory_order_acquire)) continue;
-    session_.pull_source(r, std::span<float>(scratch_.data(), frames * channels_),
-                         block.info.start_ns);
+    const std::span<float> pulled(scratch_.data(), frames * channels_);
+    session_.pull_source(r, pulled, block.info.start_ns);
+    if (config_.tap != nullptr) config_.tap(config_.tap_user, r, pulled, block.info.start_ns);
     for (std::size_t ch = 0; ch < channels_; ++ch) {
+      const float g = rem.gain[std::min<std::size_t>(ch, 1)].load(std::memory_order_relaxed);
+      if (config_.mix_outputs) {
+        if (ch >= block.outputs.size()) continue;
+        float* out = block.outputs[ch];
+        for (std::size_t f = 0; f < frames; ++f) out[f] += g * scratch_[f * channels_ + ch];
+        continue;
+      }
       const std::size_t o = rem.outputs[ch];
       if (o >= block.outputs.size()) continue;  // the port is not in this cycle's array yet
       float* out = block.outputs[o];
-      for (std::size_t f = 0; f < frames; ++f) out[f] = scratch_[f * channels_ + ch];
+      for (std::size_t f = 0; f < frames; ++f) out[f] = g * scratch_[f * channels_ + ch];
     }
   }
 }

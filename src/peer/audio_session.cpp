@@ -285,11 +285,21 @@ void AudioSession::send_block(std::span<const float> interleaved) {
   const auto frames = interleaved.size() / ch;
   const auto packet = static_cast<std::size_t>(packet_frames_);
   std::size_t done = 0;
+  // A block of many packets (a large host block, 8 channels at 1024 frames)
+  // would leave as one burst that overflows a receiver's socket buffer:
+  // after the first kBurstPackets, packets are spaced kBurstGapNs apart.
+  constexpr std::size_t kBurstPackets = 16;
+  constexpr Nanos kBurstGapNs = 50'000;
+  std::size_t sent_now = 0;
+  auto pace = [&] {
+    if (++sent_now > kBurstPackets) sleep_until_ns(monotonic_ns() + kBurstGapNs);
+  };
   // Whole packets straight from the caller's block when nothing is pending
   // (the usual case: the period is a multiple of the packet); otherwise
   // through pending_.
   while (done < frames) {
     if (pending_frames_ == 0 && frames - done >= packet) {
+      pace();
       send_packetised(interleaved.subspan(done * ch, packet * ch));
       done += packet;
       continue;
@@ -300,6 +310,7 @@ void AudioSession::send_block(std::span<const float> interleaved) {
     pending_frames_ += take;
     done += take;
     if (pending_frames_ == packet) {
+      pace();
       send_packetised(pending_);
       pending_frames_ = 0;
     }
@@ -597,6 +608,11 @@ std::vector<Nanos> AudioSession::held_ns_history(const Uuid& from) const {
   std::lock_guard lock(mu_);
   Receiver* r = find_receiver(from);
   return r ? r->jitter.held_ns_history() : std::vector<Nanos>{};
+}
+
+bool stream_played_out(const AudioReceiverStats& s, Nanos since_end_ns, Nanos link_delay_ns) {
+  constexpr Nanos kMargin = 10'000'000;  // scheduling slack on a busy machine
+  return since_end_ns > s.jitter.target_ns + link_delay_ns + kMargin;
 }
 
 }  // namespace jamnet

@@ -376,6 +376,14 @@ void SyncSession::on_request(const ctl::RequestMsg& r, const net::Endpoint& from
     } else {
       error = "seek needs bbt or position_ms";
     }
+  } else if (r.action == "mix") {
+    // Not a transport command: answered here, not cached (a repeat sets the same mix).
+    Result<void> done = make_error(Errc::kUnsupported, "this peer has no audio mix to set");
+    if (mix_handler_) done = mix_handler_(r);
+    reply.ok = done.has_value();
+    reply.detail = done ? "mix of " + r.source.value_or("?") + " set" : done.error().message;
+    send_to_endpoint(from, reply, StreamType::kControl);
+    return;
   } else if (r.action == "status") {
     reply.ok = true;
     reply.status_json = report_locked(arbiter_->status()).to_json();

@@ -264,6 +264,10 @@ RequestMsg extract_request(const json& d) {
   if (member(d, "bbt")) m.bbt = get_string(d, "bbt");
   if (const json* v = member(d, "position_ms")) m.position_ms = as_double(*v, "position_ms");
   if (const json* v = member(d, "lead_ns")) m.lead_ns = as_i64(*v, "lead_ns");
+  if (member(d, "source")) m.source = get_string(d, "source");
+  if (const json* v = member(d, "gain_db")) m.gain_db = as_double(*v, "gain_db");
+  if (member(d, "mute")) m.mute = get_bool(d, "mute");
+  if (const json* v = member(d, "pan")) m.pan = as_double(*v, "pan");
   return m;
 }
 
@@ -391,6 +395,10 @@ void write_fields(ojson& j, const RequestMsg& m) {
   if (m.bbt) j["bbt"] = *m.bbt;
   if (m.position_ms) j["position_ms"] = *m.position_ms;
   if (m.lead_ns) j["lead_ns"] = *m.lead_ns;
+  if (m.source) j["source"] = *m.source;
+  if (m.gain_db) j["gain_db"] = *m.gain_db;
+  if (m.mute) j["mute"] = *m.mute;
+  if (m.pan) j["pan"] = *m.pan;
 }
 
 void write_fields(ojson& j, const ReplyMsg& m) {

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "jamnet/peer/midi_link_experiment.hpp"
+#include "experiments/midi_link_experiment.hpp"
 
 namespace jamnet {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "jamnet/peer/audio_link_experiment.hpp"
+#include "experiments/audio_link_experiment.hpp"
 #include "jamnet/peer/peer.hpp"
 #include "signals/signals.hpp"
 

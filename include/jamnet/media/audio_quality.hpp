@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <vector>
 
 namespace jamnet::media {
 
@@ -55,5 +56,16 @@ struct Alignment {
 // tonal signals neighbouring periods correlate almost as well as the true
 // lag, so nothing is skipped. Allocates: not for the audio thread.
 Alignment best_lag(std::span<const float> ref, std::span<const float> test, std::int64_t max_lag);
+
+// A playout recording lined up with what was sent, and how close it is.
+struct AlignedAudio {
+  std::vector<float> received;  // same length as the reference
+  std::int64_t lag_frames = 0;
+  double correlation = 0;
+  double snr_db = 0;
+  double segsnr_db = 0;
+};
+AlignedAudio align_playout(const std::vector<float>& reference, const std::vector<float>& played,
+                           std::int64_t max_lag);
 
 }  // namespace jamnet::media

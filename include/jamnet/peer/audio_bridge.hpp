@@ -17,6 +17,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <utility>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +33,30 @@
 
 namespace jamnet {
 
+// Called on the audio thread with each source's decoded audio for this cycle
+// (interleaved, the session's channel count, before the mix gain): a
+// recorder, a level meter, speech recognition. Must be real-time safe.
+using AudioTapFn = void (*)(void* user, std::size_t source, std::span<const float> interleaved,
+                            Nanos cycle_start_ns) noexcept;
+
+// Called on the audio thread at the start of each cycle to fill what is sent
+// (one buffer of `frames` per channel) instead of the backend's inputs: a
+// generated or preloaded signal on the null backend (the demo, tests). Must
+// be real-time safe.
+using AudioInputFn = void (*)(void* user, std::span<float* const> channels, std::uint32_t frames,
+                              std::uint64_t frame_time) noexcept;
+
+// The personal mix of one remote source (by peer name), defined once for
+// every app: gain in dB, mute, and pan from -1 (left) to +1 (right). Pan
+// applies to 2-channel audio (a balance law: centre leaves both channels at
+// the gain; towards one side the other channel falls linearly to silence);
+// other channel counts take the gain alone.
+struct MixSetting {
+  double gain_db = 0;
+  bool mute = false;
+  double pan = 0;
+};
+
 struct AudioBridgeConfig {
   std::size_t send_queue_blocks = 64;  // capture -> sender hand-off
   int sender_rt_priority = 1;          // below the audio thread (JACK's is higher)
@@ -38,6 +64,14 @@ struct AudioBridgeConfig {
   // Fed every cycle with the device's frame counter and its monotonic time,
   // so the sync layer can place transport events on the device's samples.
   sync::AudioDeviceClock* device_clock = nullptr;
+  // false: every source gets its own ports (<peer>_1..N, added to the
+  // backend); true: the backend's first N outputs carry one mix of all
+  // sources (the host-driven backend, a file, a plugin).
+  bool mix_outputs = false;
+  AudioTapFn tap = nullptr;
+  void* tap_user = nullptr;
+  AudioInputFn input = nullptr;
+  void* input_user = nullptr;
 };
 
 struct AudioBridgeStats {
@@ -49,6 +83,7 @@ struct AudioBridgeStats {
   std::uint64_t port_errors = 0;          // ports that could not be added or removed
   std::string last_error;                 // plain words for the latest port error
   std::vector<std::string> remote_ports;  // registered output ports, in order
+  std::vector<std::pair<std::string, MixSetting>> mix;  // settings by source name
 };
 
 struct AudioBridgeUpdate {
@@ -74,6 +109,11 @@ class AudioBridge final : public engine::AudioProcessor {
   // source slots, and removes those of slots it freed.
   AudioBridgeUpdate update();
   AudioBridgeStats stats() const;
+  // Control thread: the mix of source `name` (a peer name), now and for a
+  // peer of that name heard later. At most kMaxMixSettings names are kept
+  // (the oldest setting of a name not heard now goes first).
+  Result<void> set_mix(const std::string& name, const MixSetting& m);
+  static constexpr std::size_t kMaxMixSettings = 256;
 
   void process(const engine::io::AudioBlock& block) noexcept override;
 
@@ -84,6 +124,7 @@ class AudioBridge final : public engine::AudioProcessor {
 
   struct Remote {
     std::atomic<bool> active{false};   // read by the audio thread
+    std::array<std::atomic<float>, 2> gain{1.0f, 1.0f};  // linear; [1] is the right channel of stereo
     std::vector<std::size_t> outputs;  // one per channel; set before active, read by the audio thread
     std::string name;                  // control thread
   };
@@ -101,9 +142,13 @@ class AudioBridge final : public engine::AudioProcessor {
   SpscQueue<std::uint64_t> ready_;
   std::uint64_t next_seq_ = 0;  // audio thread
   std::vector<float> scratch_;  // audio thread: one interleaved pull
+  std::vector<float> input_;    // audio thread: config_.input's buffers
+  std::vector<float*> input_ptrs_;
 
   std::array<Remote, kMaxRemotes> remotes_{};
   std::vector<std::string> port_names_;  // control thread
+  std::vector<std::pair<std::string, MixSetting>> mix_;  // control thread
+  void apply_mix(Remote& r);
   std::string last_error_;               // control thread
 
   std::atomic<bool> running_{false};

@@ -5,7 +5,9 @@
 // Any period: send_block() takes any number of frames. They leave as packets
 // of packet_frames() frames, each a self-contained JDAT packet that fits one
 // datagram; a period larger than a datagram leaves as several whole sub-blocks
-// (docs/jdat.md, "Periods larger than a datagram"). Each remote peer's stream
+// (docs/jdat.md, "Periods larger than a datagram"); beyond 16 packets in one
+// block they are spaced 50 us apart, so a receiver's socket buffer is not
+// overrun by one burst. Each remote peer's stream
 // is played at its own packet size, channel count and rate: the receiver
 // takes them from the packets and resamples to ours.
 //
@@ -128,6 +130,11 @@ struct AudioStats {
   std::uint64_t sources_refused = 0;  // peers not heard: every source slot taken
   std::vector<AudioReceiverStats> receivers;
 };
+
+// Whether a stream that stopped `since_end_ns` ago has had time to play out
+// through the jitter buffer and a link of up to `link_delay_ns`. Counts taken
+// later include the buffer running dry, which is not concealment of the stream.
+bool stream_played_out(const AudioReceiverStats& s, Nanos since_end_ns, Nanos link_delay_ns);
 
 class AudioSession {
  public:

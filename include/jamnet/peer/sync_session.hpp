@@ -24,6 +24,7 @@
 #include <array>
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -103,6 +104,14 @@ class SyncSession {
 
   // With a sound card: its sample counter, so transport events are placed on
   // its samples (the clock must outlive this session, or be reset to null).
+  // Answers "mix" requests (`jamnet mix`): set by the Session that owns the
+  // mix; without one they are refused. Called on the control router's
+  // thread with this session's lock held: it must not call back into it.
+  using MixHandler = std::function<Result<void>(const protocol::control::RequestMsg&)>;
+  void set_mix_handler(MixHandler handler) {
+    std::lock_guard lock(mu_);
+    mix_handler_ = std::move(handler);
+  }
   void set_audio_clock(const sync::AudioDeviceClock* clock) noexcept {
     audio_clock_.store(clock, std::memory_order_release);
   }
@@ -145,6 +154,7 @@ class SyncSession {
   std::unique_ptr<sync::ClockSource> clock_;
   std::unique_ptr<sync::ClockDriftArbiter> arbiter_;
   std::atomic<const sync::AudioDeviceClock*> audio_clock_{nullptr};
+  MixHandler mix_handler_;  // under mu_
   net::SubscriptionId sync_sub_ = 0, control_sub_ = 0;
   bool stopped_ = false;
 

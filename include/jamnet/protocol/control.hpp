@@ -108,11 +108,16 @@ struct HelloMsg {
 // issues the transport command into its session and answers with "reply".
 struct RequestMsg {
   std::uint64_t id = 0;
-  std::string action;         // "play" | "stop" | "pause" | "record" | "tempo" | "seek" | "status"
+  std::string action;         // "play" | "stop" | "pause" | "record" | "tempo" | "seek" | "status" | "mix"
   std::optional<double> bpm;  // tempo
   std::optional<std::string> bbt;       // seek: "BAR.BEAT.TICK", 1-based bar and beat
   std::optional<double> position_ms;    // seek: alternative to bbt
   std::optional<std::int64_t> lead_ns;  // act this far ahead (default: the peer's)
+  // "mix": one remote source of the asked peer's personal mix (MixSetting).
+  std::optional<std::string> source;  // peer name or id
+  std::optional<double> gain_db;
+  std::optional<bool> mute;
+  std::optional<double> pan;
 };
 struct ReplyMsg {
   std::uint64_t id = 0;

@@ -1,4 +1,4 @@
-#include "jamnet/peer/audio_link_experiment.hpp"
+#include "experiments/audio_link_experiment.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -76,35 +76,13 @@ Result<AudioLinkResult> run_audio_link(const AudioLinkExperiment& x) {
   (*receiver)->stop();
   (*sim)->stop();
 
-  auto a = align_playout(x.signal, played, static_cast<std::int64_t>(tail_blocks * frames));
+  auto a = media::align_playout(x.signal, played, static_cast<std::int64_t>(tail_blocks * frames));
   r.received = std::move(a.received);
   r.lag_frames = a.lag_frames;
   r.correlation = a.correlation;
   r.snr_db = a.snr_db;
   r.segsnr_db = a.segsnr_db;
   return r;
-}
-
-bool stream_played_out(const AudioReceiverStats& s, Nanos since_end_ns, Nanos link_delay_ns) {
-  constexpr Nanos kMargin = 10'000'000;  // scheduling slack on a busy machine
-  return since_end_ns > s.jitter.target_ns + link_delay_ns + kMargin;
-}
-
-AlignedAudio align_playout(const std::vector<float>& reference, const std::vector<float>& played,
-                           std::int64_t max_lag) {
-  AlignedAudio a;
-  const auto best = media::best_lag(reference, played, max_lag);
-  a.lag_frames = best.lag;
-  a.correlation = best.correlation;
-  a.received.assign(reference.size(), 0.0f);
-  for (std::size_t i = 0; i < reference.size(); ++i) {
-    const std::int64_t j = static_cast<std::int64_t>(i) + best.lag;
-    if (j >= 0 && j < static_cast<std::int64_t>(played.size()))
-      a.received[i] = played[static_cast<std::size_t>(j)];
-  }
-  a.snr_db = media::snr_db(reference, a.received);
-  a.segsnr_db = media::segmental_snr_db(reference, a.received);
-  return a;
 }
 
 }  // namespace jamnet

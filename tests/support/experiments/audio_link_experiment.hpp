@@ -37,20 +37,4 @@ struct AudioLinkResult {
 
 Result<AudioLinkResult> run_audio_link(const AudioLinkExperiment& x);
 
-// Whether a stream that stopped `since_end_ns` ago has had time to play out
-// through the jitter buffer and a link of up to `link_delay_ns`. Counts taken
-// later include the buffer running dry, which is not concealment of the stream.
-bool stream_played_out(const AudioReceiverStats& s, Nanos since_end_ns, Nanos link_delay_ns);
-
-// A playout recording lined up with what was sent, and how close it is.
-struct AlignedAudio {
-  std::vector<float> received;  // same length as the reference
-  std::int64_t lag_frames = 0;
-  double correlation = 0;
-  double snr_db = 0;
-  double segsnr_db = 0;
-};
-AlignedAudio align_playout(const std::vector<float>& reference, const std::vector<float>& played,
-                           std::int64_t max_lag);
-
 }  // namespace jamnet

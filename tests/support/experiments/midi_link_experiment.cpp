@@ -1,4 +1,4 @@
-#include "jamnet/peer/midi_link_experiment.hpp"
+#include "experiments/midi_link_experiment.hpp"
 
 #include <algorithm>
 #include <map>
