@@ -18,9 +18,9 @@
 #include "jamnet/engine/io/wav_file.hpp"
 #include "jamnet/net/netsim.hpp"
 #include "jamnet/media/audio_quality.hpp"
+#include "jamnet/media/test_signals.hpp"
 #include "jamnet/peer/session.hpp"
 #include "peer_flags.hpp"
-#include "signals/signals.hpp"
 
 namespace jamnet::app {
 
@@ -28,6 +28,7 @@ namespace {
 
 using protocol::jmid::Event;
 using protocol::jmid::Kind;
+constexpr int kRate = media::kTestSignalRate;
 
 // A few bars to play: chords and a mod-wheel sweep on channel 1, a bass line on
 // channel 2, hi-hats on channel 10. Times from the start, in ns.
@@ -89,15 +90,19 @@ struct Listener {
   std::atomic<std::size_t> len{0};
   const std::atomic<bool>* go = nullptr;
   std::atomic<long> keys_slot{-1};  // the session's source slot keys plays on, once known
+  std::atomic<Nanos> first_ns{0};   // cycle start of the first sample recorded
   // Counts once the stream has ended and its last block had time to play:
   // what follows is the buffer running dry, not concealment of the stream.
   std::optional<AudioReceiverStats> at_end;
 
-  static void tap(void* user, std::size_t source, std::span<const float> x, Nanos) noexcept {
+  static void tap(void* user, std::size_t source, std::span<const float> x,
+                  Nanos cycle_start_ns) noexcept {
     auto* l = static_cast<Listener*>(user);
     if (static_cast<long>(source) != l->keys_slot.load(std::memory_order_acquire)) return;
     if (!l->go->load(std::memory_order_acquire)) return;
     const std::size_t at = l->len.load(std::memory_order_relaxed);
+    if (at == 0 && l->first_ns.load(std::memory_order_relaxed) == 0)
+      l->first_ns.store(cycle_start_ns, std::memory_order_relaxed);
     const std::size_t n = std::min(x.size(), l->played.size() - at);
     std::copy_n(x.begin(), n, l->played.begin() + static_cast<std::ptrdiff_t>(at));
     l->len.store(at + n, std::memory_order_release);
@@ -109,6 +114,7 @@ struct KeysInput {
   const std::vector<float>* signal = nullptr;
   std::atomic<bool> go{false};
   std::atomic<std::size_t> pos{0};
+  std::atomic<Nanos> started_ns{0};  // when its first sample went out
 
   static void fill(void* user, std::span<float* const> ch, std::uint32_t frames,
                    std::uint64_t) noexcept {
@@ -117,6 +123,7 @@ struct KeysInput {
     std::size_t n = 0;
     if (k->go.load(std::memory_order_acquire)) {
       const std::size_t at = k->pos.load(std::memory_order_relaxed);
+      if (at == 0) k->started_ns.store(monotonic_ns(), std::memory_order_relaxed);
       n = std::min<std::size_t>(frames, k->signal->size() - at);
       std::copy_n(k->signal->begin() + static_cast<std::ptrdiff_t>(at), n, out);
       k->pos.store(at + n, std::memory_order_release);
@@ -128,6 +135,7 @@ struct KeysInput {
 // One listener's view of the keys' audio, once the stream has ended.
 struct AudioRow {
   std::string label;
+  double latency_ms = 0;  // keys' cycle that sent a sample to the listener's cycle that played it
   std::string wav;
   AudioReceiverStats stats;
   media::AlignedAudio aligned;
@@ -136,10 +144,11 @@ struct AudioRow {
 // Lines up what each listener played with what keys sent, writes the WAV files.
 std::vector<AudioRow> finish_audio(const std::vector<float>& reference,
                                    std::deque<Listener>& listeners, const Uuid& from,
+                                   Nanos sent_from_ns,
                                    const std::string& out_dir) {
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
-  if (auto w = engine::io::write_wav(out_dir + "/keys_sent.wav", reference, 1, signals::kRate); !w)
+  if (auto w = engine::io::write_wav(out_dir + "/keys_sent.wav", reference, 1, kRate); !w)
     std::fprintf(stderr, "jamnet demo: %s\n", w.error().message.c_str());
   std::vector<AudioRow> rows;
   for (auto& l : listeners) {
@@ -148,9 +157,11 @@ std::vector<AudioRow> finish_audio(const std::vector<float>& reference,
     if (!l.at_end) l.at_end = l.session->peer().audio()->stats_from(from);
     if (l.at_end) row.stats = *l.at_end;
     l.played.resize(l.len.load());
-    row.aligned = media::align_playout(reference, l.played, static_cast<std::int64_t>(signals::kRate));
+    row.aligned = media::align_playout(reference, l.played, static_cast<std::int64_t>(kRate));
+    row.latency_ms = static_cast<double>(l.first_ns.load() - sent_from_ns) / 1e6 +
+                     static_cast<double>(row.aligned.lag_frames) * 1e3 / kRate;
     row.wav = out_dir + "/" + l.session->peer().config().name + "_from_keys.wav";
-    if (auto w = engine::io::write_wav(row.wav, row.aligned.received, 1, signals::kRate); !w)
+    if (auto w = engine::io::write_wav(row.wav, row.aligned.received, 1, kRate); !w)
       std::fprintf(stderr, "jamnet demo: %s\n", w.error().message.c_str());
     rows.push_back(std::move(row));
   }
@@ -183,7 +194,7 @@ std::string audio_json(const std::vector<AudioRow>& rows) {
          {"jitter_target_ms", static_cast<double>(j.target_ns) * 1e-6},
          {"snr_db", finite(r.aligned.snr_db)},
          {"segsnr_db", finite(r.aligned.segsnr_db)},
-         {"latency_ms", static_cast<double>(r.aligned.lag_frames) * 1e3 / signals::kRate}});
+         {"latency_ms", r.latency_ms}});
   }
   return out.dump();
 }
@@ -201,7 +212,7 @@ void print_audio_summary(const std::vector<AudioRow>& rows, int frames,
                 static_cast<unsigned long long>(j.missing_packets), loss_pct(r.stats),
                 static_cast<unsigned long long>(r.stats.concealed_blocks),
                 static_cast<unsigned long long>(j.late), static_cast<double>(j.target_ns) * 1e-6,
-                static_cast<double>(r.aligned.lag_frames) * 1e3 / signals::kRate, r.aligned.snr_db,
+                r.latency_ms, r.aligned.snr_db,
                 r.aligned.segsnr_db);
     const auto& s = r.stats;
     if (s.jellie_exact + s.jellie_interpolated + s.jellie_lost > 0)
@@ -231,8 +242,8 @@ int run_demo(const DemoCmd& c) {
   // Ctrl-C right after start is still prompt.
   std::vector<float> reference;
   if (!c.no_audio) {
-    const auto turn = signals::chords(4.0);
-    const auto want = static_cast<std::size_t>(std::max(1.0, c.duration_s - 1.5) * signals::kRate);
+    const auto turn = media::chords(4.0);
+    const auto want = static_cast<std::size_t>(std::max(1.0, c.duration_s - 1.5) * kRate);
     reference.reserve(want);
     while (reference.size() < want)
       reference.insert(reference.end(), turn.begin(),
@@ -264,13 +275,14 @@ int run_demo(const DemoCmd& c) {
     }
     if (!c.no_audio) {
       o.audio = AudioIo::kNull;
-      o.sample_rate = signals::kRate;
+      o.sample_rate = kRate;
       o.block_frames = static_cast<std::uint32_t>(c.frames);
       o.jellie = c.jellie;
       // All three peers run on this machine's clock, so there is no drift to
       // absorb; without the resampler the playout is sample-exact and the
       // SNR below measures the network, JELLIE and PNBTR alone.
       o.max_drift_ppm = 0;
+      o.send_audio = plays;  // the others listen (less load on a small machine)
       if (plays) {
         o.input = &KeysInput::fill;
         o.input_user = &keys_input;
@@ -289,7 +301,7 @@ int run_demo(const DemoCmd& c) {
     auto& l = listeners.emplace_back();
     l.label = label;
     l.go = &keys_input.go;
-    l.played.assign(reference.size() + static_cast<std::size_t>(signals::kRate), 0.0f);
+    l.played.assign(reference.size() + static_cast<std::size_t>(kRate), 0.0f);
     return &l;
   };
 
@@ -376,12 +388,13 @@ int run_demo(const DemoCmd& c) {
   if (!c.no_audio) {
     // Stopped early (Ctrl-C): judge and keep only what was sent.
     reference.resize(keys_input.pos.load());
-    const std::size_t keep = reference.size() + static_cast<std::size_t>(signals::kRate / 2);
+    const std::size_t keep = reference.size() + static_cast<std::size_t>(kRate / 2);
     for (auto& l : listeners) l.len.store(std::min(l.len.load(), keep));
   }
   const auto audio_rows = c.no_audio
                               ? std::vector<AudioRow>{}
-                              : finish_audio(reference, listeners, keys_id, c.audio_out);
+                              : finish_audio(reference, listeners, keys_id,
+                                             keys_input.started_ns.load(), c.audio_out);
   if (c.json) {
     std::string out = "{\"peers\":[";
     for (std::size_t i = 0; i < reports.size(); ++i) out += (i ? "," : "") + reports[i].to_json();

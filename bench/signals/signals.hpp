@@ -8,14 +8,20 @@
 #include <vector>
 
 #include "jamnet/core/result.hpp"
+#include "jamnet/media/test_signals.hpp"
 
 namespace jamnet::signals {
 
 inline constexpr int kRate = 48000;
 
-std::vector<float> sine(double hz, double seconds, int rate = kRate, float amplitude = 0.5f);
-// A C major 7 chord moving through a small progression, with note onsets.
-std::vector<float> chords(double seconds, int rate = kRate);
+// The synthetic ones live in the library (media/test_signals.hpp).
+inline std::vector<float> sine(double hz, double seconds, int rate = kRate,
+                               float amplitude = 0.5f) {
+  return media::sine(hz, seconds, rate, amplitude);
+}
+inline std::vector<float> chords(double seconds, int rate = kRate) {
+  return media::chords(seconds, rate);
+}
 // Piano, bass and drums (a short song we write as a MIDI file), rendered by
 // fluidsynth with the FluidR3 GM soundfont and mixed to mono. workdir holds
 // the MIDI and WAV files; the result is cached there by content.

@@ -65,7 +65,7 @@ AudioBridge::~AudioBridge() {
 
 void AudioBridge::start() {
   if (running_.exchange(true)) return;
-  sender_ = std::thread([this] { sender_loop(); });
+  if (config_.send) sender_ = std::thread([this] { sender_loop(); });
 }
 
 void AudioBridge::stop() {
@@ -209,16 +209,8 @@ AudioBridgeStats AudioBridge::stats() const {
   return s;
 }
 
-void AudioBridge::process(const engine::io::AudioBlock& block) noexcept {
-  cycles_.fetch_add(1, std::memory_order_relaxed);
-  if (config_.device_clock != nullptr)
-    config_.device_clock->on_cycle(block.info.frame_time, block.info.start_ns);
+void AudioBridge::capture(const engine::io::AudioBlock& block) noexcept {
   const std::size_t frames = block.info.frames;
-  for (float* out : block.outputs) std::fill(out, out + frames, 0.0f);
-  if (frames > slot_frames_) {
-    too_large_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
   // Capture: interleave this cycle's inputs into the next ring slot.
   const std::size_t i = next_seq_ % slots_;
   float* slot = ring_.data() + i * slot_frames_ * channels_;
@@ -239,6 +231,19 @@ void AudioBridge::process(const engine::io::AudioBlock& block) noexcept {
   } else {
     full_.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+void AudioBridge::process(const engine::io::AudioBlock& block) noexcept {
+  cycles_.fetch_add(1, std::memory_order_relaxed);
+  if (config_.device_clock != nullptr)
+    config_.device_clock->on_cycle(block.info.frame_time, block.info.start_ns);
+  const std::size_t frames = block.info.frames;
+  for (float* out : block.outputs) std::fill(out, out + frames, 0.0f);
+  if (frames > slot_frames_) {
+    too_large_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (config_.send) capture(block);
   // Playback: each source's jitter buffer straight into its ports. The
   // cycle's start is the smooth device clock the jitter buffer wants.
   for (std::size_t r = 0; r < kMaxRemotes; ++r) {

@@ -179,6 +179,7 @@ Result<void> Session::open() {
   if (backend) {
     AudioBridgeConfig bcfg;
     bcfg.mix_outputs = mix_outputs;
+    bcfg.send = o.send_audio;
     bcfg.tap = o.tap;
     bcfg.tap_user = o.tap_user;
     bcfg.input = o.input;

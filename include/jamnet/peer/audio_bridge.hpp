@@ -68,6 +68,8 @@ struct AudioBridgeConfig {
   // backend); true: the backend's first N outputs carry one mix of all
   // sources (the host-driven backend, a file, a plugin).
   bool mix_outputs = false;
+  // false: listen only (nothing captured or sent; no sender thread).
+  bool send = true;
   AudioTapFn tap = nullptr;
   void* tap_user = nullptr;
   AudioInputFn input = nullptr;
@@ -121,6 +123,7 @@ class AudioBridge final : public engine::AudioProcessor {
   AudioBridge(AudioSession& session, engine::io::AudioBackend& backend,
               const AudioBridgeConfig& config);
   void sender_loop();
+  void capture(const engine::io::AudioBlock& block) noexcept;
 
   struct Remote {
     std::atomic<bool> active{false};   // read by the audio thread

@@ -60,6 +60,7 @@ struct SessionOptions {
   PeerConfig peer;
 
   AudioIo audio = AudioIo::kNone;
+  bool send_audio = true;                 // false: listen only (nothing sent)
   int channels = 1;                       // sent, and received per source
   std::uint32_t sample_rate = 48000;      // null, file, host (JACK: the server's)
   std::uint32_t block_frames = 128;       // null/file period; host: its usual block
