@@ -158,6 +158,13 @@ Result<void> Session::open() {
     if (!m) return make_error(m.error().code, "JACK MIDI: " + m.error().message);
     jack_midi_ = std::move(*m);
   }
+  if (cfg.midi && host_ != nullptr) {
+    // The block picks each event's frame from its time: hand events over as
+    // soon as they are known, and let process() place them.
+    cfg.midi->handler_lead_ns = cfg.midi->latency_ns;
+    host_midi_in_ = std::make_unique<SpscQueue<protocol::jmid::Event>>(4096);
+    host_midi_out_ = std::make_unique<SpscQueue<TimedEvent>>(4096);
+  }
   if (cfg.midi && (jack_midi_ || jack_audio_)) {
     // JACK places each event at its exact frame: hand it over two periods early.
     const auto frames = jack_midi_ ? jack_midi_->buffer_size() : jack_audio_->buffer_size();
@@ -172,6 +179,8 @@ Result<void> Session::open() {
     m->set_handler([this](const MidiDelivery& d) {
       if (jack_midi_) jack_midi_->push_output(d.event, d.scheduled_ns);
       if (jack_audio_) jack_audio_->push_midi_output(d.event, d.scheduled_ns);
+      if (host_midi_out_ && !host_midi_out_->try_push(TimedEvent{d.event, d.scheduled_ns}))
+        block_midi_dropped_.fetch_add(1, std::memory_order_relaxed);
       std::lock_guard lock(mu_);
       if (midi_handler_) midi_handler_(d);
     });
@@ -213,7 +222,7 @@ Result<void> Session::open() {
   }
   running_.store(true);
   control_ = std::thread([this] { control_loop(); });
-  if (peer_->midi() && (jack_midi_ || jack_audio_ || !o.midi_file.empty()))
+  if (peer_->midi() && (jack_midi_ || jack_audio_ || host_midi_in_ || !o.midi_file.empty()))
     midi_source_ = std::thread([this] { midi_source_loop(); });
   return {};
 }
@@ -244,14 +253,43 @@ std::optional<Error> Session::failure() const {
 }
 
 bool Session::process(const float* const* inputs, float* const* outputs, std::uint32_t frames,
-                      Nanos host_time) noexcept {
+                      Nanos host_time, BlockMidi* midi) noexcept {
+  if (midi != nullptr) midi->out_count = 0;
   if (host_ == nullptr) {
     if (outputs != nullptr && frames <= 65536)
       for (int ch = 0; ch < options_.channels; ++ch)
         if (outputs[ch] != nullptr) std::fill(outputs[ch], outputs[ch] + frames, 0.0f);
     return false;
   }
-  return host_->process(inputs, outputs, frames, host_time);
+  if (host_time == 0) host_time = monotonic_ns();
+  const bool ok = host_->process(inputs, outputs, frames, host_time);
+  if (midi == nullptr || !ok || !host_midi_in_) return ok;
+  const double ns_per_frame = 1e9 / static_cast<double>(rate_);
+  for (const auto& m : midi->in) {
+    protocol::jmid::Event e = m.event;
+    e.ts_ns = host_time + static_cast<Nanos>(static_cast<double>(m.frame) * ns_per_frame);
+    if (!host_midi_in_->try_push(e)) block_midi_dropped_.fetch_add(1, std::memory_order_relaxed);
+  }
+  const Nanos end = host_time + static_cast<Nanos>(static_cast<double>(frames) * ns_per_frame);
+  while (midi->out_count < midi->out.size()) {
+    if (!host_midi_next_) {
+      TimedEvent t;
+      if (!host_midi_out_->try_pop(t)) break;
+      host_midi_next_ = t;
+    }
+    if (host_midi_next_->at_ns >= end) break;  // a later block's
+    BlockMidiEvent& o = midi->out[midi->out_count++];
+    o.event = host_midi_next_->event;
+    if (host_midi_next_->at_ns < host_time) {
+      o.frame = 0;
+      block_midi_late_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      o.frame = static_cast<std::uint32_t>(
+          static_cast<double>(host_midi_next_->at_ns - host_time) / ns_per_frame);
+    }
+    host_midi_next_.reset();
+  }
+  return ok;
 }
 
 const Uuid& Session::id() const noexcept {
@@ -374,8 +412,25 @@ void Session::midi_source_loop() {
   Nanos file_start = 0;
   std::size_t next = 0;
   protocol::jmid::Event e;
+  std::array<protocol::jmid::Event, 256> host_hold{};  // kHost events not yet due, in time order
+  std::size_t host_pending = 0;
   while (running_.load()) {
     bool idle = true;
+    // A host hands over a block's MIDI ahead of its time: each event leaves
+    // at its time, so receivers, which learn our clock from when events
+    // arrive against their stamps, see no event from the future.
+    while (host_pending < host_hold.size() && host_midi_in_ && host_midi_in_->try_pop(e))
+      host_hold[host_pending++] = e;
+    const Nanos now = monotonic_ns();
+    std::size_t due = 0;
+    while (due < host_pending && host_hold[due].ts_ns <= now) ++due;
+    if (due > 0) {
+      midi->send({host_hold.data(), due});
+      std::move(host_hold.begin() + static_cast<std::ptrdiff_t>(due),
+                host_hold.begin() + static_cast<std::ptrdiff_t>(host_pending), host_hold.begin());
+      host_pending -= due;
+      idle = false;
+    }
     while ((jack_midi_ && jack_midi_->pop_input(e)) ||
            (jack_audio_ && jack_audio_->pop_midi_input(e))) {
       // e.ts_ns is the event's frame time on CLOCK_MONOTONIC: more exact than now.
@@ -414,6 +469,8 @@ SessionStatus Session::status() const {
   s.report = peer_->report();
   s.audio_backend = backend_ ? backend_->kind() : std::string{};
   if (host_) s.refused_blocks = host_->refused_blocks();
+  s.block_midi_late = block_midi_late_.load(std::memory_order_relaxed);
+  s.block_midi_dropped = block_midi_dropped_.load(std::memory_order_relaxed);
   if (bridge_) {
     std::lock_guard lock(mu_);
     s.bridge = bridge_->stats();
@@ -466,6 +523,8 @@ std::string SessionStatus::to_json() const {
                        {"position_beats", transport->position_beats}};
   }
   sj["refused_blocks"] = refused_blocks;
+  sj["block_midi_late"] = block_midi_late;
+  sj["block_midi_dropped"] = block_midi_dropped;
   auto& src = sj["sources"] = nlohmann::json::array();
   for (const auto& s : sources) {
     src.push_back({{"index", s.index},

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "jamnet/core/result.hpp"
+#include "jamnet/core/spsc_queue.hpp"
 #include "jamnet/engine/telemetry.hpp"
 #include "jamnet/peer/audio_bridge.hpp"
 #include "jamnet/peer/peer.hpp"
@@ -86,6 +87,18 @@ struct SessionOptions {
   void* input_user = nullptr;
 };
 
+// MIDI inside one process() block (kHost), at a frame offset: what a plugin
+// host hands over and expects back.
+struct BlockMidiEvent {
+  std::uint32_t frame = 0;  // 0 .. frames-1 of the block
+  protocol::jmid::Event event;
+};
+struct BlockMidi {
+  std::span<const BlockMidiEvent> in;  // to the session, at their frames
+  std::span<BlockMidiEvent> out;       // filled with the session's MIDI due in this block
+  std::size_t out_count = 0;           // set by process()
+};
+
 struct SessionEvent {
   enum class Kind : std::uint8_t {
     kJoined, kRestarted, kLeft, kTimedOut,  // a peer (id, name)
@@ -125,6 +138,8 @@ struct SessionStatus {
   std::optional<sync::TransportState> transport;
   std::string audio_backend;  // "jack", "null", "file", "host", "" (none)
   std::uint64_t refused_blocks = 0;  // kHost: process() calls answered with silence
+  std::uint64_t block_midi_late = 0;     // kHost: session MIDI that came out after its time
+  std::uint64_t block_midi_dropped = 0;  // kHost: MIDI lost because a hand-off queue was full
   std::string to_json() const;
 };
 
@@ -147,8 +162,12 @@ class Session {
   // every frame written (the mix of every source). host_time: CLOCK_MONOTONIC
   // ns of frame 0 (0: now). False, outputs silent, when frames is outside
   // 1..max_block_frames or the session is not running.
+  // midi (optional, needs options.peer.midi): events in at their frames go
+  // to the session; the session's MIDI due within this block comes out at
+  // its frame (a late one at frame 0; one that does not fit `out` waits for
+  // the next block).
   bool process(const float* const* inputs, float* const* outputs, std::uint32_t frames,
-               Nanos host_time = 0) noexcept;
+               Nanos host_time = 0, BlockMidi* midi = nullptr) noexcept;
 
   // The personal mix: `source` is a peer's name or id (as the status shows).
   // Kept for a name not heard yet, and across its restarts.
@@ -196,6 +215,15 @@ class Session {
   engine::io::HostBackend* host_ = nullptr;
   engine::io::JackAudioBackend* jack_audio_ = nullptr;
   std::unique_ptr<engine::io::JackMidi> jack_midi_;
+  // kHost MIDI: process() <-> the MIDI source thread and the playout handler.
+  struct TimedEvent {
+    protocol::jmid::Event event;
+    Nanos at_ns = 0;
+  };
+  std::unique_ptr<SpscQueue<protocol::jmid::Event>> host_midi_in_;
+  std::unique_ptr<SpscQueue<TimedEvent>> host_midi_out_;
+  std::optional<TimedEvent> host_midi_next_;  // audio thread: popped, not yet due
+  std::atomic<std::uint64_t> block_midi_late_{0}, block_midi_dropped_{0};
   std::atomic<bool> running_{false};
   std::atomic<bool> stopped_{false};
   std::thread control_, midi_source_;
