@@ -29,7 +29,11 @@ def run(tests: Path, gtest_filter: str, env: dict[str, str], limit: int) -> str:
     r = subprocess.run([str(tests), f"--gtest_filter={gtest_filter}"], capture_output=True,
                        env=dict(os.environ, **env), timeout=limit)
     out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
-    sys.stderr.write(out[-4000:])
+    # Every cell's verdict, then the tail (gtest's own failure lines).
+    for line in out.splitlines():
+        if " frames x " in line or line.startswith("churn"):
+            sys.stderr.write(line[:300] + "\n")
+    sys.stderr.write(out[-2000:])
     return out
 
 
