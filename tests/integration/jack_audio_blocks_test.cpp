@@ -120,7 +120,15 @@ std::string run_cell(const Cell& cell, std::string& detail) {
                   std::to_string(cell.channels), "--no-sync", "--quiet"});
   };
   Child tx = peer("tx", a.name());
-  Child rx = peer("rx", b.name());
+  Child rx = [&] {
+    // JAMNET_BLOCKS_DUMP also keeps the receiver's final report beside the audio.
+    if (const char* dump = std::getenv("JAMNET_BLOCKS_DUMP"))
+      return spawn({JAMNET_BIN, "peer", "--name", "rx", "--session", session, "--multicast",
+                    "239.255.74.78:" + port, "--jack", "--jack-server", b.name(), "--channels",
+                    std::to_string(cell.channels), "--no-sync", "--quiet", "--status-ms", "500", "--status-jsonl",
+                    std::string(dump) + "-" + tag + "-rx.jsonl"});
+    return peer("rx", b.name());
+  }();
   Child player;
   player.pid = ::fork();
   if (player.pid == 0) run_player(a.name(), cell.channels);

@@ -388,6 +388,10 @@ void JitterBuffer::Impl::push(std::uint64_t first_frame, std::span<const float> 
       return;
     }
     ++stats_.late;
+    // Its lateness is what the target must learn: without it a buffer whose
+    // history holds only the packets that made it in time (say, the first of
+    // each period's sub-blocks) never grows, and the rest stay late forever.
+    if (read_seq_ - seq <= cap) record_arrival(seq, arrival);
     reject(read_seq_ - seq > cap, first_frame, in, arrival);
     return;
   }
