@@ -176,19 +176,24 @@ TEST(Session, SetMixChangesThatSourceByWhatItSays) {
 
 TEST(Session, BlockMidiArrivesAtTheRightFrame) {
   const Uuid session = Uuid::random();
+  // This test is about frames, not the latency budget: 20 ms of MIDI latency
+  // leaves a loaded 2-core CI machine time to deliver every event before its
+  // block (one that misses its block comes out at frame 0 of the next).
+  MidiConfig mc;
+  mc.latency_ns = 20'000'000;
   auto ro = host_options("rx", session);
-  ro.peer.midi = MidiConfig{};
+  ro.peer.midi = mc;
   auto rx = Session::start(ro);
   ASSERT_TRUE(rx) << rx.error().message;
   auto to = host_options("tx", session);
-  to.peer.midi = MidiConfig{};
+  to.peer.midi = mc;
   to.peer.connect.push_back((*rx)->peer().local());
   auto tx = Session::start(to);
   ASSERT_TRUE(tx) << tx.error().message;
   for (int i = 0; i < 300 && ((*tx)->peer().peers().empty() || (*rx)->peer().peers().empty()); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_FALSE((*rx)->peer().peers().empty());
-  const Nanos latency = MidiConfig{}.latency_ns;
+  const Nanos latency = mc.latency_ns;
 
   // Both hosts run 128-frame blocks; tx puts note n at frame 7 * n of its block.
   constexpr std::uint32_t kBlock = 128;
