@@ -133,7 +133,8 @@ void Discovery::on_discovery(const ReceivedFrame& rx) {
     std::lock_guard lock(mu_);
     auto it = peers_.find(m->peer_id);
     if (it != peers_.end() && it->second.info.incarnation == m->incarnation) {
-      events_.push_back({PeerEventKind::kLeft, m->peer_id, it->second.info.name, now});
+      events_.push_back({PeerEventKind::kLeft, m->peer_id, it->second.info.name, now,
+                         addresses_of(m->peer_id)});
       std::erase_if(aliases_, [&](const auto& kv) { return kv.second == m->peer_id; });
       peers_.erase(it);
     }
@@ -203,6 +204,13 @@ void Discovery::announce_all(Nanos now) {
   for (const auto& ep : to) (void)transport_.send(o, payload, ep);
 }
 
+std::vector<Endpoint> Discovery::addresses_of(const Uuid& id) const {
+  std::vector<Endpoint> out;
+  for (const auto& [ep, who] : aliases_)
+    if (who == id) out.push_back(ep);
+  return out;
+}
+
 void Discovery::tick(Nanos now) {
   bool announce = false;
   std::vector<std::pair<Endpoint, protocol::Ping>> pings;
@@ -216,7 +224,8 @@ void Discovery::tick(Nanos now) {
     for (auto it = peers_.begin(); it != peers_.end();) {
       Entry& e = it->second;
       if (now - e.info.last_seen_ns > config_.peer_timeout_ns) {
-        events_.push_back({PeerEventKind::kTimedOut, e.info.id, e.info.name, now});
+        events_.push_back(
+            {PeerEventKind::kTimedOut, e.info.id, e.info.name, now, addresses_of(e.info.id)});
         std::erase_if(aliases_, [&](const auto& kv) { return kv.second == e.info.id; });
         it = peers_.erase(it);
         continue;

@@ -52,6 +52,13 @@ std::uint32_t SessionRegistry::next_sequence(const Uuid& session, const Topic& t
   return it->second++;
 }
 
+void SessionRegistry::forget_destination(const Endpoint& dst) {
+  std::lock_guard lock(mu_);
+  std::erase_if(next_seq_, [&](const auto& kv) {
+    return std::get<3>(kv.first) == dst.addr && std::get<4>(kv.first) == dst.port;
+  });
+}
+
 bool SessionRegistry::dispatch(const ReceivedFrame& rx) const {
   // Collect handlers under the lock, call them outside it, so a handler may
   // send (next_sequence) or subscribe without deadlocking.

@@ -186,6 +186,14 @@ void Transport::handle(std::span<const std::uint8_t> bytes, const Datagram& dg,
   registry_.dispatch(rx);
 }
 
+void Transport::forget(const Endpoint& from) {
+  std::lock_guard lock(stats_mu_);
+  sources_.erase(from);
+  std::erase_if(streams_, [&](const auto& kv) {
+    return std::get<0>(kv.first) == from.addr && std::get<1>(kv.first) == from.port;
+  });
+}
+
 std::vector<StreamStats> Transport::stream_stats() const {
   std::lock_guard lock(stats_mu_);
   std::vector<StreamStats> out;

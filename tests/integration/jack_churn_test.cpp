@@ -171,6 +171,7 @@ TEST(JackChurn, SenderComesAndGoesThirtyTimesOnTheSamePorts) {
     EXPECT_TRUE(heard) << "cycle " << i << ": the sender was not heard within 8 s";
     EXPECT_LE(secs, 3.0) << "cycle " << i << ": heard only after " << secs << " s";
     if (i == 0) rss_first = rss_kb(rx.pid);  // warmed up: one peer heard
+    if (i % 20 == 19) std::printf("churn rss at return %d: %ld KiB\n", i + 1, rss_kb(rx.pid));
     switch (i % 3) {
       case 0:  // a clean stop: bye, the receiver frees it at once
         tx.stop(SIGINT);

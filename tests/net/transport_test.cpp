@@ -81,6 +81,11 @@ TEST(Transport, DeliversInOrderWithKernelTimestampsAndCountsPerStream) {
   EXPECT_EQ(streams[0].counts.lost, 0u);
   EXPECT_EQ(streams[0].bytes, 100u * protocol::encoded_size(256));
   EXPECT_EQ(tx.transport->totals().frames_sent, 100u);
+  // A peer that is gone takes its per-address figures with it; the totals stay.
+  rx.transport->forget(tx.transport->local());
+  EXPECT_TRUE(rx.transport->stream_stats().empty());
+  EXPECT_TRUE(rx.transport->source_stats().empty());
+  EXPECT_EQ(rx.transport->totals().frames_delivered, 100u);
 }
 
 TEST(Transport, CorruptForeignAndDuplicateFramesNeverReachTheApplication) {
@@ -162,6 +167,9 @@ TEST(SessionRegistry, SequencesArePerDestinationAndTopicUrisRoute) {
   const auto b0 = reg.next_sequence(s, t, Endpoint::loopback(2));
   EXPECT_EQ(reg.next_sequence(s, t, Endpoint::loopback(1)), a0 + 1);
   EXPECT_EQ(reg.next_sequence(s, t, Endpoint::loopback(2)), b0 + 1);
+  // Forgetting a destination restarts its numbering only.
+  reg.forget_destination(Endpoint::loopback(1));
+  EXPECT_EQ(reg.next_sequence(s, t, Endpoint::loopback(2)), b0 + 2);
   EXPECT_FALSE(reg.subscribe("nonsense", [](const ReceivedFrame&) {}).has_value());
   EXPECT_TRUE(
       reg.subscribe("audio://" + s.to_string() + "/*", [](const ReceivedFrame&) {}).has_value());

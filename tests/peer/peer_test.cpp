@@ -134,7 +134,14 @@ TEST(Peer, SilentPeerTimesOut) {
   ASSERT_TRUE(wait_for([&] { return a->peers().empty(); }, 2000ms));
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 300ms);
   bool timed_out = false;
-  for (const auto& e : a->take_events()) timed_out |= e.kind == net::PeerEventKind::kTimedOut;
+  for (const auto& e : a->take_events()) {
+    if (e.kind != net::PeerEventKind::kTimedOut) continue;
+    timed_out = true;
+    // What was kept per address of the gone peer went with it.
+    EXPECT_FALSE(e.addresses.empty());
+    for (const auto& s : a->transport().stream_stats())
+      for (const auto& ep : e.addresses) EXPECT_NE(s.from, ep) << "figures of a gone peer kept";
+  }
   EXPECT_TRUE(timed_out);
 }
 

@@ -70,6 +70,9 @@ struct PeerEvent {
   Uuid id;
   std::string name;
   Nanos at_ns;
+  // kLeft, kTimedOut: the addresses it was known at, so what is kept per
+  // address (transport figures, send sequence numbers) can go with it.
+  std::vector<Endpoint> addresses = {};
 };
 std::string_view to_string(PeerEventKind k) noexcept;
 
@@ -117,6 +120,7 @@ class Discovery {
   void touch(Entry& e, const Endpoint& from, bool via_multicast, bool is_announce, Nanos now);
   static void choose_address(Entry& e, Nanos now, Nanos timeout);
   bool is_target(const Endpoint& ep) const;
+  std::vector<Endpoint> addresses_of(const Uuid& id) const;  // under mu_
   void send_announce_to(const Endpoint& to);
   void announce_all(Nanos now);
   SendOptions opts(protocol::StreamType type, std::uint16_t kind) const;

@@ -54,6 +54,9 @@ class SessionRegistry {
   // per destination, so every receiver sees a gap-free stream when nothing is
   // lost, and starts at a random value so a restarted sender is recognised.
   std::uint32_t next_sequence(const Uuid& session, const Topic& topic, const Endpoint& destination);
+  // A peer at `destination` is gone: its numbering goes (one that comes back
+  // there starts at a new random value, as after a restart).
+  void forget_destination(const Endpoint& destination);
 
   // Delivers to every matching handler. False when the session is not joined.
   bool dispatch(const ReceivedFrame& rx) const;

@@ -97,6 +97,9 @@ class Transport {
   std::optional<Endpoint> group() const noexcept { return config_.multicast; }
   Nanos session_now() const { return config_.session_clock(); }
 
+  // A peer at `from` is gone: its per-source and per-stream figures go
+  // (what they added to totals() stays).
+  void forget(const Endpoint& from);
   std::vector<StreamStats> stream_stats() const;
   std::vector<SourceStats> source_stats() const;
   TransportTotals totals() const;

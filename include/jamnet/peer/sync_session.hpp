@@ -181,7 +181,6 @@ class SyncSession {
   std::vector<Resend> resends_;
   Nanos events_checked_to_ = INT64_MIN;  // session time up to which events are recorded
   std::deque<TransportEventReport> events_;
-  std::unordered_set<Uuid, UuidHash> known_peers_;
   Nanos next_state_broadcast_ = 0;
   std::uint64_t commands_ = 0, snapshots_adopted_ = 0;
   std::deque<std::pair<std::uint64_t, protocol::control::ReplyMsg>> replies_;  // by request id
