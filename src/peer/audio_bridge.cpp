@@ -73,19 +73,54 @@ void AudioBridge::stop() {
   if (sender_.joinable()) sender_.join();
 }
 
+bool SendStream::write(std::span<const float> interleaved) noexcept {
+  const auto ch = static_cast<std::size_t>(channels_);
+  const std::size_t frames = interleaved.size() / ch;
+  if (interleaved.size() % ch != 0 || !queue_.try_push_all(interleaved)) {
+    dropped_.fetch_add(frames, std::memory_order_relaxed);
+    return false;
+  }
+  written_.fetch_add(frames, std::memory_order_relaxed);
+  return true;
+}
+
+Result<SendStream*> AudioBridge::add_stream(const AudioStreamConfig& sc) {
+  if (!config_.send)
+    return make_error(Errc::kInvalidArgument, "this session only listens: it sends no streams");
+  std::lock_guard lock(streams_mu_);
+  auto handle = session_.add_stream(sc);
+  if (!handle) return std::unexpected(handle.error());
+  auto st = std::unique_ptr<SendStream>(
+      new SendStream(*handle, session_.stream_index(*handle), sc.channels));
+  SendStream* raw = st.get();
+  stream_store_[*handle] = std::move(st);
+  streams_[*handle].store(raw, std::memory_order_release);
+  return raw;
+}
+
 void AudioBridge::sender_loop() {
   platform::make_current_thread_realtime(config_.sender_rt_priority);
   std::uint64_t seq = 0;
   const std::size_t slot = slot_frames_ * channels_;
   while (running_.load(std::memory_order_relaxed)) {
-    if (!ready_.try_pop(seq)) {
-      sleep_until_ns(monotonic_ns() + config_.sender_poll_ns);
-      continue;
+    bool busy = false;
+    if (ready_.try_pop(seq)) {
+      const std::size_t i = seq % slots_;
+      session_.send_block(
+          std::span<const float>(ring_.data() + i * slot, ring_frames_[i] * channels_));
+      sent_.fetch_add(1, std::memory_order_relaxed);
+      busy = true;
     }
-    const std::size_t i = seq % slots_;
-    session_.send_block(
-        std::span<const float>(ring_.data() + i * slot, ring_frames_[i] * channels_));
-    sent_.fetch_add(1, std::memory_order_relaxed);
+    // The app's own streams: whatever whole frames are queued.
+    for (const auto& sp : streams_) {
+      SendStream* st = sp.load(std::memory_order_acquire);
+      if (st == nullptr) continue;
+      const std::size_t n = st->queue_.pop_some(st->out_);
+      if (n == 0) continue;
+      session_.send_block(st->handle_, std::span<const float>(st->out_).first(n));
+      busy = true;
+    }
+    if (!busy) sleep_until_ns(monotonic_ns() + config_.sender_poll_ns);
   }
 }
 
@@ -206,6 +241,9 @@ AudioBridgeStats AudioBridge::stats() const {
   s.last_error = last_error_;
   s.remote_ports = port_names_;
   s.mix = mix_;
+  for (const auto& sp : streams_)
+    if (const SendStream* st = sp.load(std::memory_order_acquire))
+      s.streams.push_back({st->index(), st->channels(), st->frames_written(), st->frames_dropped()});
   return s;
 }
 

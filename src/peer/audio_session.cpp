@@ -40,7 +40,8 @@ struct AudioSession::Receiver {
   using Slot = BlockSlot;
 
   Uuid id;
-  std::string name;
+  std::uint16_t stream = 0;
+  std::string name;  // source_name(peer, stream)
   jdat::JdatHeader layout;  // the stream's format, role class, channels, frames, rate
   bool is_jellie;
   std::size_t block_samples;
@@ -78,10 +79,11 @@ struct AudioSession::Receiver {
     return j;
   }
 
-  Receiver(const Uuid& who, std::string peer_name, const AudioConfig& c,
+  Receiver(const Uuid& who, std::uint16_t index, std::string source, const AudioConfig& c,
            const jdat::JdatHeader& h)
       : id(who),
-        name(std::move(peer_name)),
+        stream(index),
+        name(std::move(source)),
         layout(h),
         is_jellie(h.role != jdat::StreamRole::kPlain),
         block_samples(static_cast<std::size_t>(h.frames) * h.channels),
@@ -171,6 +173,41 @@ Result<void> AudioSession::check(const AudioConfig& a) {
   return {};
 }
 
+// The send side of one of our streams.
+struct AudioSession::Sender {
+  std::uint16_t stream = 0;
+  int channels = 1;
+  bool jellie = false;
+  int packet_frames = 0;
+  std::uint64_t next_frame = 0;
+  std::vector<float> pending;  // frames waiting to fill a packet
+  std::size_t pending_frames = 0;
+  std::vector<std::uint32_t> words;
+  std::vector<std::uint8_t> payload;
+  std::vector<net::Discovery::Route> routes;
+  std::atomic<std::uint64_t> blocks{0}, frames{0}, packets{0}, bytes{0};
+
+  Sender(std::uint16_t index, const AudioConfig& c)
+      : stream(index),
+        channels(c.channels),
+        jellie(c.jellie),
+        packet_frames(std::max(packet_frames_for(c), jdat::kMinFrames)),
+        next_frame(std::mt19937_64{std::random_device{}()}() >> 16) {
+    // Every packet starts on a multiple of its frame count (JELLIE finds
+    // blocks by first_frame / frames).
+    next_frame -= next_frame % static_cast<std::uint64_t>(packet_frames);
+    pending.assign(static_cast<std::size_t>(packet_frames * channels), 0.0f);
+    // JELLIE's 4 streams of half a block each take twice a mono block's words.
+    words.resize(static_cast<std::size_t>(packet_frames * std::max(channels, jellie ? 2 : 1)));
+    payload.resize(jdat::kBinaryHeaderSize + words.size() * 4);
+    routes.reserve(64);
+  }
+};
+
+std::string source_name(const std::string& peer_name, std::uint16_t stream) {
+  return stream == 0 ? peer_name : peer_name + "/" + std::to_string(stream);
+}
+
 AudioSession::AudioSession(const AudioConfig& config, net::Transport& transport,
                            net::SessionRegistry& registry, net::Discovery& discovery,
                            const Uuid& session)
@@ -179,20 +216,45 @@ AudioSession::AudioSession(const AudioConfig& config, net::Transport& transport,
       registry_(registry),
       discovery_(discovery),
       session_(session),
-      packet_frames_(std::max(packet_frames_for(config), jdat::kMinFrames)),
-      next_frame_(std::mt19937_64{std::random_device{}()}() >> 16) {
-  // Every packet starts on a multiple of its frame count (JELLIE finds blocks
-  // by first_frame / frames).
-  next_frame_ -= next_frame_ % static_cast<std::uint64_t>(packet_frames_);
-  pending_.assign(static_cast<std::size_t>(packet_frames_ * config_.channels), 0.0f);
-  // JELLIE's 4 streams of half a block each take twice a mono block's words.
-  words_.resize(static_cast<std::size_t>(packet_frames_ *
-                                         std::max(config_.channels, config_.jellie ? 2 : 1)));
-  payload_.resize(jdat::kBinaryHeaderSize + words_.size() * 4);
-  routes_.reserve(64);
+      packet_frames_(std::max(packet_frames_for(config), jdat::kMinFrames)) {
+  sender_store_[0] = std::make_unique<Sender>(config_.stream, config_);
+  senders_[0].store(sender_store_[0].get(), std::memory_order_release);
   receivers_.reserve(kMaxSources);
-  sub_ = registry_.subscribe({session_, StreamType::kAudio, config_.stream},
+  // Every stream of every peer: each is its own source.
+  sub_ = registry_.subscribe({session_, StreamType::kAudio, std::nullopt},
                              [this](const net::ReceivedFrame& rx) { on_frame(rx); });
+}
+
+Result<std::size_t> AudioSession::add_stream(const AudioStreamConfig& sc) {
+  AudioConfig c = config_;
+  c.channels = sc.channels;
+  c.period_frames = sc.period_frames;
+  c.frames_per_packet = 0;
+  c.jellie = false;
+  if (auto ok = check(c); !ok) return std::unexpected(ok.error());
+  std::lock_guard lock(streams_mu_);
+  std::size_t handle = 0;
+  for (std::size_t i = 1; i < kMaxStreams && handle == 0; ++i)
+    if (!sender_store_[i]) handle = i;
+  if (handle == 0)
+    return make_error(Errc::kTooLarge,
+                      "a peer sends at most " + std::to_string(kMaxStreams) + " audio streams");
+  // The lowest stream index no stream of ours uses.
+  std::uint16_t index = 0;
+  for (bool taken = true; taken; ++index) {
+    taken = false;
+    for (const auto& st : sender_store_)
+      if (st && st->stream == index) taken = true;
+    if (!taken) break;
+  }
+  sender_store_[handle] = std::make_unique<Sender>(index, c);
+  senders_[handle].store(sender_store_[handle].get(), std::memory_order_release);
+  return handle;
+}
+
+std::uint16_t AudioSession::stream_index(std::size_t handle) const noexcept {
+  const Sender* st = handle < kMaxStreams ? senders_[handle].load(std::memory_order_acquire) : nullptr;
+  return st ? st->stream : 0;
 }
 
 AudioSession::~AudioSession() {
@@ -214,29 +276,30 @@ void AudioSession::note_error(std::atomic<std::uint64_t>& counter, const std::st
   }
 }
 
-void AudioSession::send_packet(const jdat::JdatHeader& h, std::span<const std::uint32_t> words) {
+void AudioSession::send_packet(Sender& st, const jdat::JdatHeader& h,
+                               std::span<const std::uint32_t> words) {
   net::SendOptions opts;
   opts.session = session_;
-  opts.topic = {StreamType::kAudio, config_.stream};
+  opts.topic = {StreamType::kAudio, st.stream};
   opts.kind = kJdatKind;
   opts.format = config_.wire;
   std::span<const std::uint8_t> bytes;
   std::string line;
   if (config_.wire == protocol::FormatType::kBinary) {
-    auto n = jdat::encode_binary(h, words, payload_);
+    auto n = jdat::encode_binary(h, words, st.payload);
     if (!n) {
       note_error(encode_errors_, "audio packet not encoded: " + n.error().message);
       return;
     }
-    bytes = {payload_.data(), *n};
+    bytes = {st.payload.data(), *n};
   } else {
     line = jdat::encode_jsonl(h, words);
     bytes = {reinterpret_cast<const std::uint8_t*>(line.data()), line.size()};
   }
-  for (const auto& route : routes_) {
+  for (const auto& route : st.routes) {
     if (auto sent = transport_.send(opts, bytes, route.address)) {
-      packets_sent_.fetch_add(1, std::memory_order_relaxed);
-      bytes_sent_.fetch_add(protocol::encoded_size(bytes.size()), std::memory_order_relaxed);
+      st.packets.fetch_add(1, std::memory_order_relaxed);
+      st.bytes.fetch_add(protocol::encoded_size(bytes.size()), std::memory_order_relaxed);
     } else {
       note_error(send_errors_, "audio packet to " + route.address.to_string() +
                                    " not sent: " + sent.error().message);
@@ -244,46 +307,57 @@ void AudioSession::send_packet(const jdat::JdatHeader& h, std::span<const std::u
   }
 }
 
-// One packet of packet_frames_ frames from pending_.
-void AudioSession::send_packetised(std::span<const float> interleaved) {
-  const auto frames = static_cast<std::size_t>(packet_frames_);
+// One packet of packet_frames frames.
+void AudioSession::send_packetised(Sender& st, std::span<const float> interleaved) {
+  const auto frames = static_cast<std::size_t>(st.packet_frames);
   jdat::JdatHeader h;
   h.format = config_.format;
-  h.channels = static_cast<std::uint8_t>(config_.channels);
+  h.channels = static_cast<std::uint8_t>(st.channels);
   h.frames = static_cast<std::uint16_t>(frames);
   h.sample_rate = static_cast<std::uint32_t>(config_.sample_rate);
-  h.first_frame = next_frame_;
-  next_frame_ += frames;
-  if (config_.jellie) {
+  h.first_frame = st.next_frame;
+  st.next_frame += frames;
+  if (st.jellie) {
     const std::size_t half = frames / 2;
     media::jdat::JellieEncoder enc(config_.format);
     std::array<std::span<std::uint32_t>, 4> streams;
-    for (std::size_t i = 0; i < 4; ++i) streams[i] = std::span(words_).subspan(i * half, half);
+    for (std::size_t i = 0; i < 4; ++i) streams[i] = std::span(st.words).subspan(i * half, half);
     enc.encode(interleaved, streams);
     for (std::size_t i = 0; i < 4; ++i) {
       h.role = static_cast<jdat::StreamRole>(static_cast<int>(jdat::StreamRole::kJellieEven) +
                                              static_cast<int>(i));
-      send_packet(h, streams[i]);
+      send_packet(st, h, streams[i]);
     }
   } else {
-    const auto words = std::span(words_).first(interleaved.size());
+    const auto words = std::span(st.words).first(interleaved.size());
     jdat::to_words(config_.format, interleaved, words);
-    send_packet(h, words);
+    send_packet(st, h, words);
   }
 }
 
 void AudioSession::send_block(std::span<const float> interleaved) {
-  const auto ch = static_cast<std::size_t>(config_.channels);
+  send_block(0, interleaved);
+}
+
+void AudioSession::send_block(std::size_t handle, std::span<const float> interleaved) {
+  Sender* sp = handle < kMaxStreams ? senders_[handle].load(std::memory_order_acquire) : nullptr;
+  if (sp == nullptr) {
+    note_error(bad_blocks_, "audio block for stream handle " + std::to_string(handle) +
+                                ", which add_stream() never returned: dropped");
+    return;
+  }
+  Sender& st = *sp;
+  const auto ch = static_cast<std::size_t>(st.channels);
   if (interleaved.size() % ch != 0) {
     note_error(bad_blocks_, "audio block of " + std::to_string(interleaved.size()) +
                                 " samples is not whole frames of " + std::to_string(ch) +
                                 " channels: dropped");
     return;
   }
-  routes_.clear();
-  for (const auto& r : discovery_.routes()) routes_.push_back(r);
+  st.routes.clear();
+  for (const auto& r : discovery_.routes()) st.routes.push_back(r);
   const auto frames = interleaved.size() / ch;
-  const auto packet = static_cast<std::size_t>(packet_frames_);
+  const auto packet = static_cast<std::size_t>(st.packet_frames);
   std::size_t done = 0;
   // A block of many packets (a large host block, 8 channels at 1024 frames)
   // would leave as one burst that overflows a receiver's socket buffer:
@@ -296,48 +370,50 @@ void AudioSession::send_block(std::span<const float> interleaved) {
   };
   // Whole packets straight from the caller's block when nothing is pending
   // (the usual case: the period is a multiple of the packet); otherwise
-  // through pending_.
+  // through pending.
   while (done < frames) {
-    if (pending_frames_ == 0 && frames - done >= packet) {
+    if (st.pending_frames == 0 && frames - done >= packet) {
       pace();
-      send_packetised(interleaved.subspan(done * ch, packet * ch));
+      send_packetised(st, interleaved.subspan(done * ch, packet * ch));
       done += packet;
       continue;
     }
-    const std::size_t take = std::min(packet - pending_frames_, frames - done);
+    const std::size_t take = std::min(packet - st.pending_frames, frames - done);
     std::copy_n(interleaved.begin() + static_cast<std::ptrdiff_t>(done * ch), take * ch,
-                pending_.begin() + static_cast<std::ptrdiff_t>(pending_frames_ * ch));
-    pending_frames_ += take;
+                st.pending.begin() + static_cast<std::ptrdiff_t>(st.pending_frames * ch));
+    st.pending_frames += take;
     done += take;
-    if (pending_frames_ == packet) {
+    if (st.pending_frames == packet) {
       pace();
-      send_packetised(pending_);
-      pending_frames_ = 0;
+      send_packetised(st, st.pending);
+      st.pending_frames = 0;
     }
   }
-  blocks_sent_.fetch_add(1, std::memory_order_relaxed);
-  frames_sent_.fetch_add(frames, std::memory_order_relaxed);
+  st.blocks.fetch_add(1, std::memory_order_relaxed);
+  st.frames.fetch_add(frames, std::memory_order_relaxed);
 }
 
 // ---- receiving ---------------------------------------------------------------
 
-AudioSession::Receiver* AudioSession::find_receiver(const Uuid& id) const {
+AudioSession::Receiver* AudioSession::find_receiver(const Uuid& id, std::uint16_t stream) const {
   for (const auto& s : sources_) {
     Receiver* r = s.rx.load(std::memory_order_acquire);
-    if (r != nullptr && r->id == id) return r;
+    if (r != nullptr && r->id == id && r->stream == stream) return r;
   }
   return nullptr;
 }
 
-AudioSession::Receiver* AudioSession::create_receiver(const Uuid& id, const jdat::JdatHeader& h) {
+AudioSession::Receiver* AudioSession::create_receiver(const Uuid& id, std::uint16_t stream,
+                                                      const jdat::JdatHeader& h) {
   const auto info = discovery_.peer(id);
   if (!info) return nullptr;
+  const std::string name = source_name(info->name, stream);
   std::lock_guard lock(mu_);
   if (!running_.load()) return nullptr;
-  if (Receiver* r = find_receiver(id)) return r;
+  if (Receiver* r = find_receiver(id, stream)) return r;
   Source* slot = nullptr;
   for (auto& s : sources_)
-    if (s.used && s.name == info->name) slot = &s;
+    if (s.used && s.name == name) slot = &s;
   if (slot == nullptr) {
     for (auto& s : sources_)
       if (!s.used) {
@@ -346,7 +422,7 @@ AudioSession::Receiver* AudioSession::create_receiver(const Uuid& id, const jdat
       }
   }
   if (slot == nullptr) {
-    // Every slot is a peer heard now or lingering: the oldest lingering one goes.
+    // Every slot is a source heard now or lingering: the oldest lingering one goes.
     for (auto& s : sources_)
       if (s.rx.load() == nullptr && (slot == nullptr || s.gone_since_ns < slot->gone_since_ns))
         slot = &s;
@@ -355,13 +431,14 @@ AudioSession::Receiver* AudioSession::create_receiver(const Uuid& id, const jdat
     sources_refused_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
-  auto r = std::make_unique<Receiver>(id, info->name, config_, h);
+  auto r = std::make_unique<Receiver>(id, stream, name, config_, h);
   Receiver* raw = r.get();
   receivers_.push_back(std::move(r));
   receivers_created_.fetch_add(1, std::memory_order_relaxed);
   // A peer restarted under the same name with a new id replaces the old one.
   if (Receiver* old = slot->rx.load()) retire_locked(old);
-  slot->name = info->name;
+  slot->name = name;
+  slot->stream = stream;
   slot->used = true;
   slot->gone_since_ns = 0;
   slot->rx.store(raw, std::memory_order_seq_cst);
@@ -393,7 +470,8 @@ void AudioSession::reclaim_locked() {
 
 void AudioSession::forget(const Uuid& id) {
   std::lock_guard lock(mu_);
-  if (Receiver* r = find_receiver(id)) retire_locked(r);
+  for (const auto& s : sources_)
+    if (Receiver* r = s.rx.load(); r != nullptr && r->id == id) retire_locked(r);
   reclaim_locked();
 }
 
@@ -417,6 +495,7 @@ std::vector<AudioSourceInfo> AudioSession::sources() const {
     AudioSourceInfo info;
     info.index = i;
     info.name = s.name;
+    info.stream = s.stream;
     if (Receiver* r = s.rx.load()) info.peer = r->id;
     info.gone_since_ns = s.gone_since_ns;
     out.push_back(std::move(info));
@@ -427,8 +506,9 @@ std::vector<AudioSourceInfo> AudioSession::sources() const {
 void AudioSession::on_frame(const net::ReceivedFrame& rx) {
   const auto from = discovery_.peer_at(rx.from);
   if (!from) return;  // not (yet) a known peer of this session
+  const std::uint16_t stream = rx.frame.header.stream_index;
   ReadGuard guard(readers_);
-  Receiver* r = find_receiver(*from);  // lock-free; the lock only to create one
+  Receiver* r = find_receiver(*from, stream);  // lock-free; the lock only to create one
   Result<jdat::JdatHeader> h;
   std::vector<std::uint32_t> jsonl_words;
   if (rx.frame.header.format_type == protocol::FormatType::kCompactJsonl) {
@@ -451,7 +531,7 @@ void AudioSession::on_frame(const net::ReceivedFrame& rx) {
   }
   if (r == nullptr) {
     // The first packet of a stream sets its layout.
-    r = create_receiver(*from, *h);
+    r = create_receiver(*from, stream, *h);
     if (r == nullptr) return;
     if (rx.frame.header.format_type != protocol::FormatType::kCompactJsonl &&
         !jdat::decode_binary(rx.frame.payload, r->rx_words)) {
@@ -522,7 +602,7 @@ void AudioSession::play(Receiver& r, std::span<float> out, Nanos now_ns) {
 
 void AudioSession::pull(const Uuid& from, std::span<float> out, Nanos now_ns) {
   ReadGuard guard(readers_);
-  Receiver* r = find_receiver(from);
+  Receiver* r = find_receiver(from, config_.stream);
   if (r == nullptr) {
     std::fill(out.begin(), out.end(), 0.0f);
     return;
@@ -545,15 +625,27 @@ void AudioSession::pull_source(std::size_t index, std::span<float> out, Nanos no
 
 bool AudioSession::heard_from(const Uuid& from) const {
   std::lock_guard lock(mu_);
-  return find_receiver(from) != nullptr;
+  return find_receiver(from, config_.stream) != nullptr;
 }
 
 AudioStats AudioSession::stats() const {
   AudioStats s;
-  s.blocks_sent = blocks_sent_.load();
-  s.frames_sent = frames_sent_.load();
-  s.packets_sent = packets_sent_.load();
-  s.bytes_sent = bytes_sent_.load();
+  for (const auto& sp : senders_) {
+    const Sender* st = sp.load(std::memory_order_acquire);
+    if (st == nullptr) continue;
+    AudioStats::Stream x;
+    x.stream = st->stream;
+    x.channels = st->channels;
+    x.packet_frames = st->packet_frames;
+    x.blocks = st->blocks.load();
+    x.frames = st->frames.load();
+    x.packets = st->packets.load();
+    s.blocks_sent += x.blocks;
+    s.frames_sent += x.frames;
+    s.packets_sent += x.packets;
+    s.bytes_sent += st->bytes.load();
+    s.streams.push_back(x);
+  }
   s.packet_frames = packet_frames_;
   s.encode_errors = encode_errors_.load();
   s.send_errors = send_errors_.load();
@@ -571,8 +663,13 @@ AudioStats AudioSession::stats() const {
 }
 
 std::optional<AudioReceiverStats> AudioSession::stats_from(const Uuid& from) const {
+  return stats_from(from, config_.stream);
+}
+
+std::optional<AudioReceiverStats> AudioSession::stats_from(const Uuid& from,
+                                                           std::uint16_t stream) const {
   std::lock_guard lock(mu_);
-  Receiver* r = find_receiver(from);
+  Receiver* r = find_receiver(from, stream);
   if (r == nullptr) return std::nullopt;
   return receiver_stats(*r);
 }
@@ -581,6 +678,7 @@ AudioReceiverStats AudioSession::receiver_stats(Receiver& r) const {
   AudioReceiverStats a;
   a.from = r.id;
   a.name = r.name;
+  a.stream = r.stream;
   a.channels = r.layout.channels;
   a.packet_frames = r.layout.frames;
   a.sample_rate = static_cast<int>(r.layout.sample_rate);
@@ -606,7 +704,7 @@ AudioReceiverStats AudioSession::receiver_stats(Receiver& r) const {
 
 std::vector<Nanos> AudioSession::held_ns_history(const Uuid& from) const {
   std::lock_guard lock(mu_);
-  Receiver* r = find_receiver(from);
+  Receiver* r = find_receiver(from, config_.stream);
   return r ? r->jitter.held_ns_history() : std::vector<Nanos>{};
 }
 

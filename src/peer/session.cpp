@@ -299,11 +299,24 @@ const Uuid& Session::id() const noexcept {
 Result<void> Session::set_mix(const std::string& source, const MixSetting& mix) {
   if (!bridge_) return make_error(Errc::kUnsupported, "mix: this session has no audio");
   std::string name = source;
-  // An id (or its short form) names the peer heard under it now.
+  // An id (or its short form) names the peer heard under it now; "ID/N"
+  // its stream N.
+  const auto slash = source.find('/');
+  const std::string who = source.substr(0, slash);
+  const std::string stream = slash == std::string::npos ? std::string() : source.substr(slash);
   for (const auto& p : peer_->peers())
-    if (p.id.to_string() == source || p.id.short_string() == source) name = p.name;
+    if (p.id.to_string() == who || p.id.short_string() == who) name = p.name + stream;
   std::lock_guard lock(mu_);
   return bridge_->set_mix(name, mix);
+}
+
+Result<SendStream*> Session::add_send_stream(int channels) {
+  if (!bridge_) return make_error(Errc::kUnsupported, "a send stream needs an audio backend");
+  AudioStreamConfig c;
+  c.channels = channels;
+  c.period_frames = static_cast<int>(options_.block_frames);
+  std::lock_guard lock(mu_);
+  return bridge_->add_stream(c);
 }
 
 Result<void> Session::send_midi(std::span<const protocol::jmid::Event> events) {
@@ -486,6 +499,7 @@ SessionStatus Session::status() const {
       SourceStatus ss;
       ss.index = src.index;
       ss.name = src.name;
+      ss.stream = src.stream;
       ss.peer = src.peer;
       if (s.bridge)
         for (const auto& [name, m] : s.bridge->mix)
@@ -493,7 +507,7 @@ SessionStatus Session::status() const {
       if (src.peer) {
         for (const auto& p : peers)
           if (p.id == *src.peer) ss.path = std::string(net::to_string(p.source));
-        if (auto r = a->stats_from(*src.peer)) {
+        if (auto r = a->stats_from(*src.peer, src.stream)) {
           ss.channels = r->channels;
           ss.sample_rate = r->sample_rate;
           ss.packet_frames = r->packet_frames;
@@ -525,10 +539,19 @@ std::string SessionStatus::to_json() const {
   sj["refused_blocks"] = refused_blocks;
   sj["block_midi_late"] = block_midi_late;
   sj["block_midi_dropped"] = block_midi_dropped;
+  if (bridge) {
+    auto& streams = sj["send_streams"] = nlohmann::json::array();
+    for (const auto& st : bridge->streams)
+      streams.push_back({{"index", st.index},
+                         {"channels", st.channels},
+                         {"frames_written", st.frames_written},
+                         {"frames_dropped", st.frames_dropped}});
+  }
   auto& src = sj["sources"] = nlohmann::json::array();
   for (const auto& s : sources) {
     src.push_back({{"index", s.index},
                    {"name", s.name},
+                   {"stream", s.stream},
                    {"peer", s.peer ? s.peer->to_string() : std::string()},
                    {"path", s.path},
                    {"channels", s.channels},

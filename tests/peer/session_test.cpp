@@ -22,6 +22,7 @@ namespace {
 
 constexpr std::uint32_t kRate = 48000;
 const std::vector<double> kFreqs[2] = {{277.0, 1013.0}, {401.0, 1511.0}};
+constexpr double kExtraFreq = 613.0;
 
 SessionOptions host_options(const std::string& name, const Uuid& session) {
   SessionOptions o;
@@ -64,10 +65,11 @@ Pair start_pair() {
 // recorded into rec (2 channels).
 void drive(Session& s, double seconds, bool send, std::vector<std::vector<float>>* rec,
            std::uint32_t min_block, std::uint32_t max_block, std::uint64_t seed,
-           std::atomic<bool>* stop = nullptr) {
+           std::atomic<bool>* stop = nullptr, SendStream* extra = nullptr) {
   std::mt19937 rng(static_cast<std::uint32_t>(seed));
   std::uniform_int_distribution<std::uint32_t> size(min_block, max_block);
   std::vector<std::vector<float>> in(2, std::vector<float>(8192)), out(2, std::vector<float>(8192));
+  std::vector<float> mono(8192);
   const std::uint64_t total = static_cast<std::uint64_t>(seconds * kRate);
   const Nanos start = monotonic_ns();
   std::uint64_t done = 0;
@@ -80,6 +82,13 @@ void drive(Session& s, double seconds, bool send, std::vector<std::vector<float>
         for (double fr : kFreqs[ch]) v += 0.3 * std::sin(2 * std::numbers::pi * fr * t);
         in[static_cast<std::size_t>(ch)][f] = send ? static_cast<float>(v) : 0.0f;
       }
+    if (extra) {
+      // A second stream of ours, written from the same (audio) thread.
+      for (std::uint32_t f = 0; f < n; ++f)
+        mono[f] = static_cast<float>(0.4 * std::sin(2 * std::numbers::pi * kExtraFreq *
+                                                    static_cast<double>(done + f) / kRate));
+      EXPECT_TRUE(extra->write(std::span<const float>(mono.data(), n)));
+    }
     const float* ins[2] = {in[0].data(), in[1].data()};
     float* outs[2] = {out[0].data(), out[1].data()};
     const Nanos at = start + static_cast<Nanos>(done * 1'000'000'000 / kRate);
@@ -249,6 +258,80 @@ TEST(Session, BlockMidiArrivesAtTheRightFrame) {
   for (std::size_t n = 5; n < d.size(); ++n)
     EXPECT_NEAR(d[n], median, 600'000.0) << "note " << n << ": its frame was not kept";
   EXPECT_EQ((*rx)->status().block_midi_late, 0u);
+}
+
+// The amplitude of the tone at `hz` in x[from, to): the median over 0.2 s
+// windows (short enough that a pitch off by the drift steering's 1000 ppm
+// stays in phase within one).
+double tone_amplitude(const std::vector<float>& x, std::size_t from, std::size_t to, double hz) {
+  std::vector<double> a;
+  const std::size_t w = kRate / 5;
+  for (std::size_t at = from; at + w <= to; at += w) {
+    double si = 0, co = 0;
+    for (std::size_t i = at; i < at + w; ++i) {
+      const double ph = 2 * std::numbers::pi * hz * static_cast<double>(i) / kRate;
+      si += x[i] * std::sin(ph);
+      co += x[i] * std::cos(ph);
+    }
+    a.push_back(2 * std::hypot(si, co) / static_cast<double>(w));
+  }
+  std::sort(a.begin(), a.end());
+  return a.empty() ? 0.0 : a[a.size() / 2];
+}
+
+// Any number of local send streams: a second stream of ours is its own
+// source at the receiver ("tx/1"), with its own signal and channel count,
+// mixed with the main one.
+TEST(Session, ASecondSendStreamIsItsOwnSource) {
+  auto p = start_pair();
+  ASSERT_TRUE(p.tx && p.rx);
+  auto extra = p.tx->add_send_stream(1);
+  ASSERT_TRUE(extra) << extra.error().message;
+  EXPECT_EQ((*extra)->index(), 1);
+  EXPECT_EQ((*extra)->channels(), 1);
+  EXPECT_FALSE(p.tx->add_send_stream(0)) << "no channels";
+  EXPECT_FALSE(p.tx->add_send_stream(65)) << "too many channels";
+  std::atomic<bool> stop{false};
+  std::thread sender([&] { drive(*p.tx, 5.0, true, nullptr, 1, 2048, 5, &stop, *extra); });
+  std::vector<std::vector<float>> rec(2);
+  drive(*p.rx, 5.5, false, &rec, 256, 256, 6);
+  stop = true;
+  sender.join();
+  const auto st = p.rx->status();
+  SCOPED_TRACE(st.to_json());
+  ASSERT_EQ(st.sources.size(), 2u);
+  const SourceStatus* main = nullptr;
+  const SourceStatus* second = nullptr;
+  for (const auto& s : st.sources) (s.stream == 0 ? main : second) = &s;
+  ASSERT_TRUE(main && second);
+  EXPECT_EQ(main->name, "tx");
+  EXPECT_EQ(second->name, "tx/1");
+  EXPECT_EQ(main->channels, 2);
+  EXPECT_EQ(second->channels, 1);
+  EXPECT_EQ((*extra)->frames_dropped(), 0u);
+  EXPECT_GT((*extra)->frames_written(), kRate * 4u);
+  EXPECT_NE(p.tx->status().to_json().find("\"send_streams\":[{"), std::string::npos);
+  // Its mix is its own.
+  EXPECT_TRUE(p.rx->set_mix("tx/1", -3.0));
+  for (const auto& s : p.rx->status().sources)
+    EXPECT_DOUBLE_EQ(s.mix.gain_db, s.stream == 1 ? -3.0 : 0.0) << s.name;
+  // The mix carries both: each channel holds its own tones plus the second
+  // stream's (a mono stream plays on every channel).
+  for (int ch = 0; ch < 2; ++ch) {
+    auto freqs = kFreqs[ch];
+    freqs.push_back(kExtraFreq);
+    media::SegSnrConfig sc;
+    sc.segment = kRate / 50;
+    const auto r = media::tone_segsnr_db(rec[static_cast<std::size_t>(ch)], kRate, freqs, sc, 1000);
+    EXPECT_GE(r.segsnr_db, 30.0) << "channel " << ch + 1;
+    EXPECT_GE(r.seconds, 3.5);
+    // Both streams are there at their levels (0.3 per main tone, 0.4 for
+    // the second stream's), over two seconds in the middle.
+    const auto& x = rec[static_cast<std::size_t>(ch)];
+    ASSERT_GE(x.size(), kRate * 4u);
+    EXPECT_NEAR(tone_amplitude(x, kRate * 2, kRate * 4, kExtraFreq), 0.4, 0.04) << "channel " << ch + 1;
+    EXPECT_NEAR(tone_amplitude(x, kRate * 2, kRate * 4, kFreqs[ch][0]), 0.3, 0.03) << "channel " << ch + 1;
+  }
 }
 
 }  // namespace

@@ -10,12 +10,14 @@
 // try_pop from one thread only (the consumer). Nothing else synchronises them.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <span>
 #include <type_traits>
 #include <utility>
 
@@ -70,6 +72,30 @@ class SpscQueue {
     out = std::move(slots_[r & mask_]);
     read_.store(r + 1, std::memory_order_release);
     return true;
+  }
+
+  // Producer side: every value or none (false, unchanged, when there is no
+  // room for all of them). For samples: a block lands whole or not at all.
+  bool try_push_all(std::span<const T> values) noexcept(std::is_nothrow_copy_assignable_v<T>) {
+    const std::uint64_t w = write_.load(std::memory_order_relaxed);
+    if (w + values.size() - read_cache_ > capacity_) {
+      read_cache_ = read_.load(std::memory_order_acquire);
+      if (w + values.size() - read_cache_ > capacity_) return false;
+    }
+    for (std::size_t i = 0; i < values.size(); ++i) slots_[(w + i) & mask_] = values[i];
+    write_.store(w + values.size(), std::memory_order_release);
+    return true;
+  }
+
+  // Consumer side: up to out.size() values, oldest first; returns how many.
+  std::size_t pop_some(std::span<T> out) noexcept(std::is_nothrow_move_assignable_v<T>) {
+    const std::uint64_t r = read_.load(std::memory_order_relaxed);
+    write_cache_ = write_.load(std::memory_order_acquire);
+    const auto n = static_cast<std::size_t>(
+        std::min<std::uint64_t>(write_cache_ - r, static_cast<std::uint64_t>(out.size())));
+    for (std::size_t i = 0; i < n; ++i) out[i] = std::move(slots_[(r + i) & mask_]);
+    read_.store(r + n, std::memory_order_release);
+    return n;
   }
 
   std::size_t capacity() const noexcept { return capacity_; }

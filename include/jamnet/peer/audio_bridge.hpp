@@ -4,6 +4,9 @@
 //   preallocated block ring each cycle, whatever the cycle's size; a sender
 //   thread hands them to the session, which cuts them into packets (sending
 //   is a syscall, so it never happens on the audio thread);
+// - more streams: SendStream::write() from any one thread (the audio
+//   thread too) puts samples in a lock-free ring; the same sender thread
+//   hands them to the session as their own stream (AudioSession::add_stream);
 // - playback: each source slot of the session (a remote peer, by name) gets
 //   N output ports ("<peer>_1".."<peer>_N"), registered by the control thread
 //   (update()) and published to the audio thread through atomics; the cycle
@@ -17,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <utility>
 #include <string>
@@ -86,6 +90,41 @@ struct AudioBridgeStats {
   std::string last_error;                 // plain words for the latest port error
   std::vector<std::string> remote_ports;  // registered output ports, in order
   std::vector<std::pair<std::string, MixSetting>> mix;  // settings by source name
+  struct Stream {  // add_stream()'s
+    std::uint16_t index = 0;
+    int channels = 0;
+    std::uint64_t frames_written = 0, frames_dropped = 0;
+  };
+  std::vector<Stream> streams;
+};
+
+// One more stream of our own (a second bus, a voice, a click track), besides
+// the captured inputs. Its audio is whatever the app writes.
+class SendStream {
+ public:
+  std::uint16_t index() const noexcept { return index_; }  // audio://SESSION/<index>
+  int channels() const noexcept { return channels_; }
+  // Any whole number of interleaved frames, from one thread at a time (the
+  // audio thread may: no allocation, lock or syscall). The frames are queued
+  // and sent in order by the bridge's sender thread. False when they do not
+  // fit the queue (kQueueFrames) or are not whole frames: dropped and counted.
+  bool write(std::span<const float> interleaved) noexcept;
+  static constexpr std::size_t kQueueFrames = 32768;  // ~0.7 s at 48 kHz
+  std::uint64_t frames_written() const noexcept { return written_.load(std::memory_order_relaxed); }
+  std::uint64_t frames_dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class AudioBridge;
+  SendStream(std::size_t handle, std::uint16_t index, int channels)
+      : handle_(handle), index_(index), channels_(channels),
+        queue_(kQueueFrames * static_cast<std::size_t>(channels)),
+        out_(4096 * static_cast<std::size_t>(channels)) {}
+  std::size_t handle_;  // AudioSession::send_block(handle, ...)
+  std::uint16_t index_;
+  int channels_;
+  SpscQueue<float> queue_;
+  std::vector<float> out_;  // sender thread: up to 4096 frames taken from the queue
+  std::atomic<std::uint64_t> written_{0}, dropped_{0};
 };
 
 struct AudioBridgeUpdate {
@@ -106,6 +145,11 @@ class AudioBridge final : public engine::AudioProcessor {
 
   void start();  // the sender thread
   void stop();   // idempotent
+
+  // Control thread: one more stream of ours (AudioSession::add_stream), fed
+  // through SendStream::write(); it lives as long as the bridge. Needs
+  // AudioBridgeConfig::send.
+  Result<SendStream*> add_stream(const AudioStreamConfig& config);
 
   // Control thread, every few tens of ms: gives ports to the session's
   // source slots, and removes those of slots it freed.
@@ -147,6 +191,10 @@ class AudioBridge final : public engine::AudioProcessor {
   std::vector<float> scratch_;  // audio thread: one interleaved pull
   std::vector<float> input_;    // audio thread: config_.input's buffers
   std::vector<float*> input_ptrs_;
+
+  std::array<std::unique_ptr<SendStream>, AudioSession::kMaxStreams> stream_store_;
+  std::array<std::atomic<SendStream*>, AudioSession::kMaxStreams> streams_{};  // read by the sender
+  std::mutex streams_mu_;
 
   std::array<Remote, kMaxRemotes> remotes_{};
   std::vector<std::string> port_names_;  // control thread

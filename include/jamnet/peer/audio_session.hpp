@@ -11,11 +11,16 @@
 // is played at its own packet size, channel count and rate: the receiver
 // takes them from the packets and resamples to ours.
 //
+// Streams: a peer sends its main stream on audio://SESSION/<config.stream>
+// and may add more (add_stream(): a second bus, a voice, a click), each on
+// its own index with its own channel count. Receivers hear every stream.
+//
 // Sources: remote audio is heard through source slots keyed by the peer's
-// name, so a peer that restarts (a new id under the same name) comes back on
-// the same slot (and, through AudioBridge, the same JACK ports). A slot whose
-// peer left lingers for AudioConfig::source_linger_ns, then is freed; its
-// receiver (jitter buffer and all) is freed as soon as the peer leaves.
+// name and stream ("name" for its main stream 0, "name/N" for stream N), so a
+// peer that restarts (a new id under the same name) comes back on the same
+// slot (and, through AudioBridge, the same JACK ports). A slot whose peer left
+// lingers for AudioConfig::source_linger_ns, then is freed; its receiver
+// (jitter buffer and all) is freed as soon as the peer leaves.
 //
 // Threads:
 // - send_block(): the capture side (a sender thread; it makes syscalls, so not
@@ -87,7 +92,8 @@ struct AudioConfig {
 
 struct AudioReceiverStats {
   Uuid from;
-  std::string name;
+  std::string name;          // the source's name: "peer", or "peer/N" for its stream N
+  std::uint16_t stream = 0;  // audio://SESSION/<stream>
   int channels = 0;        // of the remote stream
   int packet_frames = 0;   // frames per packet it sends
   int sample_rate = 0;     // its rate (resampled to ours when it differs)
@@ -110,7 +116,8 @@ struct AudioReceiverStats {
 // One source slot, as the control thread sees it.
 struct AudioSourceInfo {
   std::size_t index = 0;  // stable for the slot's life: AudioSession::pull_source(index, ...)
-  std::string name;       // the peer's name
+  std::string name;       // the peer's name, "peer/N" for its stream N > 0
+  std::uint16_t stream = 0;
   std::optional<Uuid> peer;  // the peer heard on it now; nullopt while it lingers
   Nanos gone_since_ns = 0;   // when its peer left (lingering slots)
 };
@@ -125,6 +132,12 @@ struct AudioStats {
   std::uint64_t send_errors = 0;    // datagrams the socket refused
   std::uint64_t bad_blocks = 0;     // send_block() calls with a partial frame: dropped
   std::string last_error;           // plain words for the latest of those; empty if none
+  struct Stream {
+    std::uint16_t stream = 0;  // audio://SESSION/<stream>
+    int channels = 0, packet_frames = 0;
+    std::uint64_t blocks = 0, frames = 0, packets = 0;
+  };
+  std::vector<Stream> streams;  // ours: the main one first, then add_stream()'s
   std::uint64_t receivers_created = 0;
   std::uint64_t receivers_freed = 0;
   std::uint64_t sources_refused = 0;  // peers not heard: every source slot taken
@@ -136,9 +149,20 @@ struct AudioStats {
 // later include the buffer running dry, which is not concealment of the stream.
 bool stream_played_out(const AudioReceiverStats& s, Nanos since_end_ns, Nanos link_delay_ns);
 
+// A source's name: the peer's name for stream 0, "name/N" for stream N.
+std::string source_name(const std::string& peer_name, std::uint16_t stream);
+
+// One more stream a peer sends besides its main one.
+struct AudioStreamConfig {
+  int channels = 1;
+  int period_frames = protocol::jdat::kDefaultFrames;  // picks the packet size, as AudioConfig's
+};
+
 class AudioSession {
  public:
   static constexpr std::size_t kMaxSources = 32;
+  // Streams one peer sends: its main one and up to kMaxStreams - 1 more.
+  static constexpr std::size_t kMaxStreams = 16;
 
   // Fails when the configuration cannot work (say, channels that do not fit a
   // datagram even at the smallest packet): Peer::start reports it.
@@ -157,7 +181,17 @@ class AudioSession {
   // Any number of whole interleaved frames (channels each), sent to every
   // peer as packets of packet_frames() frames. One sender thread.
   void send_block(std::span<const float> interleaved);
-  // Playout of what `from` sends: frames * channels interleaved samples (our
+  // Control thread: one more stream of our own, on the lowest free index
+  // (the main stream's is config().stream). Returns its handle for
+  // send_block(handle, ...); fails past kMaxStreams or for a layout that does
+  // not fit a datagram.
+  Result<std::size_t> add_stream(const AudioStreamConfig& config);
+  // The same as send_block() on stream `handle` (0: the main stream), from
+  // one thread per stream. A handle add_stream() did not return is counted
+  // as a bad block.
+  void send_block(std::size_t handle, std::span<const float> interleaved);
+  std::uint16_t stream_index(std::size_t handle) const noexcept;
+  // Playout of `from`'s main stream: frames * channels interleaved samples (our
   // channel count) for local time now_ns. Silence until that peer's stream
   // has started. A mono stream fills every channel; otherwise channel i
   // plays the stream's channel i (silence where it has none).
@@ -165,8 +199,8 @@ class AudioSession {
   // The same for whoever is heard on source slot `index` now.
   void pull_source(std::size_t index, std::span<float> out, Nanos now_ns);
 
-  // Control thread: `id` left, timed out or restarted: free its receiver;
-  // its source slot lingers.
+  // Control thread: `id` left, timed out or restarted: free its receivers
+  // (every stream); their source slots linger.
   void forget(const Uuid& id);
   // Control thread, every few tens of ms: frees slots that lingered long
   // enough and receivers nothing reads any more.
@@ -176,8 +210,10 @@ class AudioSession {
   AudioStats stats() const;
   // True once `from`'s stream has been heard (cheap: no statistics copied).
   bool heard_from(const Uuid& from) const;
-  // One sender's figures; nullopt until that peer has been heard.
+  // One sender's figures (its main stream); nullopt until it has been heard.
   std::optional<AudioReceiverStats> stats_from(const Uuid& from) const;
+  // ... and of its stream `stream`.
+  std::optional<AudioReceiverStats> stats_from(const Uuid& from, std::uint16_t stream) const;
   // Per-packet time spent in `from`'s jitter buffer (ns); call when the
   // playout of that peer is stopped.
   std::vector<Nanos> held_ns_history(const Uuid& from) const;
@@ -187,7 +223,8 @@ class AudioSession {
   struct Source {
     std::atomic<Receiver*> rx{nullptr};
     // control side, under mu_
-    std::string name;
+    std::string name;  // source_name(peer, stream)
+    std::uint16_t stream = 0;
     bool used = false;
     Nanos gone_since_ns = 0;
   };
@@ -201,12 +238,15 @@ class AudioSession {
     std::atomic<int>& readers;
   };
 
+  struct Sender;
   void on_frame(const net::ReceivedFrame& rx);
-  void send_packet(const protocol::jdat::JdatHeader& h, std::span<const std::uint32_t> words);
-  void send_packetised(std::span<const float> interleaved);
+  void send_packet(Sender& s, const protocol::jdat::JdatHeader& h,
+                   std::span<const std::uint32_t> words);
+  void send_packetised(Sender& s, std::span<const float> interleaved);
   void note_error(std::atomic<std::uint64_t>& counter, const std::string& message);
-  Receiver* find_receiver(const Uuid& id) const;
-  Receiver* create_receiver(const Uuid& id, const protocol::jdat::JdatHeader& h);
+  Receiver* find_receiver(const Uuid& id, std::uint16_t stream) const;
+  Receiver* create_receiver(const Uuid& id, std::uint16_t stream,
+                            const protocol::jdat::JdatHeader& h);
   void play(Receiver& r, std::span<float> out, Nanos now_ns);
   AudioReceiverStats receiver_stats(Receiver& r) const;
   void retire_locked(Receiver* r);
@@ -221,15 +261,12 @@ class AudioSession {
   std::atomic<bool> running_{true};
   int packet_frames_ = 0;
 
-  // send side (one sender thread)
-  std::uint64_t next_frame_;
-  std::vector<float> pending_;  // frames waiting to fill a packet
-  std::size_t pending_frames_ = 0;
-  std::vector<std::uint32_t> words_;
-  std::vector<std::uint8_t> payload_;
-  std::vector<net::Discovery::Route> routes_;
-  std::atomic<std::uint64_t> blocks_sent_{0}, frames_sent_{0}, packets_sent_{0}, bytes_sent_{0},
-      encode_errors_{0}, send_errors_{0}, bad_blocks_{0};
+  // send side: one Sender per stream, each used by one sender thread;
+  // published once (add_stream), freed with the session.
+  std::array<std::unique_ptr<Sender>, kMaxStreams> sender_store_;
+  std::array<std::atomic<Sender*>, kMaxStreams> senders_{};
+  std::mutex streams_mu_;  // add_stream()
+  std::atomic<std::uint64_t> encode_errors_{0}, send_errors_{0}, bad_blocks_{0};
   mutable std::mutex error_mu_;
   std::string last_error_;
 

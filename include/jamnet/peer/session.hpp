@@ -115,10 +115,11 @@ struct SessionEvent {
 };
 std::string_view to_string(SessionEvent::Kind k) noexcept;
 
-// One remote audio source (a peer, by name), for a status display.
+// One remote audio source (a peer's stream, by name), for a status display.
 struct SourceStatus {
   std::size_t index = 0;
-  std::string name;
+  std::string name;          // the peer's name; "name/N" for its stream N > 0
+  std::uint16_t stream = 0;
   std::optional<Uuid> peer;  // nullopt while its slot lingers after it left
   std::string path;          // "multicast", "unicast" or "pinned" (how we reach it)
   int channels = 0, sample_rate = 0, packet_frames = 0;
@@ -176,6 +177,14 @@ class Session {
                        double pan = 0) {
     return set_mix(source, MixSetting{gain_db, mute, pan});
   }
+
+  // One more audio stream of ours besides the main one (a second bus, a
+  // voice, a click): `channels` channels at the session's rate, fed with
+  // SendStream::write() (real-time safe) and heard by the others as the
+  // source "<our name>/<index>". Needs an audio backend and send_audio; at
+  // most AudioSession::kMaxStreams - 1 of them; they last as long as the
+  // session.
+  Result<SendStream*> add_send_stream(int channels);
 
   // MIDI to every peer (ts_ns 0: now). Needs options.peer.midi.
   Result<void> send_midi(std::span<const protocol::jmid::Event> events);
