@@ -19,6 +19,8 @@
 #include <vulkan/vulkan.h>
 #endif
 
+#include "env.hpp"
+
 namespace jamnet::gpu {
 
 std::string_view to_string(Backend b) noexcept {
@@ -90,11 +92,6 @@ std::optional<Profile> profile_from(std::string_view s) noexcept {
 // ---------------------------------------------------------------- detection
 
 namespace {
-
-bool env_is_one(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::string_view(v) == "1";
-}
 
 std::string dl_error() {
   const char* e = dlerror();

@@ -26,6 +26,8 @@
 #include "shaders/noop_spv.h"
 #include "shaders/pnbtr_spv.h"
 
+#include "env.hpp"
+
 namespace jamnet::gpu {
 namespace {
 
@@ -119,11 +121,6 @@ std::string vk_error(const char* what, VkResult r) {
 
 Error err(std::string m) {
   return Error{Errc::kUnsupported, std::move(m)};
-}
-
-bool env_is_one(const char* name) {
-  const char* v = std::getenv(name);
-  return v && std::string_view(v) == "1";
 }
 
 constexpr int kBindings = 3;

@@ -19,6 +19,8 @@
 #include "jamnet/net/udp_socket.hpp"
 #include "jamnet/platform/realtime.hpp"
 
+#include "errno_text.hpp"
+
 namespace jamnet::net {
 
 namespace {
@@ -34,10 +36,6 @@ enum Dir : std::uint8_t { kForward = 0, kReverse = 1 };
 
 // Tags in epoll_event.data.u32.
 enum : std::uint32_t { kTagListen, kTagUpstream, kTagTimer, kTagWake };
-
-std::string errno_text(const char* what) {
-  return std::string(what) + ": " + std::strerror(errno);
-}
 
 void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);

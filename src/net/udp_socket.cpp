@@ -11,13 +11,10 @@
 #include <string>
 #include <utility>
 
+#include "errno_text.hpp"
+
 namespace jamnet::net {
 
-namespace {
-std::string errno_text(const char* what) {
-  return std::string(what) + ": " + std::strerror(errno);
-}
-}  // namespace
 
 UdpSocket::~UdpSocket() {
   if (fd_ >= 0) ::close(fd_);

@@ -263,7 +263,7 @@ std::string json_escape(const std::string& s) {
   }
   return out;
 }
-std::string num(double v) {
+std::string num6(double v) {
   if (!std::isfinite(v)) return "null";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", v);
@@ -290,13 +290,13 @@ std::string PeerReport::to_json() const {
     o << "{\"id\":\"" << l.info.id.to_string() << "\",\"name\":\"" << json_escape(l.info.name)
       << "\",\"incarnation\":" << l.info.incarnation << ",\"address\":\""
       << l.info.address.to_string() << "\",\"path\":\"" << net::to_string(l.info.source)
-      << "\",\"restarts\":" << l.info.restarts << ",\"rtt_ms_last\":" << num(l.info.rtt_last_ms)
-      << ",\"rtt_ms_p50\":" << num(l.info.rtt_p50_ms)
-      << ",\"rtt_ms_p99\":" << num(l.info.rtt_p99_ms) << ",\"pings_sent\":" << l.info.pings_sent
+      << "\",\"restarts\":" << l.info.restarts << ",\"rtt_ms_last\":" << num6(l.info.rtt_last_ms)
+      << ",\"rtt_ms_p50\":" << num6(l.info.rtt_p50_ms)
+      << ",\"rtt_ms_p99\":" << num6(l.info.rtt_p99_ms) << ",\"pings_sent\":" << l.info.pings_sent
       << ",\"pongs_received\":" << l.info.pongs_received
-      << ",\"heartbeat_loss\":" << num(l.info.heartbeat_loss())
+      << ",\"heartbeat_loss\":" << num6(l.info.heartbeat_loss())
       << ",\"probes_sent\":" << l.probes_sent << ",\"probes_received\":" << l.probes_received
-      << ",\"probes_lost\":" << l.probes_lost << ",\"probe_loss\":" << num(l.probe_loss())
+      << ",\"probes_lost\":" << l.probes_lost << ",\"probe_loss\":" << num6(l.probe_loss())
       << ",\"reordered\":" << l.probes_reordered
       << ",\"duplicates_dropped\":" << l.duplicates_dropped
       << ",\"app_duplicates\":" << l.app_duplicates << ",\"corrupt\":" << l.corrupt << '}';
@@ -317,7 +317,7 @@ std::string PeerReport::to_json() const {
         << ",\"delivered\":" << s.delivered << ",\"duplicates\":" << s.duplicates
         << ",\"too_old\":" << s.too_old << ",\"repairs\":" << s.repairs << ",\"late\":" << s.late
         << ",\"stale\":" << s.stale << ",\"held_notes\":" << s.held_notes
-        << ",\"copy_loss\":" << num(s.copy_loss) << '}';
+        << ",\"copy_loss\":" << num6(s.copy_loss) << '}';
     }
     o << "]}";
   }
@@ -342,9 +342,9 @@ std::string PeerReport::to_json() const {
         << ",\"format_mismatch\":" << a.format_mismatch << ",\"queue_full\":" << a.queue_full
         << ",\"missing\":" << j.missing_packets << ",\"late\":" << j.late
         << ",\"underruns\":" << j.underruns << ",\"concealed_blocks\":" << a.concealed_blocks
-        << ",\"jitter_ms\":" << num(j.jitter_ns / 1e6) << ",\"target_ms\":" << num(j.target_ns / 1e6)
-        << ",\"depth_ms\":" << num(j.depth_ns / 1e6) << ",\"drift_ppm\":" << num(j.drift_ppm)
-        << ",\"peak\":" << num(a.peak) << '}';
+        << ",\"jitter_ms\":" << num6(j.jitter_ns / 1e6) << ",\"target_ms\":" << num6(j.target_ns / 1e6)
+        << ",\"depth_ms\":" << num6(j.depth_ns / 1e6) << ",\"drift_ppm\":" << num6(j.drift_ppm)
+        << ",\"peak\":" << num6(a.peak) << '}';
     }
     o << "]}";
   }

@@ -155,9 +155,10 @@ TEST(JackChurn, SenderComesAndGoesThirtyTimesOnTheSamePorts) {
     tx = peer("tx", {});
     ASSERT_TRUE(testing::connect_when_there(c, "tester:out_1", "tx:send_1", 10s))
         << "cycle " << i << ": the sender's port never appeared";
-    if (i == 0)
+    if (i == 0) {
       ASSERT_TRUE(testing::connect_when_there(c, "rx:tx_1", "tester:in_1", 10s))
           << "the receiver never made a port for the sender";
+    }
     bool heard = false;
     while (!heard && std::chrono::steady_clock::now() < started + 8s) {
       std::this_thread::sleep_for(20ms);

@@ -70,6 +70,13 @@ struct BackendConfig {
   bool midi = false;             // JACK: also register midi_in/midi_out in the same client
 };
 
+// The largest period a backend takes (null, file, host).
+inline constexpr std::uint32_t kMaxBackendFrames = 1u << 16;
+
+// Port names every backend accepts: not empty, no ':' (JACK's separator),
+// each once; with config.midi, midi_in and midi_out are taken.
+Result<void> check_port_names(const BackendConfig& config);
+
 class AudioBackend {
  public:
   AudioBackend() = default;

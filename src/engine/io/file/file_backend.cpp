@@ -2,6 +2,8 @@
 
 #include <sndfile.h>
 
+#include "sndfile_ptr.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -15,15 +17,10 @@
 namespace jamnet::engine::io {
 namespace {
 
-constexpr std::uint32_t kMaxFrames = 1u << 16;
 // Cycles per file read/write: big enough that the syscalls vanish next to the
 // processing, small enough to stay in cache.
 constexpr std::uint32_t kChunkTargetFrames = 8192;
 
-struct SndfileCloser {
-  void operator()(SNDFILE* f) const noexcept { sf_close(f); }
-};
-using SndfilePtr = std::unique_ptr<SNDFILE, SndfileCloser>;
 
 enum class OutFormat { kNone, kWavFloat, kFlac24 };
 
@@ -38,18 +35,6 @@ Result<OutFormat> output_format(const std::string& path) {
                     "output file '" + path + "': the name must end in .wav or .flac");
 }
 
-Result<void> check_port_names(const BackendConfig& config) {
-  std::vector<std::string> seen;
-  for (const auto* names : {&config.inputs, &config.outputs}) {
-    for (const auto& n : *names) {
-      if (n.empty()) return make_error(Errc::kInvalidArgument, "a port name is empty");
-      if (std::find(seen.begin(), seen.end(), n) != seen.end())
-        return make_error(Errc::kInvalidArgument, "port name '" + n + "' is used twice");
-      seen.push_back(n);
-    }
-  }
-  return {};
-}
 
 class FileBackend final : public AudioBackend {
  public:
@@ -278,10 +263,10 @@ class FileBackend final : public AudioBackend {
 
 Result<std::unique_ptr<AudioBackend>> open_file_backend(const BackendConfig& config) {
   if (config.sample_rate == 0) return make_error(Errc::kInvalidArgument, "sample rate is 0");
-  if (config.frames == 0 || config.frames > kMaxFrames) {
+  if (config.frames == 0 || config.frames > kMaxBackendFrames) {
     return make_error(Errc::kInvalidArgument, "period of " + std::to_string(config.frames) +
                                                   " frames is out of range (1.." +
-                                                  std::to_string(kMaxFrames) + ")");
+                                                  std::to_string(kMaxBackendFrames) + ")");
   }
   if (auto ok = check_port_names(config); !ok) return std::unexpected(ok.error());
   auto format = output_format(config.output_path);

@@ -2,15 +2,13 @@
 
 #include <sndfile.h>
 
+#include "sndfile_ptr.hpp"
+
 #include <memory>
 
 namespace jamnet::engine::io {
 namespace {
 
-struct SndfileCloser {
-  void operator()(SNDFILE* f) const noexcept { sf_close(f); }
-};
-using SndfilePtr = std::unique_ptr<SNDFILE, SndfileCloser>;
 
 int sndfile_format(AudioFileFormat f) noexcept {
   switch (f) {

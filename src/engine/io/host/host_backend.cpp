@@ -9,7 +9,6 @@
 namespace jamnet::engine::io {
 
 namespace {
-constexpr std::uint32_t kMaxFrames = 1u << 16;
 }
 
 struct HostBackend::Impl {
@@ -25,10 +24,10 @@ struct HostBackend::Impl {
 };
 
 Result<std::unique_ptr<HostBackend>> HostBackend::open(const BackendConfig& config) {
-  if (config.sample_rate == 0 || config.frames == 0 || config.frames > kMaxFrames)
+  if (config.sample_rate == 0 || config.frames == 0 || config.frames > kMaxBackendFrames)
     return make_error(Errc::kInvalidArgument,
                       "host backend: the rate must be above 0 and the largest block 1.." +
-                          std::to_string(kMaxFrames) + " frames");
+                          std::to_string(kMaxBackendFrames) + " frames");
   return std::unique_ptr<HostBackend>(new HostBackend(config));
 }
 
@@ -49,7 +48,7 @@ bool HostBackend::process(const float* const* inputs, float* const* outputs, std
                           Nanos host_time) noexcept {
   Impl& m = *impl_;
   auto silent = [&] {
-    if (outputs != nullptr && frames <= kMaxFrames)
+    if (outputs != nullptr && frames <= kMaxBackendFrames)
       for (std::size_t o = 0; o < m.out_ptrs.size(); ++o)
         if (outputs[o] != nullptr) std::fill(outputs[o], outputs[o] + frames, 0.0f);
     m.refused.fetch_add(1, std::memory_order_relaxed);

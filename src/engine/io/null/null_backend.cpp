@@ -12,29 +12,14 @@
 namespace jamnet::engine::io {
 namespace {
 
-constexpr std::uint32_t kMaxFrames = 1u << 16;
 
 // The output pointer array the audio thread reads. add_output publishes a new
 // one instead of growing this one, so the audio thread never sees a vector
 // being reallocated under it.
-struct OutputSet {
+struct NullOutputSet {
   std::vector<float*> buffers;
 };
 
-Result<void> check_port_names(const BackendConfig& config) {
-  std::vector<std::string> seen;
-  for (const auto* names : {&config.inputs, &config.outputs}) {
-    for (const auto& n : *names) {
-      if (n.empty()) return make_error(Errc::kInvalidArgument, "a port name is empty");
-      for (const auto& s : seen) {
-        if (s == n)
-          return make_error(Errc::kInvalidArgument, "port name '" + n + "' is used twice");
-      }
-      seen.push_back(n);
-    }
-  }
-  return {};
-}
 
 class NullBackend final : public AudioBackend {
  public:
@@ -42,7 +27,7 @@ class NullBackend final : public AudioBackend {
       : config_(config), silence_(config.frames, 0.0f) {
     input_ptrs_.assign(config_.inputs.size(), silence_.data());
     for (const auto& n : config_.inputs) input_names_.push_back(config_.client_name + ":" + n);
-    auto set = std::make_unique<OutputSet>();
+    auto set = std::make_unique<NullOutputSet>();
     for (const auto& n : config_.outputs) {
       output_buffers_.emplace_back(config_.frames, 0.0f);
       set->buffers.push_back(output_buffers_.back().data());
@@ -98,7 +83,7 @@ class NullBackend final : public AudioBackend {
     // All allocation here, on the control thread; the audio thread only
     // swaps to the new array at its next cycle. A removed port's index (and
     // buffer) is reused first.
-    auto set = std::make_unique<OutputSet>(*sets_.back());
+    auto set = std::make_unique<NullOutputSet>(*sets_.back());
     std::size_t index = 0;
     while (index < output_names_.size() && !output_names_[index].empty()) ++index;
     if (index == output_names_.size()) {
@@ -120,7 +105,7 @@ class NullBackend final : public AudioBackend {
                         "output " + std::to_string(index) + " was not added by add_output");
     // The buffer stays (a removed port's samples go nowhere); its name goes.
     output_names_[index].clear();
-    publish(std::make_unique<OutputSet>(*sets_.back()));
+    publish(std::make_unique<NullOutputSet>(*sets_.back()));
     return {};
   }
 
@@ -140,7 +125,7 @@ class NullBackend final : public AudioBackend {
   // Makes `set` current. Arrays retired two cycles ago or more are no longer
   // read by the audio thread (it loads the array once per cycle): freed, so
   // peers coming and going do not grow memory.
-  void publish(std::unique_ptr<OutputSet> set) {
+  void publish(std::unique_ptr<NullOutputSet> set) {
     outputs_.store(set.get(), std::memory_order_release);
     const std::uint64_t now = cycles_.load(std::memory_order_acquire);
     if (!sets_.empty()) retired_at_.push_back(now);
@@ -186,7 +171,7 @@ class NullBackend final : public AudioBackend {
         since_anchor = 0;
         due = wake;
       }
-      const OutputSet* outs = outputs_.load(std::memory_order_acquire);
+      const NullOutputSet* outs = outputs_.load(std::memory_order_acquire);
       AudioBlock block;
       block.inputs = {input_ptrs_.data(), input_ptrs_.size()};
       block.outputs = {outs->buffers.data(), outs->buffers.size()};
@@ -209,9 +194,9 @@ class NullBackend final : public AudioBackend {
 
   mutable std::mutex mutex_;  // control threads only; the audio thread never takes it
   std::vector<std::vector<float>> output_buffers_;
-  std::vector<std::unique_ptr<OutputSet>> sets_;  // back() is current; the rest retired
+  std::vector<std::unique_ptr<NullOutputSet>> sets_;  // back() is current; the rest retired
   std::vector<std::uint64_t> retired_at_;         // cycles_ when sets_[i] was retired
-  std::atomic<const OutputSet*> outputs_{nullptr};
+  std::atomic<const NullOutputSet*> outputs_{nullptr};
   std::vector<std::string> input_names_, output_names_;
   std::thread thread_;
 
@@ -225,10 +210,10 @@ class NullBackend final : public AudioBackend {
 
 Result<std::unique_ptr<AudioBackend>> open_null_backend(const BackendConfig& config) {
   if (config.sample_rate == 0) return make_error(Errc::kInvalidArgument, "sample rate is 0");
-  if (config.frames == 0 || config.frames > kMaxFrames) {
+  if (config.frames == 0 || config.frames > kMaxBackendFrames) {
     return make_error(Errc::kInvalidArgument, "period of " + std::to_string(config.frames) +
                                                   " frames is out of range (1.." +
-                                                  std::to_string(kMaxFrames) + ")");
+                                                  std::to_string(kMaxBackendFrames) + ")");
   }
   if (auto ok = check_port_names(config); !ok) return std::unexpected(ok.error());
   return std::unique_ptr<AudioBackend>(new NullBackend(config));
