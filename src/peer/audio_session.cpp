@@ -46,6 +46,7 @@ struct AudioSession::Receiver {
   bool is_jellie;
   std::size_t block_samples;
   media::jdat::JitterBuffer jitter;
+  std::uint32_t slots;  // hand-off slots
   std::vector<float> slab;
   SpscQueue<Slot> filled;
   SpscQueue<std::uint32_t> free_slots;
@@ -79,6 +80,14 @@ struct AudioSession::Receiver {
     return j;
   }
 
+  // Enough hand-off slots for the largest target plus 100 ms of this stream.
+  static std::uint32_t queue_slots(const AudioConfig& c, const jdat::JdatHeader& h) {
+    const double seconds = static_cast<double>(c.jitter.max_target_ns) * 1e-9 + 0.1;
+    const double packets = seconds * h.sample_rate / std::max<double>(h.frames, 1.0);
+    return static_cast<std::uint32_t>(
+        std::clamp<double>(std::ceil(packets), static_cast<double>(c.queue_packets), 65536.0));
+  }
+
   Receiver(const Uuid& who, std::uint16_t index, std::string source, const AudioConfig& c,
            const jdat::JdatHeader& h)
       : id(who),
@@ -88,13 +97,14 @@ struct AudioSession::Receiver {
         is_jellie(h.role != jdat::StreamRole::kPlain),
         block_samples(static_cast<std::size_t>(h.frames) * h.channels),
         jitter(jitter_config(c, h)),
-        slab(c.queue_packets * block_samples),
-        filled(c.queue_packets),
-        free_slots(c.queue_packets),
+        slots(queue_slots(c, h)),
+        slab(slots * block_samples),
+        filled(slots),
+        free_slots(slots),
         rx_words(static_cast<std::size_t>(jdat::kMaxFrames) * jdat::kMaxChannels),
         rx_samples(block_samples),
         mix(static_cast<std::size_t>(jitter_config(c, h).max_pull_frames) * h.channels) {
-    for (std::uint32_t i = 0; i < c.queue_packets; ++i) (void)free_slots.try_push(i);
+    for (std::uint32_t i = 0; i < slots; ++i) (void)free_slots.try_push(i);
     if (is_jellie) jellie.emplace(h.format, h.frames);
   }
 

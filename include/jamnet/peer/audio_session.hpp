@@ -87,7 +87,10 @@ struct AudioConfig {
     j.aligned_pulls = true;  // pull() comes once per audio cycle, on the device's clock
     return j;
   }();
-  std::size_t queue_packets = 512;  // network -> playout hand-off per remote peer
+  // Network -> playout hand-off per remote stream, in packets: at least
+  // this many, and always enough for the jitter buffer's largest target plus
+  // 100 ms of that stream (short packets at a high rate need more).
+  std::size_t queue_packets = 512;
 };
 
 struct AudioReceiverStats {
