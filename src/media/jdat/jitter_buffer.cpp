@@ -526,7 +526,9 @@ void JitterBuffer::Impl::update_target(Nanos dt, Nanos now, int frames) noexcept
   const Nanos lookahead = std::llround(lookahead_ * 1e9 / rate_);
   Nanos wait = std::llround(max_pull_seen_ * 1e9 / orate_);
   Nanos floor = std::max(cfg_.min_target_ns, period_ns_);
-  if (cfg_.aligned_pulls && have_arrivals()) {
+  // A pull of several packets (a period sent as sub-blocks) needs packets of
+  // more than one arrival burst: the phase-blind whole-pull wait.
+  if (cfg_.aligned_pulls && have_arrivals() && frames * rate_ / orate_ <= n_) {
     // Pulls on a regular grid (a device clock) and packets at the same rate
     // keep one phase: a packet that is ready (jitter quantile + margin after
     // its earliest arrival) waits for the next pull, `wait` in [0, pull),
