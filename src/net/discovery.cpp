@@ -133,8 +133,8 @@ void Discovery::on_discovery(const ReceivedFrame& rx) {
     std::lock_guard lock(mu_);
     auto it = peers_.find(m->peer_id);
     if (it != peers_.end() && it->second.info.incarnation == m->incarnation) {
-      events_.push_back({PeerEventKind::kLeft, m->peer_id, it->second.info.name, now,
-                         addresses_of(m->peer_id)});
+      events_.push_back(
+          {PeerEventKind::kLeft, m->peer_id, it->second.info.name, now, addresses_of(m->peer_id)});
       std::erase_if(aliases_, [&](const auto& kv) { return kv.second == m->peer_id; });
       peers_.erase(it);
     }

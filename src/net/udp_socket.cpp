@@ -15,7 +15,6 @@
 
 namespace jamnet::net {
 
-
 UdpSocket::~UdpSocket() {
   if (fd_ >= 0) ::close(fd_);
 }

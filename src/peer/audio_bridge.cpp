@@ -1,8 +1,8 @@
 #include "jamnet/peer/audio_bridge.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <cctype>
+#include <cmath>
 
 #include "jamnet/platform/realtime.hpp"
 
@@ -52,7 +52,8 @@ AudioBridge::AudioBridge(AudioSession& session, engine::io::AudioBackend& backen
   scratch_.assign(slot_frames_ * channels_, 0.0f);
   if (config_.input != nullptr) {
     input_.assign(slot_frames_ * channels_, 0.0f);
-    for (std::size_t ch = 0; ch < channels_; ++ch) input_ptrs_.push_back(&input_[ch * slot_frames_]);
+    for (std::size_t ch = 0; ch < channels_; ++ch)
+      input_ptrs_.push_back(&input_[ch * slot_frames_]);
   }
   // The audio thread reads a slot's outputs while it is active; the control
   // thread changes them only while it is not, and never reallocates them.
@@ -243,7 +244,8 @@ AudioBridgeStats AudioBridge::stats() const {
   s.mix = mix_;
   for (const auto& sp : streams_)
     if (const SendStream* st = sp.load(std::memory_order_acquire))
-      s.streams.push_back({st->index(), st->channels(), st->frames_written(), st->frames_dropped()});
+      s.streams.push_back(
+          {st->index(), st->channels(), st->frames_written(), st->frames_dropped()});
   return s;
 }
 
@@ -257,7 +259,7 @@ void AudioBridge::capture(const engine::io::AudioBlock& block) noexcept {
                   block.info.frame_time);
   }
   for (std::size_t ch = 0; ch < channels_; ++ch) {
-    const float* in = config_.input != nullptr ? input_ptrs_[ch]
+    const float* in = config_.input != nullptr   ? input_ptrs_[ch]
                       : ch < block.inputs.size() ? block.inputs[ch]
                                                  : nullptr;
     for (std::size_t f = 0; f < frames; ++f) slot[f * channels_ + ch] = in ? in[f] : 0.0f;

@@ -41,7 +41,7 @@ struct AudioSession::Receiver {
 
   Uuid id;
   std::uint16_t stream = 0;
-  std::string name;  // source_name(peer, stream)
+  std::string name;         // source_name(peer, stream)
   jdat::JdatHeader layout;  // the stream's format, role class, channels, frames, rate
   bool is_jellie;
   std::size_t block_samples;
@@ -129,11 +129,9 @@ struct AudioSession::Receiver {
   }
 
   void on_jellie(const jdat::JdatHeader& h, Nanos arrival_ns) {
-    jellie->on_stream(h, std::span<const std::uint32_t>(rx_words.data(), h.frames / 2u),
-                      arrival_ns,
-                      [this](std::uint64_t ff, Nanos at, std::span<const float> s) {
-                        emit(ff, at, s);
-                      });
+    jellie->on_stream(
+        h, std::span<const std::uint32_t>(rx_words.data(), h.frames / 2u), arrival_ns,
+        [this](std::uint64_t ff, Nanos at, std::span<const float> s) { emit(ff, at, s); });
     const auto& st = jellie->stats();
     jellie_exact.store(st.exact, std::memory_order_relaxed);
     jellie_recovered.store(st.recovered, std::memory_order_relaxed);
@@ -149,11 +147,11 @@ Result<void> AudioSession::check(const AudioConfig& a) {
   if (a.sample_rate < 8000 || a.sample_rate > 384000)
     return make_error(Errc::kInvalidArgument, "audio sample rate must be 8000..384000 Hz");
   if (a.jellie && a.channels != 1)
-    return make_error(Errc::kInvalidArgument,
-                      "JELLIE carries one mono signal: it needs 1 channel");
+    return make_error(Errc::kInvalidArgument, "JELLIE carries one mono signal: it needs 1 channel");
   if (a.wire != protocol::FormatType::kBinary && a.wire != protocol::FormatType::kCompactJsonl)
     return make_error(Errc::kInvalidArgument, "audio wire format must be binary or jsonl");
-  if (a.max_payload < jdat::kBinaryHeaderSize + 64 || a.max_payload > protocol::kAbsoluteMaxDatagram)
+  if (a.max_payload < jdat::kBinaryHeaderSize + 64 ||
+      a.max_payload > protocol::kAbsoluteMaxDatagram)
     return make_error(Errc::kInvalidArgument, "audio payload limit out of range");
   if (a.max_pull_frames < 1 || a.max_pull_frames > (1 << 16))
     return make_error(Errc::kInvalidArgument, "largest pull must be 1..65536 frames");
@@ -171,8 +169,7 @@ Result<void> AudioSession::check(const AudioConfig& a) {
                         "audio frames per packet must be " + std::to_string(jdat::kMinFrames) +
                             ".." + std::to_string(jdat::kMaxFrames) + " (or 0: chosen)");
     if (a.jellie && a.frames_per_packet % 2 != 0)
-      return make_error(Errc::kInvalidArgument,
-                        "JELLIE needs an even number of frames per packet");
+      return make_error(Errc::kInvalidArgument, "JELLIE needs an even number of frames per packet");
     if (a.frames_per_packet > most)
       return make_error(Errc::kInvalidArgument,
                         "audio frames per packet " + std::to_string(a.frames_per_packet) +
@@ -263,7 +260,8 @@ Result<std::size_t> AudioSession::add_stream(const AudioStreamConfig& sc) {
 }
 
 std::uint16_t AudioSession::stream_index(std::size_t handle) const noexcept {
-  const Sender* st = handle < kMaxStreams ? senders_[handle].load(std::memory_order_acquire) : nullptr;
+  const Sender* st =
+      handle < kMaxStreams ? senders_[handle].load(std::memory_order_acquire) : nullptr;
   return st ? st->stream : 0;
 }
 
@@ -594,8 +592,8 @@ void AudioSession::play(Receiver& r, std::span<float> out, Nanos now_ns) {
   for (std::size_t done = 0; done < frames;) {
     const std::size_t n = std::min(chunk_frames, frames - done);
     const std::span<float> mix(r.mix.data(), n * theirs);
-    r.jitter.pull(mix, now_ns + static_cast<Nanos>(static_cast<double>(done) * 1e9 /
-                                                  config_.sample_rate));
+    r.jitter.pull(
+        mix, now_ns + static_cast<Nanos>(static_cast<double>(done) * 1e9 / config_.sample_rate));
     float* o = out.data() + done * ours;
     for (std::size_t f = 0; f < n; ++f) {
       for (std::size_t c = 0; c < ours; ++c) {
@@ -622,8 +620,8 @@ void AudioSession::pull(const Uuid& from, std::span<float> out, Nanos now_ns) {
 
 void AudioSession::pull_source(std::size_t index, std::span<float> out, Nanos now_ns) {
   ReadGuard guard(readers_);
-  Receiver* r = index < sources_.size() ? sources_[index].rx.load(std::memory_order_seq_cst)
-                                        : nullptr;
+  Receiver* r =
+      index < sources_.size() ? sources_[index].rx.load(std::memory_order_seq_cst) : nullptr;
   if (r == nullptr) {
     std::fill(out.begin(), out.end(), 0.0f);
     return;

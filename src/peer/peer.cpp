@@ -325,10 +325,9 @@ std::string PeerReport::to_json() const {
     o << ",\"audio\":{\"blocks_sent\":" << audio->blocks_sent
       << ",\"frames_sent\":" << audio->frames_sent << ",\"packets_sent\":" << audio->packets_sent
       << ",\"bytes_sent\":" << audio->bytes_sent << ",\"packet_frames\":" << audio->packet_frames
-      << ",\"encode_errors\":" << audio->encode_errors
-      << ",\"send_errors\":" << audio->send_errors << ",\"bad_blocks\":" << audio->bad_blocks
-      << ",\"last_error\":\"" << json_escape(audio->last_error)
-      << "\",\"receivers_created\":" << audio->receivers_created
+      << ",\"encode_errors\":" << audio->encode_errors << ",\"send_errors\":" << audio->send_errors
+      << ",\"bad_blocks\":" << audio->bad_blocks << ",\"last_error\":\""
+      << json_escape(audio->last_error) << "\",\"receivers_created\":" << audio->receivers_created
       << ",\"receivers_freed\":" << audio->receivers_freed
       << ",\"sources_refused\":" << audio->sources_refused << ",\"from\":[";
     for (std::size_t i = 0; i < audio->receivers.size(); ++i) {
@@ -342,7 +341,8 @@ std::string PeerReport::to_json() const {
         << ",\"format_mismatch\":" << a.format_mismatch << ",\"queue_full\":" << a.queue_full
         << ",\"missing\":" << j.missing_packets << ",\"late\":" << j.late
         << ",\"underruns\":" << j.underruns << ",\"concealed_blocks\":" << a.concealed_blocks
-        << ",\"jitter_ms\":" << num6(j.jitter_ns / 1e6) << ",\"target_ms\":" << num6(j.target_ns / 1e6)
+        << ",\"jitter_ms\":" << num6(j.jitter_ns / 1e6)
+        << ",\"target_ms\":" << num6(j.target_ns / 1e6)
         << ",\"depth_ms\":" << num6(j.depth_ns / 1e6) << ",\"drift_ppm\":" << num6(j.drift_ppm)
         << ",\"peak\":" << num6(a.peak) << '}';
     }

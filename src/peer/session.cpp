@@ -21,11 +21,16 @@ namespace jamnet {
 
 std::string_view to_string(AudioIo io) noexcept {
   switch (io) {
-    case AudioIo::kNone: return "none";
-    case AudioIo::kNull: return "null";
-    case AudioIo::kJack: return "jack";
-    case AudioIo::kFile: return "file";
-    case AudioIo::kHost: return "host";
+    case AudioIo::kNone:
+      return "none";
+    case AudioIo::kNull:
+      return "null";
+    case AudioIo::kJack:
+      return "jack";
+    case AudioIo::kFile:
+      return "file";
+    case AudioIo::kHost:
+      return "host";
   }
   return "?";
 }
@@ -33,15 +38,24 @@ std::string_view to_string(AudioIo io) noexcept {
 std::string_view to_string(SessionEvent::Kind k) noexcept {
   using K = SessionEvent::Kind;
   switch (k) {
-    case K::kJoined: return "joined";
-    case K::kRestarted: return "restarted";
-    case K::kLeft: return "left";
-    case K::kTimedOut: return "timed out";
-    case K::kTransport: return "transport";
-    case K::kClock: return "clock";
-    case K::kPortAdded: return "port added";
-    case K::kPortRemoved: return "port removed";
-    case K::kAudioError: return "audio error";
+    case K::kJoined:
+      return "joined";
+    case K::kRestarted:
+      return "restarted";
+    case K::kLeft:
+      return "left";
+    case K::kTimedOut:
+      return "timed out";
+    case K::kTransport:
+      return "transport";
+    case K::kClock:
+      return "clock";
+    case K::kPortAdded:
+      return "port added";
+    case K::kPortRemoved:
+      return "port removed";
+    case K::kAudioError:
+      return "audio error";
   }
   return "?";
 }
@@ -83,7 +97,8 @@ Result<void> Session::open() {
     for (int ch = 1; ch <= o.channels; ++ch) bc.outputs.push_back("out_" + std::to_string(ch));
 
   switch (o.audio) {
-    case AudioIo::kNone: break;
+    case AudioIo::kNone:
+      break;
     case AudioIo::kJack: {
       bc.midi = cfg.midi.has_value() && o.jack_midi;
       auto b = engine::io::JackAudioBackend::open(bc);
@@ -119,8 +134,8 @@ Result<void> Session::open() {
     ac.channels = o.channels;
     // Packets: the period, or whole parts of it. A host's blocks vary: its
     // usual block sets the packet size.
-    ac.period_frames = static_cast<int>(o.audio == AudioIo::kHost ? o.block_frames
-                                                                  : backend->buffer_size());
+    ac.period_frames =
+        static_cast<int>(o.audio == AudioIo::kHost ? o.block_frames : backend->buffer_size());
     ac.sample_rate = static_cast<int>(rate_);
     ac.jellie = o.jellie;
     ac.jitter.max_correction_ppm = o.max_drift_ppm;
@@ -143,8 +158,8 @@ Result<void> Session::open() {
       ac.max_pull_frames = static_cast<int>(std::max<std::uint32_t>(o.max_block_frames, 1024));
       // Room for the whole target in the smallest packets the block allows.
       const std::uint32_t packet = std::clamp<std::uint32_t>(o.block_frames, 16, 512);
-      ac.jitter.capacity_packets =
-          std::max(ac.jitter.capacity_packets, static_cast<int>(3 * o.max_block_frames / packet) + 64);
+      ac.jitter.capacity_packets = std::max(ac.jitter.capacity_packets,
+                                            static_cast<int>(3 * o.max_block_frames / packet) + 64);
     }
     cfg.audio = ac;
   } else {
@@ -284,8 +299,8 @@ bool Session::process(const float* const* inputs, float* const* outputs, std::ui
       o.frame = 0;
       block_midi_late_.fetch_add(1, std::memory_order_relaxed);
     } else {
-      o.frame = static_cast<std::uint32_t>(
-          static_cast<double>(host_midi_next_->at_ns - host_time) / ns_per_frame);
+      o.frame = static_cast<std::uint32_t>(static_cast<double>(host_midi_next_->at_ns - host_time) /
+                                           ns_per_frame);
     }
     host_midi_next_.reset();
   }
@@ -369,10 +384,18 @@ void Session::control_loop() {
     for (auto& e : peer_->take_events()) {
       SessionEvent se;
       switch (e.kind) {
-        case net::PeerEventKind::kJoined: se.kind = SessionEvent::Kind::kJoined; break;
-        case net::PeerEventKind::kRestarted: se.kind = SessionEvent::Kind::kRestarted; break;
-        case net::PeerEventKind::kLeft: se.kind = SessionEvent::Kind::kLeft; break;
-        case net::PeerEventKind::kTimedOut: se.kind = SessionEvent::Kind::kTimedOut; break;
+        case net::PeerEventKind::kJoined:
+          se.kind = SessionEvent::Kind::kJoined;
+          break;
+        case net::PeerEventKind::kRestarted:
+          se.kind = SessionEvent::Kind::kRestarted;
+          break;
+        case net::PeerEventKind::kLeft:
+          se.kind = SessionEvent::Kind::kLeft;
+          break;
+        case net::PeerEventKind::kTimedOut:
+          se.kind = SessionEvent::Kind::kTimedOut;
+          break;
       }
       se.peer = e.id;
       se.name = std::move(e.name);
@@ -399,7 +422,9 @@ void Session::control_loop() {
       next_clock = now + 100'000'000;
       const auto t = s->transport_state();
       if (!last_play || *last_play != t.play || last_bpm != t.bpm) {
-        push_event({SessionEvent::Kind::kTransport, {}, {},
+        push_event({SessionEvent::Kind::kTransport,
+                    {},
+                    {},
                     std::string(sync::to_string(t.play)) + " at " + std::to_string(t.bpm) + " bpm",
                     0});
         last_play = t.play;
@@ -407,7 +432,9 @@ void Session::control_loop() {
       }
       const auto c = s->report().clock;
       if (c.locked != last_locked || c.master != last_master) {
-        push_event({SessionEvent::Kind::kClock, {}, {},
+        push_event({SessionEvent::Kind::kClock,
+                    {},
+                    {},
                     std::string(c.locked ? "locked" : "not locked") + ", master " +
                         (c.master ? c.master->short_string() : std::string("none")),
                     0});

@@ -125,8 +125,8 @@ std::string run_cell(const Cell& cell, std::string& detail) {
     if (const char* dump = std::getenv("JAMNET_BLOCKS_DUMP"))
       return spawn({JAMNET_BIN, "peer", "--name", "rx", "--session", session, "--multicast",
                     "239.255.74.78:" + port, "--jack", "--jack-server", b.name(), "--channels",
-                    std::to_string(cell.channels), "--no-sync", "--quiet", "--status-ms", "500", "--status-jsonl",
-                    std::string(dump) + "-" + tag + "-rx.jsonl"});
+                    std::to_string(cell.channels), "--no-sync", "--quiet", "--status-ms", "500",
+                    "--status-jsonl", std::string(dump) + "-" + tag + "-rx.jsonl"});
     return peer("rx", b.name());
   }();
   Child player;
@@ -161,11 +161,13 @@ std::string run_cell(const Cell& cell, std::string& detail) {
   tx.stop();
   rx.stop();
   if (!verdict.empty()) return verdict;
-  if (rec.frames.load() < want) return "fail: recorder got only " + std::to_string(rec.frames.load());
+  if (rec.frames.load() < want)
+    return "fail: recorder got only " + std::to_string(rec.frames.load());
   double worst = 1e9;
   if (const char* dump = std::getenv("JAMNET_BLOCKS_DUMP")) {
     for (int ch = 0; ch < cell.channels; ++ch) {
-      const std::string path = std::string(dump) + "-" + tag + "-ch" + std::to_string(ch + 1) + ".f32";
+      const std::string path =
+          std::string(dump) + "-" + tag + "-ch" + std::to_string(ch + 1) + ".f32";
       if (std::FILE* f = std::fopen(path.c_str(), "wb")) {
         std::fwrite(rec.data[static_cast<std::size_t>(ch)].data(), sizeof(float), want, f);
         std::fclose(f);
@@ -176,13 +178,15 @@ std::string run_cell(const Cell& cell, std::string& detail) {
     const auto f = freqs_of(ch);
     media::SegSnrConfig sc;
     sc.segment = cell.rate_rx / 50;  // 20 ms
-    const auto r = media::tone_segsnr_db(rec.data[static_cast<std::size_t>(ch)], cell.rate_rx, f, sc,
-                                          /*max_pitch_ppm=*/1000);  // the receiver's drift steering
+    const auto r =
+        media::tone_segsnr_db(rec.data[static_cast<std::size_t>(ch)], cell.rate_rx, f, sc,
+                              /*max_pitch_ppm=*/1000);  // the receiver's drift steering
     const double v = std::isnan(r.segsnr_db) ? -99 : r.segsnr_db;
     detail += " ch" + std::to_string(ch + 1) + "=" + std::to_string(v).substr(0, 5) + "dB/" +
               std::to_string(r.silent_segments) + "gaps";
-    if (r.seconds < 1.5) return "fail: channel " + std::to_string(ch + 1) + " carried sound for only " +
-                                std::to_string(r.seconds) + " s of 2";
+    if (r.seconds < 1.5)
+      return "fail: channel " + std::to_string(ch + 1) + " carried sound for only " +
+             std::to_string(r.seconds) + " s of 2";
     if (r.silent_segments > 2)
       return "fail: channel " + std::to_string(ch + 1) + " fell silent in " +
              std::to_string(r.silent_segments) + " segments of 20 ms";
@@ -222,13 +226,16 @@ TEST(JackAudioBlocks, EveryPeriodChannelCountAndRateDeliversAudio) {
       detail.clear();
       v = run_cell(cell, detail);
     }
-    std::printf("%4u frames x %d ch, %u -> %u Hz: %s%s\n", cell.frames, cell.channels,
-                cell.rate_tx, cell.rate_rx, v.c_str(), detail.c_str());
+    std::printf("%4u frames x %d ch, %u -> %u Hz: %s%s\n", cell.frames, cell.channels, cell.rate_tx,
+                cell.rate_rx, v.c_str(), detail.c_str());
     std::fflush(stdout);
-    if (v == "ok") ++ok;
-    else if (v.rfind("skip", 0) == 0) ++skipped;
-    else ADD_FAILURE() << cell.frames << " frames x " << cell.channels << " ch, " << cell.rate_tx
-                       << " -> " << cell.rate_rx << " Hz: " << v << detail;
+    if (v == "ok")
+      ++ok;
+    else if (v.rfind("skip", 0) == 0)
+      ++skipped;
+    else
+      ADD_FAILURE() << cell.frames << " frames x " << cell.channels << " ch, " << cell.rate_tx
+                    << " -> " << cell.rate_rx << " Hz: " << v << detail;
   }
   std::printf("block matrix: %d of %zu cells delivered audio\n", ok, cells.size());
   if (skipped == static_cast<int>(cells.size())) GTEST_SKIP() << "jackd could not start";

@@ -110,7 +110,8 @@ long live_receivers(const std::string& path) {
 
 TEST(JackChurn, SenderComesAndGoesThirtyTimesOnTheSamePorts) {
   if (!engine::io::jack_midi_available()) GTEST_SKIP() << "built without JACK";
-  const int cycles = std::getenv("JAMNET_CHURN_CYCLES") ? std::atoi(std::getenv("JAMNET_CHURN_CYCLES")) : 30;
+  const int cycles =
+      std::getenv("JAMNET_CHURN_CYCLES") ? std::atoi(std::getenv("JAMNET_CHURN_CYCLES")) : 30;
   const std::string tag = std::to_string(::getpid());
   testing::JackdProcess server;
   std::string why;
@@ -121,10 +122,23 @@ TEST(JackChurn, SenderComesAndGoesThirtyTimesOnTheSamePorts) {
   std::remove(status.c_str());
   constexpr int kTimeoutMs = 1500, kLingerMs = 2000;
   auto peer = [&](const std::string& name, std::vector<std::string> extra) {
-    std::vector<std::string> a{JAMNET_BIN, "peer", "--name", name, "--session", session,
-                               "--multicast", "239.255.74.79:" + port, "--jack", "--jack-server",
-                               server.name(), "--no-sync", "--quiet", "--timeout-ms",
-                               std::to_string(kTimeoutMs), "--heartbeat-ms", "250"};
+    std::vector<std::string> a{JAMNET_BIN,
+                               "peer",
+                               "--name",
+                               name,
+                               "--session",
+                               session,
+                               "--multicast",
+                               "239.255.74.79:" + port,
+                               "--jack",
+                               "--jack-server",
+                               server.name(),
+                               "--no-sync",
+                               "--quiet",
+                               "--timeout-ms",
+                               std::to_string(kTimeoutMs),
+                               "--heartbeat-ms",
+                               "250"};
     a.insert(a.end(), extra.begin(), extra.end());
     return testing::spawn(a);
   };
@@ -164,7 +178,8 @@ TEST(JackChurn, SenderComesAndGoesThirtyTimesOnTheSamePorts) {
       std::this_thread::sleep_for(20ms);
       heard = t.hears(f);
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     heard_s.push_back(secs);
     const jack_port_t* rx_port = jack_port_by_name(c, "rx:tx_1");
     EXPECT_TRUE(rx_port && jack_port_connected_to(rx_port, "tester:in_1"))
@@ -196,8 +211,10 @@ TEST(JackChurn, SenderComesAndGoesThirtyTimesOnTheSamePorts) {
   EXPECT_EQ(count_ports(c, "rx"), rx_ports_at_start) << "ports of a gone peer are still there";
   EXPECT_EQ(live_receivers(status), 0) << "receivers left after everyone left";
   const long rss_last = rss_kb(rx.pid);
-  std::printf("churn rss: %ld KiB after the first return, %ld KiB at the end, growth %ld KiB over %d cycles\n",
-              rss_first, rss_last, rss_last - rss_first, cycles);
+  std::printf(
+      "churn rss: %ld KiB after the first return, %ld KiB at the end, growth %ld KiB over %d "
+      "cycles\n",
+      rss_first, rss_last, rss_last - rss_first, cycles);
   std::fflush(stdout);
   jack_deactivate(c);
   jack_client_close(c);

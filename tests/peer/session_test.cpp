@@ -5,9 +5,9 @@
 // exactly the level it says.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
-#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <random>
@@ -74,7 +74,8 @@ void drive(Session& s, double seconds, bool send, std::vector<std::vector<float>
   const Nanos start = monotonic_ns();
   std::uint64_t done = 0;
   while (done < total && !(stop && stop->load())) {
-    const std::uint32_t n = static_cast<std::uint32_t>(std::min<std::uint64_t>(size(rng), total - done));
+    const std::uint32_t n =
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(size(rng), total - done));
     for (int ch = 0; ch < 2; ++ch)
       for (std::uint32_t f = 0; f < n; ++f) {
         const double t = static_cast<double>(done + f) / kRate;
@@ -122,8 +123,8 @@ TEST(Session, HostDrivenRandomBlocksFromOneTo8192Frames) {
   for (int ch = 0; ch < 2; ++ch) {
     media::SegSnrConfig sc;
     sc.segment = kRate / 50;
-    const auto r = media::tone_segsnr_db(rec[static_cast<std::size_t>(ch)], kRate,
-                                         kFreqs[ch], sc, 1000);
+    const auto r =
+        media::tone_segsnr_db(rec[static_cast<std::size_t>(ch)], kRate, kFreqs[ch], sc, 1000);
     SCOPED_TRACE("channel " + std::to_string(ch + 1) + ": " + st.to_json());
     EXPECT_GE(r.segsnr_db, 30.0);
     EXPECT_GE(r.seconds, 3.5);
@@ -329,8 +330,10 @@ TEST(Session, ASecondSendStreamIsItsOwnSource) {
     // the second stream's), over two seconds in the middle.
     const auto& x = rec[static_cast<std::size_t>(ch)];
     ASSERT_GE(x.size(), kRate * 4u);
-    EXPECT_NEAR(tone_amplitude(x, kRate * 2, kRate * 4, kExtraFreq), 0.4, 0.04) << "channel " << ch + 1;
-    EXPECT_NEAR(tone_amplitude(x, kRate * 2, kRate * 4, kFreqs[ch][0]), 0.3, 0.03) << "channel " << ch + 1;
+    EXPECT_NEAR(tone_amplitude(x, kRate * 2, kRate * 4, kExtraFreq), 0.4, 0.04)
+        << "channel " << ch + 1;
+    EXPECT_NEAR(tone_amplitude(x, kRate * 2, kRate * 4, kFreqs[ch][0]), 0.3, 0.03)
+        << "channel " << ch + 1;
   }
 }
 

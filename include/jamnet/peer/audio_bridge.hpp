@@ -22,9 +22,9 @@
 #include <memory>
 #include <mutex>
 #include <span>
-#include <utility>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "jamnet/core/result.hpp"
@@ -90,7 +90,8 @@ struct AudioBridgeStats {
   std::string last_error;                 // plain words for the latest port error
   std::vector<std::string> remote_ports;  // registered output ports, in order
   std::vector<std::pair<std::string, MixSetting>> mix;  // settings by source name
-  struct Stream {  // add_stream()'s
+  // add_stream()'s
+  struct Stream {
     std::uint16_t index = 0;
     int channels = 0;
     std::uint64_t frames_written = 0, frames_dropped = 0;
@@ -116,7 +117,9 @@ class SendStream {
  private:
   friend class AudioBridge;
   SendStream(std::size_t handle, std::uint16_t index, int channels)
-      : handle_(handle), index_(index), channels_(channels),
+      : handle_(handle),
+        index_(index),
+        channels_(channels),
         queue_(kQueueFrames * static_cast<std::size_t>(channels)),
         out_(4096 * static_cast<std::size_t>(channels)) {}
   std::size_t handle_;  // AudioSession::send_block(handle, ...)
@@ -170,10 +173,12 @@ class AudioBridge final : public engine::AudioProcessor {
   void capture(const engine::io::AudioBlock& block) noexcept;
 
   struct Remote {
-    std::atomic<bool> active{false};   // read by the audio thread
-    std::array<std::atomic<float>, 2> gain{1.0f, 1.0f};  // linear; [1] is the right channel of stereo
-    std::vector<std::size_t> outputs;  // one per channel; set before active, read by the audio thread
-    std::string name;                  // control thread
+    std::atomic<bool> active{false};  // read by the audio thread
+    // Linear; [1] is the right channel of stereo.
+    std::array<std::atomic<float>, 2> gain{1.0f, 1.0f};
+    // One per channel; set before active, read by the audio thread.
+    std::vector<std::size_t> outputs;
+    std::string name;  // control thread
   };
 
   AudioSession& session_;
@@ -197,10 +202,10 @@ class AudioBridge final : public engine::AudioProcessor {
   std::mutex streams_mu_;
 
   std::array<Remote, kMaxRemotes> remotes_{};
-  std::vector<std::string> port_names_;  // control thread
+  std::vector<std::string> port_names_;                  // control thread
   std::vector<std::pair<std::string, MixSetting>> mix_;  // control thread
   void apply_mix(Remote& r);
-  std::string last_error_;               // control thread
+  std::string last_error_;  // control thread
 
   std::atomic<bool> running_{false};
   std::thread sender_;

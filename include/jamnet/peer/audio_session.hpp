@@ -95,11 +95,11 @@ struct AudioConfig {
 
 struct AudioReceiverStats {
   Uuid from;
-  std::string name;          // the source's name: "peer", or "peer/N" for its stream N
-  std::uint16_t stream = 0;  // audio://SESSION/<stream>
-  int channels = 0;        // of the remote stream
-  int packet_frames = 0;   // frames per packet it sends
-  int sample_rate = 0;     // its rate (resampled to ours when it differs)
+  std::string name;                       // the source's name: "peer", or "peer/N" for its stream N
+  std::uint16_t stream = 0;               // audio://SESSION/<stream>
+  int channels = 0;                       // of the remote stream
+  int packet_frames = 0;                  // frames per packet it sends
+  int sample_rate = 0;                    // its rate (resampled to ours when it differs)
   std::uint64_t packets = 0;              // JDAT frames received (JELLIE: streams)
   std::uint64_t blocks = 0;               // blocks handed to the jitter buffer
   std::uint64_t jellie_exact = 0;         // JELLIE blocks rebuilt bit-exactly
@@ -107,12 +107,13 @@ struct AudioReceiverStats {
   std::uint64_t jellie_interpolated = 0;  // one half interpolated (3 streams missing)
   std::uint64_t jellie_lost = 0;          // nothing usable: concealed by PNBTR
   std::uint64_t decode_errors = 0;
-  std::uint64_t format_mismatch = 0;  // frames whose layout differs from the stream's first: dropped
+  std::uint64_t format_mismatch =
+      0;  // frames whose layout differs from the stream's first: dropped
   std::uint64_t queue_full = 0;
   std::uint64_t backlog_skipped = 0;  // waited longer than max_target before playout started
   media::jdat::JitterBufferStats jitter;
   std::uint64_t concealed_blocks =
-      0;  // packets' worth of audio PNBTR made up (lost, late, underruns)
+      0;           // packets' worth of audio PNBTR made up (lost, late, underruns)
   float peak = 0;  // largest |sample| of the last pull (the stream's level)
 };
 
@@ -126,11 +127,11 @@ struct AudioSourceInfo {
 };
 
 struct AudioStats {
-  std::uint64_t blocks_sent = 0;   // send_block() calls
-  std::uint64_t frames_sent = 0;   // frames given to send_block()
-  std::uint64_t packets_sent = 0;  // JDAT packets, all destinations
-  std::uint64_t bytes_sent = 0;    // TOAST frames on the wire, all destinations
-  int packet_frames = 0;           // frames per packet we send
+  std::uint64_t blocks_sent = 0;    // send_block() calls
+  std::uint64_t frames_sent = 0;    // frames given to send_block()
+  std::uint64_t packets_sent = 0;   // JDAT packets, all destinations
+  std::uint64_t bytes_sent = 0;     // TOAST frames on the wire, all destinations
+  int packet_frames = 0;            // frames per packet we send
   std::uint64_t encode_errors = 0;  // packets that could not be encoded: not sent
   std::uint64_t send_errors = 0;    // datagrams the socket refused
   std::uint64_t bad_blocks = 0;     // send_block() calls with a partial frame: dropped

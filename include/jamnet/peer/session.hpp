@@ -78,7 +78,7 @@ struct SessionOptions {
   std::vector<protocol::jmid::Event> midi_file;
   bool midi_loop = false;
   std::size_t midi_file_wait_peers = 1;  // start once this many peers are there
-  bool realtime = true;  // null backend: SCHED_FIFO
+  bool realtime = true;                  // null backend: SCHED_FIFO
   AudioTapFn tap = nullptr;
   void* tap_user = nullptr;
   // Fills what is sent each cycle instead of the backend's inputs (a signal
@@ -101,11 +101,15 @@ struct BlockMidi {
 
 struct SessionEvent {
   enum class Kind : std::uint8_t {
-    kJoined, kRestarted, kLeft, kTimedOut,  // a peer (id, name)
-    kTransport,                             // play state or tempo changed (detail)
-    kClock,                                 // clock lock or master changed (detail)
-    kPortAdded, kPortRemoved,               // kJack: a source's port (detail: the port)
-    kAudioError,                            // audio could not be sent or played (detail)
+    kJoined,
+    kRestarted,
+    kLeft,
+    kTimedOut,   // a peer (id, name)
+    kTransport,  // play state or tempo changed (detail)
+    kClock,      // clock lock or master changed (detail)
+    kPortAdded,
+    kPortRemoved,  // kJack: a source's port (detail: the port)
+    kAudioError,   // audio could not be sent or played (detail)
   };
   Kind kind = Kind::kJoined;
   Uuid peer;
@@ -118,7 +122,7 @@ std::string_view to_string(SessionEvent::Kind k) noexcept;
 // One remote audio source (a peer's stream, by name), for a status display.
 struct SourceStatus {
   std::size_t index = 0;
-  std::string name;          // the peer's name; "name/N" for its stream N > 0
+  std::string name;  // the peer's name; "name/N" for its stream N > 0
   std::uint16_t stream = 0;
   std::optional<Uuid> peer;  // nullopt while its slot lingers after it left
   std::string path;          // "multicast", "unicast" or "pinned" (how we reach it)
@@ -137,8 +141,8 @@ struct SessionStatus {
   bool clock_locked = false;
   std::optional<Uuid> clock_master;
   std::optional<sync::TransportState> transport;
-  std::string audio_backend;  // "jack", "null", "file", "host", "" (none)
-  std::uint64_t refused_blocks = 0;  // kHost: process() calls answered with silence
+  std::string audio_backend;             // "jack", "null", "file", "host", "" (none)
+  std::uint64_t refused_blocks = 0;      // kHost: process() calls answered with silence
   std::uint64_t block_midi_late = 0;     // kHost: session MIDI that came out after its time
   std::uint64_t block_midi_dropped = 0;  // kHost: MIDI lost because a hand-off queue was full
   std::string to_json() const;

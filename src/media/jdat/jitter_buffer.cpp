@@ -218,8 +218,8 @@ struct JitterBuffer::Impl {
   JitterBufferConfig cfg_;
   int c_ = 1;
   int n_ = 64;
-  double rate_ = 48000;   // the stream's rate: input frames
-  double orate_ = 48000;  // pull()'s rate: output frames
+  double rate_ = 48000;    // the stream's rate: input frames
+  double orate_ = 48000;   // pull()'s rate: output frames
   double in_per_out_ = 1;  // rate_ / orate_
   Nanos period_ns_ = 0;
   int lookahead_ = 0;

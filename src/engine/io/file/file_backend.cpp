@@ -21,7 +21,6 @@ namespace {
 // processing, small enough to stay in cache.
 constexpr std::uint32_t kChunkTargetFrames = 8192;
 
-
 enum class OutFormat { kNone, kWavFloat, kFlac24 };
 
 Result<OutFormat> output_format(const std::string& path) {
@@ -34,7 +33,6 @@ Result<OutFormat> output_format(const std::string& path) {
   return make_error(Errc::kInvalidArgument,
                     "output file '" + path + "': the name must end in .wav or .flac");
 }
-
 
 class FileBackend final : public AudioBackend {
  public:
@@ -133,9 +131,9 @@ class FileBackend final : public AudioBackend {
   }
 
   Result<void> remove_output(std::size_t index) override {
-    return make_error(Errc::kUnsupported,
-                      "the file backend cannot remove output " + std::to_string(index) +
-                          ": the output file's channel count is fixed");
+    return make_error(Errc::kUnsupported, "the file backend cannot remove output " +
+                                              std::to_string(index) +
+                                              ": the output file's channel count is fixed");
   }
 
   std::vector<std::string> input_ports() const override {

@@ -9,7 +9,6 @@
 namespace jamnet::engine::io {
 namespace {
 
-
 int sndfile_format(AudioFileFormat f) noexcept {
   switch (f) {
     case AudioFileFormat::kWav16:

@@ -8,14 +8,13 @@
 
 namespace jamnet::engine::io {
 
-namespace {
-}
+namespace {}
 
 struct HostBackend::Impl {
   BackendConfig config;
-  std::vector<float> silence;                 // for null inputs
-  std::vector<const float*> in_ptrs;          // this call's inputs (audio thread)
-  std::vector<float*> out_ptrs;               // this call's outputs (audio thread)
+  std::vector<float> silence;         // for null inputs
+  std::vector<const float*> in_ptrs;  // this call's inputs (audio thread)
+  std::vector<float*> out_ptrs;       // this call's outputs (audio thread)
   std::vector<std::string> input_names, output_names;
   std::atomic<AudioCallback*> cb{nullptr};
   std::atomic<int> busy{0};

@@ -168,7 +168,6 @@ struct JackAudioBackend::Impl {
   }
 };
 
-
 JackAudioBackend::JackAudioBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Result<std::unique_ptr<JackAudioBackend>> JackAudioBackend::open(const BackendConfig& config) {

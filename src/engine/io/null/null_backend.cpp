@@ -12,14 +12,12 @@
 namespace jamnet::engine::io {
 namespace {
 
-
 // The output pointer array the audio thread reads. add_output publishes a new
 // one instead of growing this one, so the audio thread never sees a vector
 // being reallocated under it.
 struct NullOutputSet {
   std::vector<float*> buffers;
 };
-
 
 class NullBackend final : public AudioBackend {
  public:
@@ -195,7 +193,7 @@ class NullBackend final : public AudioBackend {
   mutable std::mutex mutex_;  // control threads only; the audio thread never takes it
   std::vector<std::vector<float>> output_buffers_;
   std::vector<std::unique_ptr<NullOutputSet>> sets_;  // back() is current; the rest retired
-  std::vector<std::uint64_t> retired_at_;         // cycles_ when sets_[i] was retired
+  std::vector<std::uint64_t> retired_at_;             // cycles_ when sets_[i] was retired
   std::atomic<const NullOutputSet*> outputs_{nullptr};
   std::vector<std::string> input_names_, output_names_;
   std::thread thread_;
