@@ -88,7 +88,7 @@ bool SendStream::write(std::span<const float> interleaved) noexcept {
 Result<SendStream*> AudioBridge::add_stream(const AudioStreamConfig& sc) {
   if (!config_.send)
     return make_error(Errc::kInvalidArgument, "this session only listens: it sends no streams");
-  std::lock_guard lock(streams_mu_);
+  // The session hands out each handle once: no two calls write one slot.
   auto handle = session_.add_stream(sc);
   if (!handle) return std::unexpected(handle.error());
   auto st = std::unique_ptr<SendStream>(

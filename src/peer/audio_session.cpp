@@ -222,8 +222,7 @@ AudioSession::AudioSession(const AudioConfig& config, net::Transport& transport,
       transport_(transport),
       registry_(registry),
       discovery_(discovery),
-      session_(session),
-      packet_frames_(std::max(packet_frames_for(config), jdat::kMinFrames)) {
+      session_(session) {
   sender_store_[0] = std::make_unique<Sender>(config_.stream, config_);
   senders_[0].store(sender_store_[0].get(), std::memory_order_release);
   receivers_.reserve(kMaxSources);
@@ -247,16 +246,19 @@ Result<std::size_t> AudioSession::add_stream(const AudioStreamConfig& sc) {
     return make_error(Errc::kTooLarge,
                       "a peer sends at most " + std::to_string(kMaxStreams) + " audio streams");
   // The lowest stream index no stream of ours uses.
+  auto taken = [&](std::uint16_t index) {
+    return std::any_of(sender_store_.begin(), sender_store_.end(),
+                       [&](const auto& st) { return st && st->stream == index; });
+  };
   std::uint16_t index = 0;
-  for (bool taken = true; taken; ++index) {
-    taken = false;
-    for (const auto& st : sender_store_)
-      if (st && st->stream == index) taken = true;
-    if (!taken) break;
-  }
+  while (taken(index)) ++index;
   sender_store_[handle] = std::make_unique<Sender>(index, c);
   senders_[handle].store(sender_store_[handle].get(), std::memory_order_release);
   return handle;
+}
+
+int AudioSession::packet_frames() const noexcept {
+  return sender_store_[0]->packet_frames;
 }
 
 std::uint16_t AudioSession::stream_index(std::size_t handle) const noexcept {
@@ -654,7 +656,7 @@ AudioStats AudioSession::stats() const {
     s.bytes_sent += st->bytes.load();
     s.streams.push_back(x);
   }
-  s.packet_frames = packet_frames_;
+  s.packet_frames = sender_store_[0]->packet_frames;
   s.encode_errors = encode_errors_.load();
   s.send_errors = send_errors_.load();
   s.bad_blocks = bad_blocks_.load();

@@ -20,7 +20,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <thread>
@@ -199,7 +198,6 @@ class AudioBridge final : public engine::AudioProcessor {
 
   std::array<std::unique_ptr<SendStream>, AudioSession::kMaxStreams> stream_store_;
   std::array<std::atomic<SendStream*>, AudioSession::kMaxStreams> streams_{};  // read by the sender
-  std::mutex streams_mu_;
 
   std::array<Remote, kMaxRemotes> remotes_{};
   std::vector<std::string> port_names_;                  // control thread

@@ -180,7 +180,7 @@ class AudioSession {
 
   void stop();
   const AudioConfig& config() const noexcept { return config_; }
-  int packet_frames() const noexcept { return packet_frames_; }
+  int packet_frames() const noexcept;  // of the main stream
 
   // Any number of whole interleaved frames (channels each), sent to every
   // peer as packets of packet_frames() frames. One sender thread.
@@ -263,7 +263,6 @@ class AudioSession {
   Uuid session_;
   net::SubscriptionId sub_ = 0;
   std::atomic<bool> running_{true};
-  int packet_frames_ = 0;
 
   // send side: one Sender per stream, each used by one sender thread;
   // published once (add_stream), freed with the session.
