@@ -421,6 +421,14 @@ AudioSession::Receiver* AudioSession::create_receiver(const Uuid& id, std::uint1
   std::lock_guard lock(mu_);
   if (!running_.load()) return nullptr;
   if (Receiver* r = find_receiver(id, stream)) return r;
+  // The stream index comes from the wire: one peer is heard on at most
+  // kMaxStreams slots, so it cannot take every slot from the others.
+  const auto held = std::count_if(receivers_.begin(), receivers_.end(),
+                                  [&](const auto& r) { return r->id == id; });
+  if (held >= static_cast<std::ptrdiff_t>(kMaxStreams)) {
+    sources_refused_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
   Source* slot = nullptr;
   for (auto& s : sources_)
     if (s.used && s.name == name) slot = &s;

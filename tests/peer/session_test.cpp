@@ -16,6 +16,7 @@
 
 #include "jamnet/media/audio_quality.hpp"
 #include "jamnet/peer/session.hpp"
+#include "jamnet/protocol/jdat.hpp"
 
 namespace jamnet {
 namespace {
@@ -335,6 +336,34 @@ TEST(Session, ASecondSendStreamIsItsOwnSource) {
     EXPECT_NEAR(tone_amplitude(x, kRate * 2, kRate * 4, kFreqs[ch][0]), 0.3, 0.03)
         << "channel " << ch + 1;
   }
+}
+
+// The stream index comes from the wire: a peer that sends on more indices
+// than any peer can (kMaxStreams) is heard on kMaxStreams slots, and the
+// rest are refused and counted, so the other slots stay free for others.
+TEST(Session, APeerIsHeardOnAtMostMaxStreamsSlots) {
+  auto p = start_pair();
+  ASSERT_TRUE(p.tx && p.rx);
+  protocol::jdat::JdatHeader h;
+  h.channels = 1;
+  h.frames = 64;
+  std::vector<std::uint32_t> words(64);
+  std::vector<std::uint8_t> payload(protocol::jdat::binary_size(h));
+  ASSERT_TRUE(protocol::jdat::encode_binary(h, words, payload));
+  const std::uint16_t kIndices = AudioSession::kMaxStreams + 8;
+  for (int round = 0; round < 3; ++round)
+    for (std::uint16_t i = 0; i < kIndices; ++i) {
+      net::SendOptions o;
+      o.session = p.rx->peer().config().session;
+      o.topic = {protocol::StreamType::kAudio, i};
+      o.kind = 1;  // JDAT
+      ASSERT_TRUE(p.tx->peer().transport().send(o, payload, p.rx->peer().local()));
+    }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto st = p.rx->status();
+  ASSERT_TRUE(st.report.audio);
+  EXPECT_EQ(st.sources.size(), AudioSession::kMaxStreams);
+  EXPECT_GE(st.report.audio->sources_refused, 8u);
 }
 
 }  // namespace

@@ -144,7 +144,9 @@ struct AudioStats {
   std::vector<Stream> streams;  // ours: the main one first, then add_stream()'s
   std::uint64_t receivers_created = 0;
   std::uint64_t receivers_freed = 0;
-  std::uint64_t sources_refused = 0;  // peers not heard: every source slot taken
+  // Streams not heard: every source slot taken, or their peer already
+  // heard on kMaxStreams of them.
+  std::uint64_t sources_refused = 0;
   std::vector<AudioReceiverStats> receivers;
 };
 
