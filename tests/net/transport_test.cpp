@@ -170,6 +170,8 @@ TEST(SessionRegistry, SequencesArePerDestinationAndTopicUrisRoute) {
   // Forgetting a destination restarts its numbering only.
   reg.forget_destination(Endpoint::loopback(1));
   EXPECT_EQ(reg.next_sequence(s, t, Endpoint::loopback(2)), b0 + 2);
+  EXPECT_NE(reg.next_sequence(s, t, Endpoint::loopback(1)), a0 + 2)
+      << "a forgotten destination starts again at a random number";
   EXPECT_FALSE(reg.subscribe("nonsense", [](const ReceivedFrame&) {}).has_value());
   EXPECT_TRUE(
       reg.subscribe("audio://" + s.to_string() + "/*", [](const ReceivedFrame&) {}).has_value());
