@@ -139,15 +139,15 @@ void Peer::dispatch_events() {
     if (midi_) midi_->peer_gone(e.id);
     if (audio_) audio_->forget(e.id);
     probes_out_.erase(e.id);
+    std::lock_guard lock(probe_mu_);
+    probes_sent_.erase(e.id);
     // A peer that left or timed out: what is kept per address goes too, so
     // a session where peers come and go for hours does not grow.
     for (const auto& ep : e.addresses) {
       transport_->forget(ep);
       registry_.forget_destination(ep);
+      delivered_.erase(ep);
     }
-    std::lock_guard lock(probe_mu_);
-    probes_sent_.erase(e.id);
-    for (const auto& ep : e.addresses) delivered_.erase(ep);
   }
   std::lock_guard lock(events_mu_);
   for (auto& e : events) {

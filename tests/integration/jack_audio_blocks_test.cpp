@@ -114,21 +114,33 @@ std::string run_cell(const Cell& cell, std::string& detail) {
 
   const std::string port = std::to_string(40000 + std::random_device{}() % 20000);
   const std::string session = "blocks-" + tag;
-  auto peer = [&](const std::string& name, const std::string& server) {
-    return spawn({JAMNET_BIN, "peer", "--name", name, "--session", session, "--multicast",
-                  "239.255.74.78:" + port, "--jack", "--jack-server", server, "--channels",
-                  std::to_string(cell.channels), "--no-sync", "--quiet"});
+  auto peer = [&](const std::string& name, const std::string& server,
+                  std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{JAMNET_BIN,
+                                  "peer",
+                                  "--name",
+                                  name,
+                                  "--session",
+                                  session,
+                                  "--multicast",
+                                  "239.255.74.78:" + port,
+                                  "--jack",
+                                  "--jack-server",
+                                  server,
+                                  "--channels",
+                                  std::to_string(cell.channels),
+                                  "--no-sync",
+                                  "--quiet"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return spawn(std::move(args));
   };
   Child tx = peer("tx", a.name());
-  Child rx = [&] {
-    // JAMNET_BLOCKS_DUMP also keeps the receiver's final report beside the audio.
-    if (const char* dump = std::getenv("JAMNET_BLOCKS_DUMP"))
-      return spawn({JAMNET_BIN, "peer", "--name", "rx", "--session", session, "--multicast",
-                    "239.255.74.78:" + port, "--jack", "--jack-server", b.name(), "--channels",
-                    std::to_string(cell.channels), "--no-sync", "--quiet", "--status-ms", "500",
-                    "--status-jsonl", std::string(dump) + "-" + tag + "-rx.jsonl"});
-    return peer("rx", b.name());
-  }();
+  // JAMNET_BLOCKS_DUMP also keeps the receiver's reports beside the audio.
+  const char* dump = std::getenv("JAMNET_BLOCKS_DUMP");
+  Child rx = dump ? peer("rx", b.name(),
+                         {"--status-ms", "500", "--status-jsonl",
+                          std::string(dump) + "-" + tag + "-rx.jsonl"})
+                  : peer("rx", b.name());
   Child player;
   player.pid = ::fork();
   if (player.pid == 0) run_player(a.name(), cell.channels);
@@ -164,7 +176,7 @@ std::string run_cell(const Cell& cell, std::string& detail) {
   if (rec.frames.load() < want)
     return "fail: recorder got only " + std::to_string(rec.frames.load());
   double worst = 1e9;
-  if (const char* dump = std::getenv("JAMNET_BLOCKS_DUMP")) {
+  if (dump != nullptr) {
     for (int ch = 0; ch < cell.channels; ++ch) {
       const std::string path =
           std::string(dump) + "-" + tag + "-ch" + std::to_string(ch + 1) + ".f32";
