@@ -3,14 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "jamnet/core/rt_scope.hpp"
 #include "jamnet/engine/midi_schedule.hpp"
 
 namespace jamnet::engine {
 
 namespace {
-
-std::atomic<void (*)()> g_enter{nullptr};
-std::atomic<void (*)()> g_leave{nullptr};
 
 // Gains move to their target within one block, linearly: no zipper noise, and
 // a new value is fully there by the next cycle.
@@ -94,11 +92,6 @@ void Engine::set_master_automation(std::shared_ptr<const AutomationLane> lane,
   slots_keepalive_.push_back(std::move(slot));
 }
 
-void Engine::set_rt_hooks(RtHooks hooks) noexcept {
-  g_enter.store(hooks.enter, std::memory_order_release);
-  g_leave.store(hooks.leave, std::memory_order_release);
-}
-
 void Engine::apply(const Command& c) noexcept {
   switch (c.kind) {
     case CommandKind::kNoteOn:
@@ -142,7 +135,7 @@ void Engine::apply(const Command& c) noexcept {
 }
 
 void Engine::process(const io::AudioBlock& block) noexcept {
-  if (auto* enter = g_enter.load(std::memory_order_acquire)) enter();
+  const rt::Scope scope(rt::Work::kAudioCycle);
   const Nanos wake = block.info.wake_ns != 0 ? block.info.wake_ns : monotonic_ns();
   const std::uint32_t frames = block.info.frames;
   current_ = &block;
@@ -195,7 +188,6 @@ void Engine::process(const io::AudioBlock& block) noexcept {
   cycles_.fetch_add(1, std::memory_order_relaxed);
   telemetry_.record_cycle(wake, monotonic_ns(), drained, queues_.priority_depth(),
                           queues_.normal_depth(), backend_->xruns());
-  if (auto* leave = g_leave.load(std::memory_order_acquire)) leave();
 }
 
 }  // namespace jamnet::engine

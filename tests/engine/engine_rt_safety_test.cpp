@@ -1,6 +1,6 @@
 // The audio cycle never allocates, frees or locks: this test traps malloc,
 // free and pthread mutex locks on the audio thread while Engine::process runs
-// (marked through Engine::set_rt_hooks), with the whole peer path live:
+// (marked by its rt::Scope), with the whole peer path live:
 // JACK (jackd -d dummy) -> Engine -> AudioBridge -> two in-process peers
 // streaming to each other, commands of every kind in flight, an automation
 // lane and the click. A control run whose processor allocates proves the
@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "../support/jackd_process.hpp"
+#include "../support/skip.hpp"
+#include "jamnet/core/rt_scope.hpp"
 #include "jamnet/engine/engine.hpp"
 #include "jamnet/engine/io/jack_audio.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
@@ -42,11 +44,13 @@ namespace {
 thread_local bool t_in_cycle = false;
 std::atomic<std::uint64_t> g_allocs{0}, g_frees{0}, g_locks{0}, g_cycles{0};
 
-void enter_cycle() {
+void enter_cycle(jamnet::rt::Work w) {
+  if (w != jamnet::rt::Work::kAudioCycle) return;
   t_in_cycle = true;
   g_cycles.fetch_add(1, std::memory_order_relaxed);
 }
-void leave_cycle() {
+void leave_cycle(jamnet::rt::Work w) {
+  if (w != jamnet::rt::Work::kAudioCycle) return;
   t_in_cycle = false;
 }
 
@@ -201,10 +205,10 @@ std::shared_ptr<const engine::AutomationLane> make_lane() {
 class EngineRtSafety : public ::testing::Test {
  protected:
   void SetUp() override {
-    Engine::set_rt_hooks({enter_cycle, leave_cycle});
+    rt::set_hooks({enter_cycle, leave_cycle});
     reset_counts();
   }
-  void TearDown() override { Engine::set_rt_hooks({}); }
+  void TearDown() override { rt::set_hooks({}); }
   using Engine = engine::Engine;
 };
 
@@ -254,7 +258,7 @@ TEST_F(EngineRtSafety, TrapsFireOnAProcessorThatAllocatesAndLocks) {
 }
 
 TEST_F(EngineRtSafety, JackPeerPathNeitherAllocatesNorLocks) {
-  if (!engine::io::jack_midi_available()) GTEST_SKIP() << "built without JACK";
+  if (!engine::io::jack_midi_available()) JAMNET_SKIP_UNLESS_REQUIRED("built without JACK");
   testing::JackdProcess jackd;
   std::string why;
   const std::string server = "jamnet-rtsafe-" + std::to_string(::getpid());

@@ -6,8 +6,8 @@
 // lane, renders the click, and records telemetry, published once a second.
 //
 // The cycle never allocates, locks, logs or blocks (source 003 "Steady Pulse").
-// set_rt_hooks() lets a test mark the cycle's extent and trap malloc, free and
-// locks inside it (tests/engine/engine_rt_safety_test.cpp).
+// Each cycle is an rt::Scope (core/rt_scope.hpp): a test traps malloc, free
+// and locks inside it (tests/engine/engine_rt_safety_test.cpp).
 //
 // Threads: start/stop/push/telemetry/set_* from control threads (push from any
 // number of them: the queues are multi-producer); telemetry() from one reader.
@@ -64,11 +64,6 @@ struct EngineCounters {
   std::uint64_t state_syncs = 0;
 };
 
-struct RtHooks {
-  void (*enter)() = nullptr;  // called first thing in each cycle, on the audio thread
-  void (*leave)() = nullptr;  // called last thing in each cycle
-};
-
 class Engine final : public io::AudioCallback, private CommandSink {
  public:
   static constexpr std::size_t kMaxGains = 256;   // per-output gain slots (kGain targets)
@@ -99,7 +94,6 @@ class Engine final : public io::AudioCallback, private CommandSink {
                              LoopRegion loop = {}) noexcept;
 
   io::AudioBackend& backend() noexcept { return *backend_; }
-  static void set_rt_hooks(RtHooks hooks) noexcept;
 
   // io::AudioCallback (the backend's audio thread).
   void process(const io::AudioBlock& block) noexcept override;
