@@ -23,6 +23,8 @@
 #include <jack/transport.h>
 #endif
 
+#include "../support/skip.hpp"
+
 namespace jamnet::engine::io {
 namespace {
 
@@ -34,7 +36,7 @@ TEST(JackAudioNoServer, OpenIsNotFound) {
   auto b = JackAudioBackend::open({});
   ASSERT_FALSE(b.has_value());
   EXPECT_EQ(b.error().code, Errc::kUnsupported);
-  GTEST_SKIP() << "built without JACK";
+  JAMNET_SKIP_UNLESS_REQUIRED("built without JACK");
 #else
   BackendConfig config;
   config.server_name = "jamnet-none-" + std::to_string(::getpid());
@@ -76,7 +78,7 @@ class JackAudio : public ::testing::Test {
     name_ = "jamnet-audio-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     std::string why;
     if (!jackd_.start(name_, kRate, kPeriod, why))
-      GTEST_SKIP() << "jackd could not be started here: " << why;
+      JAMNET_SKIP_UNLESS_REQUIRED("jackd could not be started here: " + why);
   }
   void TearDown() override { jackd_.stop(); }
 

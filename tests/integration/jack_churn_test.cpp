@@ -21,6 +21,7 @@
 
 #include "../support/child_process.hpp"
 #include "../support/jackd_process.hpp"
+#include "../support/skip.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
 #include "jamnet/media/audio_quality.hpp"
 
@@ -109,13 +110,14 @@ long live_receivers(const std::string& path) {
 }
 
 TEST(JackChurn, SenderComesAndGoesThirtyTimesOnTheSamePorts) {
-  if (!engine::io::jack_midi_available()) GTEST_SKIP() << "built without JACK";
+  if (!engine::io::jack_midi_available()) JAMNET_SKIP_UNLESS_REQUIRED("built without JACK");
   const int cycles =
       std::getenv("JAMNET_CHURN_CYCLES") ? std::atoi(std::getenv("JAMNET_CHURN_CYCLES")) : 30;
   const std::string tag = std::to_string(::getpid());
   testing::JackdProcess server;
   std::string why;
-  if (!server.start("jamnet-churn-" + tag, 48000, 128, why)) GTEST_SKIP() << "jackd: " << why;
+  if (!server.start("jamnet-churn-" + tag, 48000, 128, why))
+    JAMNET_SKIP_UNLESS_REQUIRED("jackd: " + why);
   const std::string port = std::to_string(40000 + std::random_device{}() % 20000);
   const std::string session = "churn-" + tag;
   const std::string status = "/tmp/jamnet-churn-" + tag + ".jsonl";

@@ -19,6 +19,7 @@
 
 #include "../support/child_process.hpp"
 #include "../support/jackd_process.hpp"
+#include "../support/skip.hpp"
 #include "jamnet/core/sample_stats.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
 
@@ -48,11 +49,12 @@ using testing::Child;
 using testing::spawn;
 
 TEST(JackMidiPeer, EventsCrossTwoPeersOnceInOrderWithTimingKept) {
-  if (!engine::io::jack_midi_available()) GTEST_SKIP() << "built without JACK";
+  if (!engine::io::jack_midi_available()) JAMNET_SKIP_UNLESS_REQUIRED("built without JACK");
   const std::string tag = std::to_string(::getpid());
   testing::JackdProcess server;
   std::string why;
-  if (!server.start("jamnet-e2e-" + tag, 48000, 64, why)) GTEST_SKIP() << "jackd: " << why;
+  if (!server.start("jamnet-e2e-" + tag, 48000, 64, why))
+    JAMNET_SKIP_UNLESS_REQUIRED("jackd: " + why);
 
   const std::string port = std::to_string(40000 + std::random_device{}() % 20000);
   const std::string session = "jack-e2e-" + tag;

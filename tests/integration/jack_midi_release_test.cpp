@@ -20,6 +20,7 @@
 
 #include "../support/child_process.hpp"
 #include "../support/jackd_process.hpp"
+#include "../support/skip.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
 
 namespace jamnet {
@@ -44,9 +45,9 @@ Event note(Kind k, std::uint8_t n, std::uint8_t v) {
 struct Listener {
   std::map<int, bool> held;  // note -> sounding
   bool pedal = false;
-  int all_notes_off = 0;     // CC 120/123 seen
-  int pedal_released = 0;    // CC64 < 64 seen
-  std::map<int, int> offs;   // note -> note-offs seen
+  int all_notes_off = 0;    // CC 120/123 seen
+  int pedal_released = 0;   // CC64 < 64 seen
+  std::map<int, int> offs;  // note -> note-offs seen
   void take(engine::io::JackMidi& m) {
     Event e;
     while (m.pop_input(e)) {
@@ -84,19 +85,36 @@ std::array<int, 8> free_ports() {
 }
 
 void run(double loss_pct) {
-  const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(static_cast<int>(loss_pct));
+  const std::string tag =
+      std::to_string(::getpid()) + "-" + std::to_string(static_cast<int>(loss_pct));
   testing::JackdProcess server;
   std::string why;
-  if (!server.start("jamnet-rel-" + tag, 48000, 128, why)) GTEST_SKIP() << "jackd: " << why;
+  if (!server.start("jamnet-rel-" + tag, 48000, 128, why))
+    JAMNET_SKIP_UNLESS_REQUIRED("jackd: " + why);
   const auto ports = free_ports();
   const std::string rx_addr = "127.0.0.1:" + std::to_string(ports[0]);
   const std::string session = "release-" + tag;
   auto peer = [&](const std::string& name, int port, const std::string& connect) {
-    std::vector<std::string> a{JAMNET_BIN, "peer", "--name", name, "--session", session,
-                               "--no-multicast", "--bind", "127.0.0.1:" + std::to_string(port),
-                               "--jack-midi", "--jack-server", server.name(), "--no-sync",
-                               "--quiet", "--timeout-ms", std::to_string(kTimeoutMs),
-                               "--heartbeat-ms", "100", "--announce-ms", "100"};
+    std::vector<std::string> a{JAMNET_BIN,
+                               "peer",
+                               "--name",
+                               name,
+                               "--session",
+                               session,
+                               "--no-multicast",
+                               "--bind",
+                               "127.0.0.1:" + std::to_string(port),
+                               "--jack-midi",
+                               "--jack-server",
+                               server.name(),
+                               "--no-sync",
+                               "--quiet",
+                               "--timeout-ms",
+                               std::to_string(kTimeoutMs),
+                               "--heartbeat-ms",
+                               "100",
+                               "--announce-ms",
+                               "100"};
     if (!connect.empty()) {
       a.push_back("--connect");
       a.push_back(connect);
@@ -141,7 +159,8 @@ void run(double loss_pct) {
   for (auto n : leaver_notes) (*kl)->push_output(note(Kind::kNoteOn, n, 90), at);
   const auto held_by = std::chrono::steady_clock::now() + 5s;
   while (std::chrono::steady_clock::now() < held_by &&
-         !(l.all_held(crash_notes) && l.all_held(leaver_notes) && l.all_held(stayer_notes) && l.pedal)) {
+         !(l.all_held(crash_notes) && l.all_held(leaver_notes) && l.all_held(stayer_notes) &&
+           l.pedal)) {
     std::this_thread::sleep_for(5ms);
     l.take(**li);
   }
@@ -158,7 +177,8 @@ void run(double loss_pct) {
     std::this_thread::sleep_for(2ms);
     l.take(**li);
   }
-  const double crash_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  const double crash_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
   EXPECT_FALSE(l.any_held(crash_notes)) << "the crashed sender's notes still sound after 10 s";
   // Within 100 ms of the timeout (counted from the last heartbeat, up to
   // 100 ms before the kill), plus slack for a loaded VM.
@@ -171,7 +191,8 @@ void run(double loss_pct) {
     std::this_thread::sleep_for(2ms);
     l.take(**li);
   }
-  const double leave_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count();
+  const double leave_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count();
   leaver.stop();
   EXPECT_FALSE(l.any_held(leaver_notes)) << "the leaver's notes still sound after 10 s";
   // At 30% loss its note-offs or its bye may all be lost: then the timeout.
@@ -182,23 +203,25 @@ void run(double loss_pct) {
   std::this_thread::sleep_for(500ms);
   l.take(**li);
   EXPECT_TRUE(l.all_held(stayer_notes)) << "the stayer's notes were cut";
-  for (auto n : stayer_notes) EXPECT_EQ(l.offs[n], 0) << "note-off for the stayer's note " << int(n);
+  for (auto n : stayer_notes)
+    EXPECT_EQ(l.offs[n], 0) << "note-off for the stayer's note " << int(n);
   EXPECT_TRUE(l.pedal) << "the pedal was released while the stayer holds it";
   EXPECT_EQ(l.pedal_released, 0);
   EXPECT_EQ(l.all_notes_off, 0) << "a channel-wide All Notes Off cuts the whole band";
-  std::printf("loss %.0f%%: crashed sender's notes off after %.3f s (timeout %d ms), "
-              "clean leaver's after %.3f s; stayer untouched\n",
-              loss_pct, crash_s, kTimeoutMs, leave_s);
+  std::printf(
+      "loss %.0f%%: crashed sender's notes off after %.3f s (timeout %d ms), "
+      "clean leaver's after %.3f s; stayer untouched\n",
+      loss_pct, crash_s, kTimeoutMs, leave_s);
   std::fflush(stdout);
 }
 
 TEST(JackMidiRelease, NotesOfLeaversAreReleasedAndOnlyTheirs) {
-  if (!engine::io::jack_midi_available()) GTEST_SKIP() << "built without JACK";
+  if (!engine::io::jack_midi_available()) JAMNET_SKIP_UNLESS_REQUIRED("built without JACK");
   run(0);
 }
 
 TEST(JackMidiRelease, NotesOfLeaversAreReleasedAtThirtyPercentLoss) {
-  if (!engine::io::jack_midi_available()) GTEST_SKIP() << "built without JACK";
+  if (!engine::io::jack_midi_available()) JAMNET_SKIP_UNLESS_REQUIRED("built without JACK");
   run(30);
 }
 

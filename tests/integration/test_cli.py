@@ -71,9 +71,26 @@ long_running = [
     ["send", "--connect", "127.0.0.1:9", "--count", "100000", "--interval-ms", "10"],
     ["demo", "--duration", "30", "--multicast", f"239.255.74.77:{port + 1}", "--audio-out", sigint_audio_dir],
 ]
+def catches_sigint(pid):
+    """True once the process has installed its SIGINT handler (SigCgt in
+    /proc): before that, on a loaded machine still starting an ASan binary,
+    the signal's default action would kill it and test nothing."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return (int(line.split()[1], 16) >> (signal.SIGINT - 1)) & 1 == 1
+    except OSError:
+        pass
+    return False
+
+
 for argv in long_running:
     p = subprocess.Popen([J] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.7)
+    deadline = time.monotonic() + 10
+    while not catches_sigint(p.pid) and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.7)  # and let it get going
     t0 = time.monotonic()
     p.send_signal(signal.SIGINT)
     try:

@@ -16,7 +16,8 @@ everywhere; a peer that rejoins while playing gets the state and plays in
 time; when the master leaves, a survivor takes over without a jump.
 
 Usage: python3 test_sync_netns.py --jamnet build/debug/jamnet [--keep]
-Needs root (ip netns); prints SKIPPED and exits 0 when that is not available.
+Needs root (ip netns); prints SKIPPED and exits 77 when that is not available
+(fails instead under JAMNET_REQUIRE_ALL=1).
 """
 
 import argparse
@@ -26,6 +27,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+import netns  # noqa: E402
 import sync_lab  # noqa: E402
 
 
@@ -39,8 +41,7 @@ def main():
     args = ap.parse_args()
     ok, why = sync_lab.can_run()
     if not ok:
-        print(f"SKIPPED: {why}")
-        return 0
+        return netns.skip(why)
     workdir = tempfile.mkdtemp(prefix="jamnet-sync-")
     try:
         res, checks = sync_lab.run_scenario(os.path.abspath(args.jamnet), workdir,

@@ -26,7 +26,8 @@ incarnation) and after p1/p3 timed it out; each time p1 and p3 must list the
 new incarnation within 3 s of the restart.
 
 Usage: python3 test_three_peers_netns.py --jamnet build/debug/jamnet [--keep]
-Needs root (ip netns); prints SKIPPED and exits 0 when that is not available.
+Needs root (ip netns); prints SKIPPED and exits 77 when that is not available
+(fails instead under JAMNET_REQUIRE_ALL=1).
 Python stdlib only.
 """
 
@@ -43,7 +44,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
-from netns import build_star, delete_ns, end_processes, reap_stale, sh  # noqa: E402
+from netns import build_star, delete_ns, end_processes, reap_stale, sh, skip  # noqa: E402
 
 # ---------------------------------------------------------------- parameters
 
@@ -624,17 +625,14 @@ def main():
     args = ap.parse_args()
 
     if os.geteuid() != 0:
-        print("SKIPPED: needs root for `ip netns` (network namespaces)")
-        return 0
+        return skip("needs root for `ip netns` (network namespaces)")
     if shutil.which("ip") is None:
-        print("SKIPPED: `ip` (iproute2) not found")
-        return 0
+        return skip("`ip` (iproute2) not found")
     reap_stale(PREFIX, log=info)
     trial = f"{PREFIX}{os.getpid()}-try"
     r = sh("ip", "netns", "add", trial, check=False)
     if r.returncode != 0:
-        print(f"SKIPPED: `ip netns add` does not work here: {r.stderr.strip()}")
-        return 0
+        return skip(f"`ip netns add` does not work here: {r.stderr.strip()}")
     sh("ip", "netns", "del", trial, check=False)
 
     # Any stop request (ctest timeout, Ctrl-C) unwinds through the finally blocks.

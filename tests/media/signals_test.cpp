@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <string>
 #include <vector>
+#include "../support/skip.hpp"
 
 namespace jamnet::signals {
 namespace {
@@ -73,7 +74,7 @@ TEST(Signals, ChordsSoundThroughoutWithOnsetsEachSecond) {
 
 TEST_F(SignalsDir, MusicIsRenderedCachedAndDeterministic) {
   if (!have_tool("fluidsynth") || !fs::exists("/usr/share/sounds/sf2/FluidR3_GM.sf2"))
-    GTEST_SKIP() << "fluidsynth or the FluidR3 GM soundfont is not installed";
+    JAMNET_SKIP_UNLESS_REQUIRED("fluidsynth or the FluidR3 GM soundfont is not installed");
   const int rate = 48000;
   auto a = music(dir_ / "a", 3.0, rate);
   ASSERT_TRUE(a.has_value()) << a.error().message;
@@ -126,7 +127,7 @@ TEST_F(SignalsDir, MissingToolIsAClearError) {
 }
 
 TEST_F(SignalsDir, SpeechIsResampledAndCached) {
-  if (!have_tool("espeak-ng")) GTEST_SKIP() << "espeak-ng is not installed";
+  if (!have_tool("espeak-ng")) JAMNET_SKIP_UNLESS_REQUIRED("espeak-ng is not installed");
   auto a = speech(dir_, 48000);
   ASSERT_TRUE(a.has_value()) << a.error().message;
   // A few sentences: several seconds, at 48 kHz.

@@ -32,23 +32,29 @@ std::uint64_t stall_allowance(const AudioLinkResult& r) {
   return 10 + r.sender.blocks_sent / 50;
 }
 
-// A stall long enough to make the buffer drop a run of late packets and
-// re-anchor (resync) shifts the playout for the rest of the run, which a
-// single-lag SNR reads as noise. Such a run measures the VM, not the code:
-// run the link up to three times and judge the least disturbed run.
-Result<AudioLinkResult> run_link(const AudioLinkExperiment& x) {
-  Result<AudioLinkResult> best = make_error(Errc::kTimeout, "no run");
+// A host stall long enough to make the buffer drop a run of late packets and
+// re-anchor shifts the playout for the rest of the run, which a single-lag
+// SNR reads as noise. Such a run measures the VM, not the code, and its own
+// threads show it: they woke late. Only a run whose threads woke on time
+// (within 5 ms) is judged, and it is the run judged, not the best of several;
+// a run with a measured stall is repeated, up to three in all, and when every
+// one stalled the test says "skipped" with the stalls it saw.
+constexpr Nanos kHostStall = 5'000'000;
+
+Result<AudioLinkResult> run_link(const AudioLinkExperiment& x, std::string& stalls) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto r = run_audio_link(x);
-    if (!r) return r;
-    const auto disturbance = [](const AudioLinkResult& a) {
-      return a.receiver.jitter.late + a.receiver.jitter.underruns + 100 * a.receiver.jitter.resyncs;
-    };
-    if (!best || disturbance(*r) < disturbance(*best)) best = std::move(r);
-    if (best->receiver.jitter.resyncs == 0 && best->receiver.jitter.late <= 5) break;
+    if (!r || r->worst_wake_late_ns <= kHostStall) return r;
+    stalls += (stalls.empty() ? "" : ", ") + std::to_string(r->worst_wake_late_ns / 1000) + " us";
   }
-  return best;
+  return make_error(Errc::kTimeout, "the host stalled the test's threads in every run");
 }
+
+#define RUN_LINK(var, x)                                                                        \
+  std::string var##_stalls;                                                                     \
+  auto var = run_link(x, var##_stalls);                                                         \
+  if (!var && !var##_stalls.empty()) GTEST_SKIP() << "host stalls in 3 runs: " << var##_stalls; \
+  ASSERT_TRUE(var) << var.error().message
 
 std::string describe(const AudioLinkResult& r) {
   const auto& j = r.receiver.jitter;
@@ -63,8 +69,7 @@ std::string describe(const AudioLinkResult& r) {
 }
 
 TEST(AudioSession, CleanLinkDeliversTheSignal) {
-  auto r = run_link(link_with(2.0, 0.0));
-  ASSERT_TRUE(r) << r.error().message;
+  RUN_LINK(r, link_with(2.0, 0.0));
   SCOPED_TRACE(describe(*r));
   EXPECT_GT(r->correlation, 0.99);
   EXPECT_LE(r->receiver.concealed_blocks, stall_allowance(*r));
@@ -77,8 +82,7 @@ TEST(AudioSession, CleanLinkDeliversTheSignal) {
 TEST(AudioSession, JsonlWireFormatCarriesTheSameAudio) {
   auto x = link_with(1.5, 0.0);
   x.audio.wire = protocol::FormatType::kCompactJsonl;
-  auto r = run_link(x);
-  ASSERT_TRUE(r) << r.error().message;
+  RUN_LINK(r, x);
   SCOPED_TRACE(describe(*r));
   EXPECT_EQ(r->receiver.decode_errors, 0u);
   EXPECT_GT(r->correlation, 0.99);
@@ -89,8 +93,7 @@ TEST(AudioSession, JellieRecoversStreamsLostOnTheLink) {
   auto x = link_with(2.0, 0.10);
   x.audio.jellie = true;
   x.audio.format = protocol::jdat::SampleFormat::kInt24;
-  auto r = run_link(x);
-  ASSERT_TRUE(r) << r.error().message;
+  RUN_LINK(r, x);
   SCOPED_TRACE(describe(*r));
   // 10% of packets lost: about 1 - 0.9^4 - 4 * 0.1 * 0.9^3 = 5% of blocks
   // lose 2+ streams, 34% lose at least one; all with 2+ left are exact.
@@ -100,8 +103,7 @@ TEST(AudioSession, JellieRecoversStreamsLostOnTheLink) {
 }
 
 TEST(AudioSession, PnbtrConcealsPlainJdatLoss) {
-  auto r = run_link(link_with(2.0, 0.10));
-  ASSERT_TRUE(r) << r.error().message;
+  RUN_LINK(r, link_with(2.0, 0.10));
   SCOPED_TRACE(describe(*r));
   EXPECT_GT(r->receiver.jitter.missing_packets, r->sender.blocks_sent / 20);
   EXPECT_GT(r->receiver.concealed_blocks, 0u);

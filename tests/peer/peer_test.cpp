@@ -83,12 +83,28 @@ TEST(Peer, ThreePeersDiscoverEachOtherAndExchangeProbes) {
 }
 
 TEST(Peer, SessionsAreIsolated) {
+  // a and c share a session, b has its own, all on one multicast group: a
+  // and c finding each other shows discovery works, so b finding nobody while
+  // it receives (and counts) their frames shows the isolation.
   const auto port = random_port();
-  auto a = Peer::start(config_for("a", Uuid::random(), port)).value();
+  const Uuid shared = Uuid::random();
+  auto a = Peer::start(config_for("a", shared, port)).value();
   auto b = Peer::start(config_for("b", Uuid::random(), port)).value();
-  std::this_thread::sleep_for(400ms);
-  EXPECT_TRUE(a->peers().empty());
-  EXPECT_TRUE(b->peers().empty());
+  auto c = Peer::start(config_for("c", shared, port)).value();
+  ASSERT_TRUE(wait_for([&] { return a->peers().size() == 1 && c->peers().size() == 1; }, 2000ms));
+  std::uint64_t foreign = 0;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        foreign = 0;
+        for (const auto& s : b->transport().source_stats()) foreign += s.foreign_session;
+        return foreign >= 2;
+      },
+      2000ms));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(a->peers()[0].name, "c");
+  EXPECT_EQ(c->peers()[0].name, "a");
+  EXPECT_EQ(a->peers().size(), 1u);
+  EXPECT_TRUE(b->peers().empty()) << "b joined another session, yet lists " << b->peers()[0].name;
 }
 
 TEST(Peer, UnicastConnectWorksWithoutMulticast) {

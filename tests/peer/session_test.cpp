@@ -249,6 +249,11 @@ TEST(Session, BlockMidiArrivesAtTheRightFrame) {
   // seen, so the first few notes may play a little late; after them every
   // note plays a constant time after its frame: the session's MIDI latency
   // plus that fastest delivery (both hosts read the same clock here).
+#if defined(__SANITIZE_THREAD__)
+  // Under ThreadSanitizer (make tsan) every thread runs several times slower:
+  // this run is for the threads' races; the timing is judged by the ASan run.
+  return;
+#endif
   std::vector<double> settled(d.begin() + 5, d.end());
   std::sort(settled.begin(), settled.end());
   const double median = settled[settled.size() / 2];

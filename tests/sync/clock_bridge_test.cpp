@@ -329,25 +329,41 @@ TEST(ClockBridge, SyncIntervalIsClamped) {
 }
 
 TEST(ClockBridge, ConcurrentReadersAndSampler) {
+  // A reader maps a's time onto b's while the sampler refits (and switches
+  // mode): every mapping must land between the b readings around it, a
+  // torn read of the fit would not. TSan (make tsan) watches the same run.
   const TestClock a(kSec, 20.0);
   const MonotonicClock b;
   GPUCPUSyncBridge br(a, b);
+  for (int i = 0; i < 20; ++i) br.sample();
   std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> reads{0}, off{0}, bad_quality{0};
+  std::atomic<Nanos> worst{0};
   std::thread reader([&] {
     while (!stop.load()) {
+      const Nanos b0 = b.now_ns();
       const Nanos at = a.now_ns();
+      const Nanos mapped = br.a_to_b(at);
+      const Nanos b1 = b.now_ns();
       (void)br.timeline_from_a(at);
-      (void)br.a_to_b(at);
-      (void)br.sync_quality();
+      const double q = br.sync_quality();
+      const Nanos err = mapped < b0 ? b0 - mapped : (mapped > b1 ? mapped - b1 : 0);
+      if (err > worst.load()) worst = err;
+      if (err > 2 * kMs) off.fetch_add(1);
+      if (!(q >= 0.0 && q <= 1.0)) bad_quality.fetch_add(1);
+      reads.fetch_add(1);
     }
   });
   for (int i = 0; i < 200; ++i) {
     br.sample();
     if (i == 100) br.set_clock_master(ClockMasterMode::kHybrid);
   }
+  while (reads.load() < 100) std::this_thread::yield();  // the reader ran alongside
   stop = true;
   reader.join();
-  SUCCEED();
+  EXPECT_EQ(off.load(), 0u) << "of " << reads.load() << " mappings; worst " << worst.load()
+                            << " ns outside the b readings around it";
+  EXPECT_EQ(bad_quality.load(), 0u);
 }
 
 }  // namespace

@@ -37,11 +37,17 @@ Result<AudioLinkResult> run_audio_link(const AudioLinkExperiment& x) {
   std::vector<float> played((blocks + tail_blocks) * frames, 0.0f);
   const Uuid from = (*sender)->id();
   std::atomic<bool> rt_send{false}, rt_play{false};
+  std::atomic<Nanos> late_send{0}, late_play{0};
+  const auto wake_at = [](Nanos at, std::atomic<Nanos>& worst) {
+    sleep_until_ns(at);
+    const Nanos late = monotonic_ns() - at;
+    if (late > worst.load(std::memory_order_relaxed)) worst.store(late, std::memory_order_relaxed);
+  };
   const Nanos start = monotonic_ns() + 20'000'000;
   std::thread send_thread([&] {
     rt_send = platform::make_current_thread_realtime(2);
     for (std::size_t b = 0; b < blocks; ++b) {
-      sleep_until_ns(start + static_cast<Nanos>(b) * period);
+      wake_at(start + static_cast<Nanos>(b) * period, late_send);
       (*sender)->audio()->send_block(std::span<const float>(padded.data() + b * frames, frames));
     }
   });
@@ -52,7 +58,7 @@ Result<AudioLinkResult> run_audio_link(const AudioLinkExperiment& x) {
       // Half a period after the sender's instant: the phase of two
       // unrelated audio clocks is arbitrary; this is the middle case.
       const Nanos at = start + static_cast<Nanos>(b) * period + period / 2;
-      sleep_until_ns(at);
+      wake_at(at, late_play);
       (*receiver)->audio()->pull(from, std::span<float>(played.data() + b * frames, frames), at);
       if (!at_end && b >= blocks) {
         auto st = (*receiver)->audio()->stats_from(from);
@@ -67,6 +73,7 @@ Result<AudioLinkResult> run_audio_link(const AudioLinkExperiment& x) {
 
   AudioLinkResult r;
   r.realtime = rt_send && rt_play;
+  r.worst_wake_late_ns = std::max(late_send.load(), late_play.load());
   r.sender = (*sender)->audio()->stats();
   if (!at_end) at_end = (*receiver)->audio()->stats_from(from);
   if (at_end) r.receiver = *at_end;
