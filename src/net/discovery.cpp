@@ -125,6 +125,7 @@ void Discovery::on_discovery(const ReceivedFrame& rx) {
       touch(e, rx.from, rx.via_multicast, true, now);
       // A newcomer should hear from us now, not at our next periodic announce.
       if (reply) announce_soon_ = true;
+      publish_locked();
     }
     if (reply && !rx.via_multicast) send_announce_to(rx.from);
   } else if (h.message_kind == static_cast<std::uint16_t>(DiscoveryKind::kBye)) {
@@ -137,6 +138,7 @@ void Discovery::on_discovery(const ReceivedFrame& rx) {
           {PeerEventKind::kLeft, m->peer_id, it->second.info.name, now, addresses_of(m->peer_id)});
       std::erase_if(aliases_, [&](const auto& kv) { return kv.second == m->peer_id; });
       peers_.erase(it);
+      publish_locked();
     }
   }
 }
@@ -151,6 +153,7 @@ void Discovery::on_heartbeat(const ReceivedFrame& rx) {
       std::lock_guard lock(mu_);
       auto it = peers_.find(m->peer_id);
       if (it != peers_.end()) touch(it->second, rx.from, rx.via_multicast, false, now);
+      publish_locked();
     }
     protocol::Pong pong{config_.peer_id, m->ping_id, m->t1_ns, now, monotonic_ns()};
     (void)transport_.send(
@@ -168,6 +171,7 @@ void Discovery::on_heartbeat(const ReceivedFrame& rx) {
     if (f == e.inflight.end()) return;  // unknown or already answered
     e.inflight.erase(f);
     touch(e, rx.from, rx.via_multicast, false, now);
+    publish_locked();
     const Nanos rtt = (now - m->t1_ns) - std::max<Nanos>(0, m->t3_ns - m->t2_ns);
     e.rtt_ms.add(static_cast<double>(rtt) / 1e6);
     ++e.info.pongs_received;
@@ -233,6 +237,7 @@ void Discovery::tick(Nanos now) {
       choose_address(e, now, config_.peer_timeout_ns);
       ++it;
     }
+    publish_locked();
     if (now >= next_ping_ns_) {
       next_ping_ns_ = now + config_.heartbeat_interval_ns;
       for (auto& [id, e] : peers_) {
@@ -284,11 +289,25 @@ std::vector<PeerInfo> Discovery::peers() const {
 }
 
 std::vector<Discovery::Route> Discovery::routes() const {
-  std::lock_guard lock(mu_);
-  std::vector<Route> out;
-  out.reserve(peers_.size());
-  for (const auto& [id, e] : peers_) out.push_back({id, e.info.address, e.info.first_seen_ns});
-  return out;
+  return table_.read()->routes;
+}
+
+void Discovery::publish_locked() {
+  RouteTable next;
+  next.routes.reserve(peers_.size());
+  for (const auto& [id, e] : peers_)
+    next.routes.push_back({id, e.info.address, e.info.first_seen_ns});
+  next.aliases.assign(aliases_.begin(), aliases_.end());
+  const auto same_route = [](const Route& a, const Route& b) {
+    return a.id == b.id && a.address == b.address && a.first_seen_ns == b.first_seen_ns;
+  };
+  {
+    const auto cur = table_.read();
+    if (std::ranges::equal(cur->routes, next.routes, same_route) &&
+        std::ranges::equal(cur->aliases, next.aliases))
+      return;  // a heartbeat that changed nothing: no new table
+  }
+  table_.publish(std::make_unique<const RouteTable>(std::move(next)));
 }
 
 std::optional<PeerInfo> Discovery::peer(const Uuid& id) const {
@@ -298,11 +317,11 @@ std::optional<PeerInfo> Discovery::peer(const Uuid& id) const {
   return std::nullopt;
 }
 
-std::optional<Uuid> Discovery::peer_at(const Endpoint& from) const {
-  std::lock_guard lock(mu_);
-  auto it = aliases_.find(from);
-  if (it == aliases_.end()) return std::nullopt;
-  return it->second;
+std::optional<Uuid> Discovery::peer_at(const Endpoint& from) const noexcept {
+  const auto t = table_.read();
+  for (const auto& [ep, id] : t->aliases)
+    if (ep == from) return id;
+  return std::nullopt;
 }
 
 std::vector<PeerEvent> Discovery::take_events() {

@@ -1,84 +1,176 @@
 #include "jamnet/net/session_registry.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <memory>
 
 namespace jamnet::net {
 
-SessionRegistry::SessionRegistry() : isn_rng_(std::random_device{}()) {}
+SessionRegistry::SessionRegistry() : isn_rng_(std::random_device{}()) {
+  ::sem_init(&deferred_ready_, 0, 0);
+  control_thread_ = std::thread([this] { control_loop(); });
+}
+
+SessionRegistry::~SessionRegistry() {
+  running_ = false;
+  ::sem_post(&deferred_ready_);
+  if (control_thread_.joinable()) control_thread_.join();
+  ::sem_destroy(&deferred_ready_);
+}
+
+namespace {
+thread_local bool t_dispatching = false;  // this thread is inside dispatch()
+}  // namespace
 
 void SessionRegistry::join(const Uuid& session) {
-  std::lock_guard lock(mu_);
-  sessions_.insert(session);
+  table_.update([&](Table& t) {
+    if (std::find(t.sessions.begin(), t.sessions.end(), session) == t.sessions.end())
+      t.sessions.push_back(session);
+  });
 }
 
 void SessionRegistry::leave(const Uuid& session) {
-  std::lock_guard lock(mu_);
-  sessions_.erase(session);
+  table_.update([&](Table& t) { std::erase(t.sessions, session); });
 }
 
 bool SessionRegistry::joined(const Uuid& session) const {
-  std::lock_guard lock(mu_);
-  return sessions_.contains(session);
+  const auto t = table_.read();
+  return std::find(t->sessions.begin(), t->sessions.end(), session) != t->sessions.end();
 }
 
 SubscriptionId SessionRegistry::subscribe(const protocol::TopicPattern& pattern,
-                                          FrameHandler handler) {
-  std::lock_guard lock(mu_);
-  const SubscriptionId id = next_id_++;
-  subs_.push_back({id, pattern, std::make_shared<FrameHandler>(std::move(handler))});
+                                          FrameHandler handler, Delivery delivery) {
+  SubscriptionId id = 0;
+  {
+    std::lock_guard lock(id_mu_);
+    id = next_id_++;
+  }
+  auto h = std::make_shared<FrameHandler>(std::move(handler));
+  table_.update([&](Table& t) { t.subs.push_back({id, pattern, std::move(h), delivery}); });
   return id;
 }
 
-Result<SubscriptionId> SessionRegistry::subscribe(std::string_view topic_uri,
-                                                  FrameHandler handler) {
+Result<SubscriptionId> SessionRegistry::subscribe(std::string_view topic_uri, FrameHandler handler,
+                                                  Delivery delivery) {
   auto pattern = protocol::parse_topic_uri(topic_uri);
   if (!pattern) return std::unexpected(pattern.error());
-  return subscribe(*pattern, std::move(handler));
+  return subscribe(*pattern, std::move(handler), delivery);
 }
 
 void SessionRegistry::unsubscribe(SubscriptionId id) {
-  std::lock_guard lock(mu_);
-  std::erase_if(subs_, [id](const Subscription& s) { return s.id == id; });
+  table_.update([id](Table& t) {
+    std::erase_if(t.subs, [id](const Subscription& s) { return s.id == id; });
+  });
+  // A dispatch that pinned the old table may still be calling the handler:
+  // wait it out, so the caller may destroy what the handler uses.
+  if (!t_dispatching) (void)table_.wait_for_readers(1'000'000'000);
+  table_.reclaim();
 }
 
 std::uint32_t SessionRegistry::next_sequence(const Uuid& session, const Topic& topic,
                                              const Endpoint& dst) {
-  std::lock_guard lock(mu_);
   const SeqKey key{session, static_cast<std::uint8_t>(topic.type), topic.index, dst.addr, dst.port};
-  auto it = next_seq_.find(key);
-  if (it == next_seq_.end())
-    it = next_seq_.emplace(key, static_cast<std::uint32_t>(isn_rng_())).first;
-  return it->second++;
+  const auto by_key = [](const SeqEntry& e, const SeqKey& k) { return e.key < k; };
+  for (;;) {
+    {
+      const auto t = seqs_.read();
+      const auto it = std::lower_bound(t->entries.begin(), t->entries.end(), key, by_key);
+      if (it != t->entries.end() && it->key == key)
+        return it->next->fetch_add(1, std::memory_order_relaxed);
+    }
+    // The first frame to this destination on this topic: a counter starting
+    // at a random value (once; a racing sender finds it on the next look).
+    seqs_.update([&](SeqTable& t) {
+      const auto it = std::lower_bound(t.entries.begin(), t.entries.end(), key, by_key);
+      if (it != t.entries.end() && it->key == key) return;
+      t.entries.insert(it, {key, std::make_shared<std::atomic<std::uint32_t>>(
+                                     static_cast<std::uint32_t>(isn_rng_()))});
+    });
+  }
 }
 
 void SessionRegistry::forget_destination(const Endpoint& dst) {
-  std::lock_guard lock(mu_);
-  std::erase_if(next_seq_, [&](const auto& kv) {
-    return std::get<3>(kv.first) == dst.addr && std::get<4>(kv.first) == dst.port;
+  seqs_.update([&](SeqTable& t) {
+    std::erase_if(t.entries, [&](const SeqEntry& e) {
+      return std::get<3>(e.key) == dst.addr && std::get<4>(e.key) == dst.port;
+    });
   });
 }
 
+// Calls the handlers of `delivery` that match rx; the table stays pinned while
+// they run (one that subscribes or unsubscribes replaces it for the next frame).
+// True when one of the other delivery matched.
+void SessionRegistry::deliver(const ReceivedFrame& rx, Delivery delivery) const {
+  const auto t = table_.read();
+  const auto& h = rx.frame.header;
+  const Topic topic{h.stream_type, h.stream_index};
+  const bool outer = t_dispatching;
+  t_dispatching = true;
+  for (const auto& s : t->subs) {
+    if (s.delivery == delivery && s.pattern.matches(h.session_id, topic)) (*s.handler)(rx);
+  }
+  t_dispatching = outer;
+}
+
 bool SessionRegistry::dispatch(const ReceivedFrame& rx) const {
-  // Collect handlers under the lock, call them outside it, so a handler may
-  // send (next_sequence) or subscribe without deadlocking.
-  thread_local std::vector<std::shared_ptr<FrameHandler>>
-      targets;  // reused: no allocation per frame
-  targets.clear();
+  const auto& h = rx.frame.header;
+  bool defer = false;
   {
-    std::lock_guard lock(mu_);
-    const auto& h = rx.frame.header;
-    if (!sessions_.contains(h.session_id)) return false;
+    const auto t = table_.read();
+    if (std::find(t->sessions.begin(), t->sessions.end(), h.session_id) == t->sessions.end())
+      return false;
     const Topic topic{h.stream_type, h.stream_index};
-    for (const auto& s : subs_) {
-      if (s.pattern.matches(h.session_id, topic)) targets.push_back(s.handler);
+    for (const auto& s : t->subs) {
+      if (s.delivery == Delivery::kControlThread && s.pattern.matches(h.session_id, topic))
+        defer = true;
     }
   }
-  auto local = std::move(targets);  // a handler may dispatch again on this thread
-  for (const auto& handler : local) (*handler)(rx);
-  local.clear();
-  targets = std::move(local);
+  deliver(rx, Delivery::kReceiveThread);
+  if (!defer) return true;
+  if (rx.frame.payload.size() > kMaxDeferredPayload) {
+    n_large_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  // Built in place in a thread-local slot: no allocation, nothing on the stack
+  // the size of a payload.
+  thread_local DeferredFrame d;
+  d.header = h;
+  d.from = rx.from;
+  d.via_multicast = rx.via_multicast;
+  d.kernel_rx_realtime_ns = rx.kernel_rx_realtime_ns;
+  d.rx_ns = rx.rx_ns;
+  d.size = static_cast<std::uint16_t>(rx.frame.payload.size());
+  std::copy(rx.frame.payload.begin(), rx.frame.payload.end(), d.payload.begin());
+  if (!deferred_.try_push(d)) {
+    n_full_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  n_deferred_.fetch_add(1, std::memory_order_relaxed);
+  ::sem_post(&deferred_ready_);
   return true;
+}
+
+void SessionRegistry::control_loop() {
+  auto d = std::make_unique<DeferredFrame>();
+  while (running_.load()) {
+    timespec until{};
+    ::clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 100'000'000;
+    if (until.tv_nsec >= 1'000'000'000) {
+      until.tv_nsec -= 1'000'000'000;
+      ++until.tv_sec;
+    }
+    (void)::sem_timedwait(&deferred_ready_, &until);
+    while (deferred_.try_pop(*d)) {
+      const protocol::FrameView view{d->header, {d->payload.data(), d->size}};
+      const ReceivedFrame rx{view, d->from, d->via_multicast, d->kernel_rx_realtime_ns, d->rx_ns};
+      deliver(rx, Delivery::kControlThread);
+    }
+  }
+}
+
+RegistryStats SessionRegistry::stats() const {
+  return {n_deferred_.load(), n_full_.load(), n_large_.load()};
 }
 
 }  // namespace jamnet::net

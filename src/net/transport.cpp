@@ -7,7 +7,9 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
+#include "jamnet/core/rt_scope.hpp"
 #include "jamnet/platform/realtime.hpp"
 
 namespace jamnet::net {
@@ -20,7 +22,14 @@ constexpr std::size_t kMaxUdp = 65536;
 }  // namespace
 
 Transport::Transport(TransportConfig config, SessionRegistry& registry)
-    : config_(std::move(config)), registry_(registry), rx_buffer_(kMaxUdp) {}
+    : config_(std::move(config)),
+      registry_(registry),
+      rx_buffer_(kMaxUdp),
+      sources_(std::max<std::size_t>(config_.max_sources, 1)),
+      streams_(std::max<std::size_t>(config_.max_streams, 1)) {
+  snap_sources_.reserve(sources_.capacity());
+  snap_streams_.reserve(streams_.capacity());
+}
 
 Result<std::unique_ptr<Transport>> Transport::start(const TransportConfig& config,
                                                     SessionRegistry& registry) {
@@ -62,6 +71,7 @@ Result<std::unique_ptr<Transport>> Transport::start(const TransportConfig& confi
     return make_error(Errc::kIo, std::string("epoll_ctl: ") + std::strerror(errno));
   }
   t->running_ = true;
+  t->serving_ = true;
   t->thread_ = std::thread([raw = t.get()] { raw->receive_loop(); });
   return t;
 }
@@ -74,9 +84,9 @@ Transport::~Transport() {
 
 void Transport::stop() {
   if (!running_.exchange(false)) return;
-  const std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  wake();
   if (thread_.joinable()) thread_.join();
+  serving_ = false;  // the tables are the callers' now
 }
 
 Result<std::uint32_t> Transport::send(const SendOptions& opts,
@@ -128,10 +138,14 @@ void Transport::receive_loop() {
         case kGroupTag:
           drain(*group_, true);
           break;
-        default:
-          break;  // wake: the loop condition decides
+        default: {  // wake: a reader's request, or stop
+          std::uint64_t count = 0;
+          [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof count);
+          break;
+        }
       }
     }
+    serve_requests();
   }
 }
 
@@ -139,85 +153,169 @@ void Transport::drain(UdpSocket& sock, bool via_multicast) {
   Datagram dg;
   while (sock.receive(rx_buffer_, dg)) {
     handle({rx_buffer_.data(), dg.truncated ? rx_buffer_.size() : dg.size}, dg, via_multicast);
+    // Between datagrams: a flood must not keep a reader waiting.
+    if (requested_.load(std::memory_order_relaxed) != served_.load(std::memory_order_relaxed))
+      serve_requests();
   }
+}
+
+namespace {
+
+// The entry for `key`; when the table is full, the entry heard from longest
+// ago makes room (counted in `evicted`).
+template <class Map, class Key>
+auto* entry_evicting_oldest(Map& map, const Key& key, std::uint64_t& evicted) {
+  if (auto* v = map.try_emplace(key)) return v;
+  std::optional<Key> oldest;
+  Nanos oldest_ns = 0;
+  map.for_each([&](const Key& k, const auto& v) {
+    if (!oldest || v.last_rx_ns < oldest_ns) {
+      oldest = k;
+      oldest_ns = v.last_rx_ns;
+    }
+  });
+  if (oldest) map.erase(*oldest);
+  ++evicted;
+  return map.try_emplace(key);
+}
+
+}  // namespace
+
+std::size_t Transport::StreamKeyHash::operator()(const StreamKey& k) const noexcept {
+  const auto& [addr, port, mc, session, type, index] = k;
+  std::uint64_t h = UuidHash{}(session);
+  h ^= (static_cast<std::uint64_t>(addr) << 32 | static_cast<std::uint64_t>(port) << 16 |
+        static_cast<std::uint64_t>(type) << 8 | (mc ? 1u : 0u)) +
+       0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  return static_cast<std::size_t>(h ^ (static_cast<std::uint64_t>(index) << 40));
 }
 
 void Transport::handle(std::span<const std::uint8_t> bytes, const Datagram& dg,
                        bool via_multicast) {
-  const protocol::FrameView* frame = nullptr;
-  std::expected<protocol::FrameView, protocol::FrameError> decoded;
-  {
-    std::lock_guard lock(stats_mu_);
-    ++totals_.datagrams_received;
-    if (via_multicast && dg.from == data_.local()) {  // our own group frame, looped back
-      ++totals_.own_multicast_ignored;
-      return;
-    }
-    auto& src = sources_[dg.from];
-    src.from = dg.from;
-    ++src.datagrams;
-    decoded = protocol::decode_frame(bytes, config_.limits);
-    if (!decoded) {
-      src.errors.add(decoded.error());
-      totals_.errors.add(decoded.error());
-      (decoded.error() == protocol::FrameError::kCrcMismatch ? src.corrupt : src.malformed)++;
-      return;
-    }
-    const auto& h = decoded->header;
-    if (!registry_.joined(h.session_id)) {
-      ++src.foreign_session;
-      return;
-    }
-    const StreamKey key{dg.from.addr,
-                        dg.from.port,
-                        via_multicast,
-                        h.session_id,
-                        static_cast<std::uint8_t>(h.stream_type),
-                        h.stream_index};
-    auto& st = streams_[key];
-    st.bytes += bytes.size();
-    st.last_rx_ns = dg.user_rx_ns;
-    if (st.tracker.on_frame(h.sequence) != SequenceTracker::Verdict::kNew)
-      return;  // duplicate or stale
-    ++totals_.frames_delivered;
-    frame = &*decoded;
+  const rt::Scope scope(rt::Work::kReceive);
+  ++totals_.datagrams_received;
+  if (via_multicast && dg.from == data_.local()) {  // our own group frame, looped back
+    ++totals_.own_multicast_ignored;
+    return;
   }
-  const ReceivedFrame rx{*frame, dg.from, via_multicast, dg.kernel_rx_realtime_ns, dg.user_rx_ns};
+  auto* src = entry_evicting_oldest(sources_, dg.from, totals_.sources_evicted);
+  src->stats.from = dg.from;
+  src->last_rx_ns = dg.user_rx_ns;
+  ++src->stats.datagrams;
+  const auto decoded = protocol::decode_frame(bytes, config_.limits);
+  if (!decoded) {
+    src->stats.errors.add(decoded.error());
+    totals_.errors.add(decoded.error());
+    (decoded.error() == protocol::FrameError::kCrcMismatch ? src->stats.corrupt
+                                                           : src->stats.malformed)++;
+    return;
+  }
+  const auto& h = decoded->header;
+  if (!registry_.joined(h.session_id)) {
+    ++src->stats.foreign_session;
+    return;
+  }
+  const StreamKey key{dg.from.addr,
+                      dg.from.port,
+                      via_multicast,
+                      h.session_id,
+                      static_cast<std::uint8_t>(h.stream_type),
+                      h.stream_index};
+  auto* st = entry_evicting_oldest(streams_, key, totals_.streams_evicted);
+  st->bytes += bytes.size();
+  st->last_rx_ns = dg.user_rx_ns;
+  if (st->tracker.on_frame(h.sequence) != SequenceTracker::Verdict::kNew)
+    return;  // duplicate or stale
+  ++totals_.frames_delivered;
+  const ReceivedFrame rx{*decoded, dg.from, via_multicast, dg.kernel_rx_realtime_ns, dg.user_rx_ns};
   registry_.dispatch(rx);
 }
 
-void Transport::forget(const Endpoint& from) {
-  std::lock_guard lock(stats_mu_);
+// ---- readers -------------------------------------------------------------------
+
+void Transport::apply_forget(const Endpoint& from) {
   sources_.erase(from);
-  std::erase_if(streams_, [&](const auto& kv) {
-    return std::get<0>(kv.first) == from.addr && std::get<1>(kv.first) == from.port;
+  streams_.erase_if([&](const StreamKey& k, const StreamState&) {
+    return std::get<0>(k) == from.addr && std::get<1>(k) == from.port;
   });
 }
 
-std::vector<StreamStats> Transport::stream_stats() const {
-  std::lock_guard lock(stats_mu_);
-  std::vector<StreamStats> out;
-  out.reserve(streams_.size());
-  for (const auto& [key, st] : streams_) {
+void Transport::serve_requests() {
+  const std::uint64_t want = requested_.load(std::memory_order_acquire);
+  Endpoint from;
+  while (forget_requests_.try_pop(from)) apply_forget(from);
+  if (want == served_.load(std::memory_order_relaxed)) return;
+  // Never waits: while a reader copies the last snapshot, the next datagram
+  // or wake tries again.
+  if (!snapshot_mu_.try_lock()) return;
+  publish_locked();
+  snapshot_mu_.unlock();
+  served_.store(want, std::memory_order_release);
+}
+
+void Transport::publish_locked() const {
+  // Into capacity reserved at start: no allocation on the receive thread.
+  snap_sources_.clear();
+  sources_.for_each(
+      [&](const Endpoint&, const SourceState& s) { snap_sources_.push_back(s.stats); });
+  snap_streams_.clear();
+  streams_.for_each([&](const StreamKey& key, const StreamState& st) {
     const auto& [addr, port, mc, session, type, index] = key;
-    out.push_back({Endpoint{addr, port}, session,
-                   Topic{static_cast<protocol::StreamType>(type), index}, mc, st.tracker.counts(),
-                   st.bytes, st.last_rx_ns});
+    snap_streams_.push_back({Endpoint{addr, port}, session,
+                             Topic{static_cast<protocol::StreamType>(type), index}, mc,
+                             st.tracker.counts(), st.bytes, st.last_rx_ns});
+  });
+  snap_totals_ = totals_;
+}
+
+void Transport::wake() const {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+}
+
+// Leaves a fresh snapshot under snapshot_mu_'s protection: from the receive
+// thread while it serves, or made here once it has stopped.
+void Transport::request_fresh() const {
+  if (!serving_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(snapshot_mu_);
+    publish_locked();
+    return;
   }
-  return out;
+  const std::uint64_t want = requested_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  wake();
+  const Nanos deadline = monotonic_ns() + 200'000'000;
+  while (served_.load(std::memory_order_acquire) < want && serving_.load() &&
+         monotonic_ns() < deadline) {
+    sleep_until_ns(monotonic_ns() + 20'000);
+  }
+}
+
+void Transport::forget(const Endpoint& from) {
+  if (!serving_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(snapshot_mu_);
+    apply_forget(from);
+    return;
+  }
+  while (!forget_requests_.try_push(from)) sleep_until_ns(monotonic_ns() + 100'000);
+  request_fresh();  // served after the forget: the figures are gone on return
+}
+
+std::vector<StreamStats> Transport::stream_stats() const {
+  request_fresh();
+  std::lock_guard lock(snapshot_mu_);
+  return snap_streams_;
 }
 
 std::vector<SourceStats> Transport::source_stats() const {
-  std::lock_guard lock(stats_mu_);
-  std::vector<SourceStats> out;
-  out.reserve(sources_.size());
-  for (const auto& [ep, s] : sources_) out.push_back(s);
-  return out;
+  request_fresh();
+  std::lock_guard lock(snapshot_mu_);
+  return snap_sources_;
 }
 
 TransportTotals Transport::totals() const {
-  std::lock_guard lock(stats_mu_);
-  TransportTotals t = totals_;
+  request_fresh();
+  std::lock_guard lock(snapshot_mu_);
+  TransportTotals t = snap_totals_;
   t.frames_sent = frames_sent_.load();
   t.send_failures = send_failures_.load();
   return t;

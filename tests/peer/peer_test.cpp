@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -149,8 +150,18 @@ TEST(Peer, SilentPeerTimesOut) {
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(wait_for([&] { return a->peers().empty(); }, 2000ms));
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 300ms);
+  // The event follows the removal (the control thread first drops what was
+  // kept per address of the gone peer): wait for it.
+  std::vector<net::PeerEvent> events;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        for (auto& e : a->take_events()) events.push_back(std::move(e));
+        return std::any_of(events.begin(), events.end(),
+                           [](const auto& e) { return e.kind == net::PeerEventKind::kTimedOut; });
+      },
+      1000ms));
   bool timed_out = false;
-  for (const auto& e : a->take_events()) {
+  for (const auto& e : events) {
     if (e.kind != net::PeerEventKind::kTimedOut) continue;
     timed_out = true;
     // What was kept per address of the gone peer went with it.

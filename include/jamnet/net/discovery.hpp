@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "jamnet/core/clock.hpp"
+#include "jamnet/core/published.hpp"
 #include "jamnet/core/sample_stats.hpp"
 #include "jamnet/core/uuid.hpp"
 #include "jamnet/net/endpoint.hpp"
@@ -96,9 +97,18 @@ class Discovery {
     Nanos first_seen_ns = 0;
   };
   std::vector<Route> routes() const;
+  // Where each peer is and which addresses belong to whom, as one table that
+  // real-time threads read without a lock or an allocation (the senders per
+  // block, the receive thread per frame); replaced whole when it changes.
+  struct RouteTable {
+    std::vector<Route> routes;
+    std::vector<std::pair<Endpoint, Uuid>> aliases;  // every path a peer was heard on
+  };
+  Published<RouteTable>::Reader route_table() const noexcept { return table_.read(); }
   std::optional<PeerInfo> peer(const Uuid& id) const;
   // Which peer frames from this address belong to (any path it was heard on).
-  std::optional<Uuid> peer_at(const Endpoint& from) const;
+  // Lock-free: called per frame on the receive thread.
+  std::optional<Uuid> peer_at(const Endpoint& from) const noexcept;
   std::vector<PeerEvent> take_events();
 
   const DiscoveryConfig& config() const noexcept { return config_; }
@@ -124,6 +134,7 @@ class Discovery {
   void send_announce_to(const Endpoint& to);
   void announce_all(Nanos now);
   SendOptions opts(protocol::StreamType type, std::uint16_t kind) const;
+  void publish_locked();  // table_ from peers_ and aliases_, when they changed
 
   DiscoveryConfig config_;
   Transport& transport_;
@@ -134,6 +145,7 @@ class Discovery {
   std::unordered_map<Uuid, Entry, UuidHash> peers_;
   std::unordered_map<Endpoint, Uuid, EndpointHash> aliases_;
   std::vector<PeerEvent> events_;
+  Published<RouteTable> table_;
   Nanos next_announce_ns_ = 0;
   Nanos next_ping_ns_ = 0;
   bool announce_soon_ = true;

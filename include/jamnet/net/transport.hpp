@@ -2,22 +2,29 @@
 // what it receives, plus an optional multicast socket. A receive thread
 // decodes TOAST frames, drops duplicates, counts everything per sender and
 // stream, and hands frames to the SessionRegistry.
+//
+// The receive thread is real-time (ARCHITECTURE.md, Threads): per datagram
+// it neither allocates nor takes a lock. Its per-sender and per-stream counts
+// live in tables it alone owns, allocated once and capped (max_sources,
+// max_streams; when full, the entry heard from longest ago is evicted and
+// counted). Readers (stream_stats, source_stats, totals, forget) ask the
+// thread for a fresh copy and wait for it, a few microseconds when it is idle.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <thread>
 #include <tuple>
-#include <unordered_map>
 #include <vector>
 
 #include "jamnet/core/clock.hpp"
+#include "jamnet/core/fixed_map.hpp"
+#include "jamnet/core/mpsc_queue.hpp"
 #include "jamnet/core/result.hpp"
 #include "jamnet/net/endpoint.hpp"
 #include "jamnet/net/sequence_tracker.hpp"
@@ -36,6 +43,9 @@ struct TransportConfig {
   protocol::CodecLimits limits;
   // Session timeline for the header timestamp; the sync layer replaces it.
   std::function<Nanos()> session_clock = monotonic_ns;
+  // Caps of the per-sender and per-stream tables (bounded state).
+  std::size_t max_sources = 1024;
+  std::size_t max_streams = 4096;
 };
 
 // Counts for one stream (topic) from one sender address.
@@ -65,6 +75,8 @@ struct TransportTotals {
   std::uint64_t datagrams_received = 0;
   std::uint64_t frames_delivered = 0;
   std::uint64_t own_multicast_ignored = 0;
+  std::uint64_t sources_evicted = 0;  // per-sender entries pushed out of a full table
+  std::uint64_t streams_evicted = 0;  // per-stream entries (and their dedupe state) likewise
   protocol::FrameErrorCounts errors;
 };
 
@@ -100,6 +112,7 @@ class Transport {
   // A peer at `from` is gone: its per-source and per-stream figures go
   // (what they added to totals() stays).
   void forget(const Endpoint& from);
+  // Fresh copies from the receive thread (they wait for it, briefly).
   std::vector<StreamStats> stream_stats() const;
   std::vector<SourceStats> source_stats() const;
   TransportTotals totals() const;
@@ -109,6 +122,11 @@ class Transport {
   void receive_loop();
   void drain(UdpSocket& sock, bool via_multicast);
   void handle(std::span<const std::uint8_t> bytes, const Datagram& dg, bool via_multicast);
+  void serve_requests();
+  void apply_forget(const Endpoint& from);
+  void publish_locked() const;
+  void wake() const;
+  void request_fresh() const;
 
   TransportConfig config_;
   SessionRegistry& registry_;
@@ -118,21 +136,38 @@ class Transport {
   int wake_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> running_{false};
+  std::atomic<bool> serving_{false};  // the receive thread owns the tables
   std::vector<std::uint8_t> rx_buffer_;
 
   using StreamKey =
       std::tuple<std::uint32_t, std::uint16_t, bool, Uuid, std::uint8_t, std::uint16_t>;
+  struct StreamKeyHash {
+    std::size_t operator()(const StreamKey& k) const noexcept;
+  };
   struct StreamState {
     SequenceTracker tracker;
     std::uint64_t bytes = 0;
     Nanos last_rx_ns = 0;
   };
-  mutable std::mutex stats_mu_;
-  std::map<StreamKey, StreamState> streams_;
-  std::unordered_map<Endpoint, SourceStats, EndpointHash> sources_;
+  struct SourceState {
+    SourceStats stats;
+    Nanos last_rx_ns = 0;
+  };
+  // Owned by the receive thread while it runs (by the caller when it does not).
+  FixedMap<Endpoint, SourceState, EndpointHash> sources_;
+  FixedMap<StreamKey, StreamState, StreamKeyHash> streams_;
   TransportTotals totals_;
   std::atomic<std::uint64_t> frames_sent_{0};
   std::atomic<std::uint64_t> send_failures_{0};
+
+  // Readers' requests, served between datagrams: forgets, then a snapshot.
+  mutable MpscQueue<Endpoint> forget_requests_{64};
+  mutable std::atomic<std::uint64_t> requested_{0};
+  std::atomic<std::uint64_t> served_{0};
+  mutable std::mutex snapshot_mu_;  // readers copy under it; the thread only try-locks
+  mutable std::vector<SourceStats> snap_sources_;
+  mutable std::vector<StreamStats> snap_streams_;
+  mutable TransportTotals snap_totals_;
 };
 
 }  // namespace jamnet::net
