@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <ctime>
 
+#include "jamnet/core/rt_scope.hpp"
 #include "jamnet/platform/realtime.hpp"
 
 namespace jamnet {
@@ -43,6 +45,7 @@ AudioBridge::AudioBridge(AudioSession& session, engine::io::AudioBackend& backen
       // (or the period, if larger) per cycle.
       slot_frames_(std::max<std::size_t>(backend.buffer_size(), 1024)),
       ready_(config.send_queue_blocks) {
+  ::sem_init(&wake_, 0, 0);
   // The queue holds at most capacity() seqs and the sender holds one more
   // while it sends: with two spare slots the producer never writes a slot
   // that is still queued or being sent.
@@ -62,6 +65,7 @@ AudioBridge::AudioBridge(AudioSession& session, engine::io::AudioBackend& backen
 
 AudioBridge::~AudioBridge() {
   stop();
+  ::sem_destroy(&wake_);
 }
 
 void AudioBridge::start() {
@@ -71,6 +75,7 @@ void AudioBridge::start() {
 
 void AudioBridge::stop() {
   if (!running_.exchange(false)) return;
+  ::sem_post(&wake_);
   if (sender_.joinable()) sender_.join();
 }
 
@@ -82,6 +87,7 @@ bool SendStream::write(std::span<const float> interleaved) noexcept {
     return false;
   }
   written_.fetch_add(frames, std::memory_order_relaxed);
+  ::sem_post(wake_);
   return true;
 }
 
@@ -92,7 +98,7 @@ Result<SendStream*> AudioBridge::add_stream(const AudioStreamConfig& sc) {
   auto handle = session_.add_stream(sc);
   if (!handle) return std::unexpected(handle.error());
   auto st = std::unique_ptr<SendStream>(
-      new SendStream(*handle, session_.stream_index(*handle), sc.channels));
+      new SendStream(*handle, session_.stream_index(*handle), sc.channels, &wake_));
   SendStream* raw = st.get();
   stream_store_[*handle] = std::move(st);
   streams_[*handle].store(raw, std::memory_order_release);
@@ -104,24 +110,38 @@ void AudioBridge::sender_loop() {
   std::uint64_t seq = 0;
   const std::size_t slot = slot_frames_ * channels_;
   while (running_.load(std::memory_order_relaxed)) {
-    bool busy = false;
-    if (ready_.try_pop(seq)) {
-      const std::size_t i = seq % slots_;
-      session_.send_block(
-          std::span<const float>(ring_.data() + i * slot, ring_frames_[i] * channels_));
-      sent_.fetch_add(1, std::memory_order_relaxed);
-      busy = true;
+    // Sleeps until the audio thread (or a stream's writer) posts; the
+    // timeout only bounds how long a stop waits.
+    timespec until{};
+    ::clock_gettime(CLOCK_REALTIME, &until);
+    const Nanos t =
+        static_cast<Nanos>(until.tv_sec) * 1'000'000'000 + until.tv_nsec + config_.sender_idle_ns;
+    until.tv_sec = static_cast<time_t>(t / 1'000'000'000);
+    until.tv_nsec = static_cast<long>(t % 1'000'000'000);
+    (void)::sem_timedwait(&wake_, &until);
+    // Everything ready, then back to sleep (posts that came meanwhile make
+    // the next wait return at once).
+    for (bool busy = true; busy;) {
+      busy = false;
+      if (ready_.try_pop(seq)) {
+        const rt::Scope scope(rt::Work::kAudioSend);
+        const std::size_t i = seq % slots_;
+        session_.send_block(
+            std::span<const float>(ring_.data() + i * slot, ring_frames_[i] * channels_));
+        sent_.fetch_add(1, std::memory_order_relaxed);
+        busy = true;
+      }
+      // The app's own streams: whatever whole frames are queued.
+      for (const auto& sp : streams_) {
+        SendStream* st = sp.load(std::memory_order_acquire);
+        if (st == nullptr) continue;
+        const rt::Scope scope(rt::Work::kAudioSend);
+        const std::size_t n = st->queue_.pop_some(st->out_);
+        if (n == 0) continue;
+        session_.send_block(st->handle_, std::span<const float>(st->out_).first(n));
+        busy = true;
+      }
     }
-    // The app's own streams: whatever whole frames are queued.
-    for (const auto& sp : streams_) {
-      SendStream* st = sp.load(std::memory_order_acquire);
-      if (st == nullptr) continue;
-      const std::size_t n = st->queue_.pop_some(st->out_);
-      if (n == 0) continue;
-      session_.send_block(st->handle_, std::span<const float>(st->out_).first(n));
-      busy = true;
-    }
-    if (!busy) sleep_until_ns(monotonic_ns() + config_.sender_poll_ns);
   }
 }
 
@@ -268,6 +288,7 @@ void AudioBridge::capture(const engine::io::AudioBlock& block) noexcept {
   if (ready_.try_push(next_seq_)) {
     ++next_seq_;
     captured_.fetch_add(1, std::memory_order_relaxed);
+    ::sem_post(&wake_);
   } else {
     full_.fetch_add(1, std::memory_order_relaxed);
   }

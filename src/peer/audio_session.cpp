@@ -191,7 +191,8 @@ struct AudioSession::Sender {
   std::size_t pending_frames = 0;
   std::vector<std::uint32_t> words;
   std::vector<std::uint8_t> payload;
-  std::vector<net::Discovery::Route> routes;
+  // Where this block goes: the discovery table pinned for send_block's span.
+  std::span<const net::Discovery::Route> routes;
   std::atomic<std::uint64_t> blocks{0}, frames{0}, packets{0}, bytes{0};
 
   Sender(std::uint16_t index, const AudioConfig& c)
@@ -207,7 +208,6 @@ struct AudioSession::Sender {
     // JELLIE's 4 streams of half a block each take twice a mono block's words.
     words.resize(static_cast<std::size_t>(packet_frames * std::max(channels, jellie ? 2 : 1)));
     payload.resize(jdat::kBinaryHeaderSize + words.size() * 4);
-    routes.reserve(64);
   }
 };
 
@@ -227,8 +227,9 @@ AudioSession::AudioSession(const AudioConfig& config, net::Transport& transport,
   senders_[0].store(sender_store_[0].get(), std::memory_order_release);
   receivers_.reserve(kMaxSources);
   // Every stream of every peer: each is its own source.
-  sub_ = registry_.subscribe({session_, StreamType::kAudio, std::nullopt},
-                             [this](const net::ReceivedFrame& rx) { on_frame(rx); });
+  sub_ = registry_.subscribe(
+      {session_, StreamType::kAudio, std::nullopt},
+      [this](const net::ReceivedFrame& rx) { on_frame(rx); }, net::Delivery::kReceiveThread);
 }
 
 Result<std::size_t> AudioSession::add_stream(const AudioStreamConfig& sc) {
@@ -364,8 +365,8 @@ void AudioSession::send_block(std::size_t handle, std::span<const float> interle
                                 " channels: dropped");
     return;
   }
-  st.routes.clear();
-  for (const auto& r : discovery_.routes()) st.routes.push_back(r);
+  const auto table = discovery_.route_table();  // no lock, no copy
+  st.routes = table->routes;
   const auto frames = interleaved.size() / ch;
   const auto packet = static_cast<std::size_t>(st.packet_frames);
   std::size_t done = 0;
@@ -399,6 +400,7 @@ void AudioSession::send_block(std::size_t handle, std::span<const float> interle
       st.pending_frames = 0;
     }
   }
+  st.routes = {};
   st.blocks.fetch_add(1, std::memory_order_relaxed);
   st.frames.fetch_add(frames, std::memory_order_relaxed);
 }

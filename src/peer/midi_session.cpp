@@ -73,8 +73,9 @@ MidiSession::MidiSession(const MidiConfig& config, net::Transport& transport,
       self_(self),
       burst_(config.burst, UuidHash{}(self) ^ static_cast<std::uint64_t>(monotonic_ns())) {
   last_seq_ = 0;
-  sub_ = registry_.subscribe({session_, StreamType::kMidi, 0},
-                             [this](const net::ReceivedFrame& rx) { on_frame(rx); });
+  sub_ = registry_.subscribe(
+      {session_, StreamType::kMidi, 0}, [this](const net::ReceivedFrame& rx) { on_frame(rx); },
+      net::Delivery::kReceiveThread);
   send_thread_ = std::thread([this] { send_loop(); });
   playout_thread_ = std::thread([this] { playout_loop(); });
 }
@@ -347,7 +348,8 @@ void MidiSession::peer_gone(const Uuid& id) {
 void MidiSession::release(Sender& s, const Due& d, Nanos at, Nanos now,
                           std::vector<MidiDelivery>& out) {
   std::array<bool, 16> pedal{};
-  for (int ch = 0; ch < 16; ++ch) pedal[static_cast<std::size_t>(ch)] = s.state.channel(ch).cc[64] >= 64;
+  for (int ch = 0; ch < 16; ++ch)
+    pedal[static_cast<std::size_t>(ch)] = s.state.channel(ch).cc[64] >= 64;
   for (const auto& off : s.state.release_all()) {
     out.push_back({off, d.from, d.received_ns, at, now, false, true});
     ++release_events_;

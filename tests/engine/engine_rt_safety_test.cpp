@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -30,6 +31,7 @@
 #include "jamnet/engine/io/null_backend.hpp"
 #include "jamnet/peer/audio_bridge.hpp"
 #include "jamnet/peer/peer.hpp"
+#include "jamnet/peer/session.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 // From the sanitizer runtime (GCC ships no sanitizer/allocator_interface.h).
@@ -41,25 +43,50 @@ extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(con
 
 namespace {
 
-thread_local bool t_in_cycle = false;
-std::atomic<std::uint64_t> g_allocs{0}, g_frees{0}, g_locks{0}, g_cycles{0};
+using jamnet::rt::Work;
+constexpr std::size_t kKinds = static_cast<std::size_t>(Work::kCount);
+using Counters = std::array<std::atomic<std::uint64_t>, kKinds>;
 
-void enter_cycle(jamnet::rt::Work w) {
-  if (w != jamnet::rt::Work::kAudioCycle) return;
-  t_in_cycle = true;
-  g_cycles.fetch_add(1, std::memory_order_relaxed);
+// The scopes this thread is inside (innermost last): a trapped call counts
+// against the innermost one.
+thread_local int t_depth = 0;
+thread_local Work t_stack[8];
+Counters g_scopes{}, g_allocs{}, g_frees{}, g_locks{};
+std::array<std::atomic<bool>, kKinds> g_shown{};
+bool g_show_stacks = false;  // JAMNET_TRAP_STACKS=1: the first trapped call of each kind
+
+std::size_t idx(Work w) {
+  return static_cast<std::size_t>(w);
 }
-void leave_cycle(jamnet::rt::Work w) {
-  if (w != jamnet::rt::Work::kAudioCycle) return;
-  t_in_cycle = false;
+
+void enter_scope(Work w) {
+  if (t_depth < 8) t_stack[t_depth] = w;
+  ++t_depth;
+  g_scopes[idx(w)].fetch_add(1, std::memory_order_relaxed);
+}
+void leave_scope(Work) {
+  if (t_depth > 0) --t_depth;
+}
+
+#if defined(JAMNET_TEST_ASAN)
+extern "C" void __sanitizer_print_stack_trace();
+#endif
+
+void trap(Counters& c) {
+  if (t_depth <= 0) return;
+  const std::size_t k = idx(t_stack[std::min(t_depth, 8) - 1]);
+  c[k].fetch_add(1, std::memory_order_relaxed);
+#if defined(JAMNET_TEST_ASAN)
+  if (g_show_stacks && !g_shown[k].exchange(true)) __sanitizer_print_stack_trace();
+#endif
 }
 
 #if defined(JAMNET_TEST_ASAN)
 void on_malloc(const volatile void*, std::size_t) {
-  if (t_in_cycle) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  trap(g_allocs);
 }
 void on_free(const volatile void*) {
-  if (t_in_cycle) g_frees.fetch_add(1, std::memory_order_relaxed);
+  trap(g_frees);
 }
 const bool g_hooks_installed = [] {
   return __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free) != 0;
@@ -81,19 +108,19 @@ void* __libc_calloc(std::size_t, std::size_t);
 void* __libc_realloc(void*, std::size_t);
 
 void* malloc(std::size_t n) {
-  if (t_in_cycle) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  trap(g_allocs);
   return __libc_malloc(n);
 }
 void free(void* p) {
-  if (t_in_cycle && p) g_frees.fetch_add(1, std::memory_order_relaxed);
+  if (p) trap(g_frees);
   __libc_free(p);
 }
 void* calloc(std::size_t n, std::size_t s) {
-  if (t_in_cycle) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  trap(g_allocs);
   return __libc_calloc(n, s);
 }
 void* realloc(void* p, std::size_t n) {
-  if (t_in_cycle) g_allocs.fetch_add(1, std::memory_order_relaxed);
+  trap(g_allocs);
   return __libc_realloc(p, n);
 }
 }
@@ -102,22 +129,22 @@ void* realloc(void* p, std::size_t n) {
 extern "C" {
 int pthread_mutex_lock(pthread_mutex_t* m) {
   static auto fn = real<int (*)(pthread_mutex_t*)>("pthread_mutex_lock");
-  if (t_in_cycle) g_locks.fetch_add(1, std::memory_order_relaxed);
+  trap(g_locks);
   return fn(m);
 }
 int pthread_mutex_trylock(pthread_mutex_t* m) {
   static auto fn = real<int (*)(pthread_mutex_t*)>("pthread_mutex_trylock");
-  if (t_in_cycle) g_locks.fetch_add(1, std::memory_order_relaxed);
+  trap(g_locks);
   return fn(m);
 }
 int pthread_rwlock_rdlock(pthread_rwlock_t* l) {
   static auto fn = real<int (*)(pthread_rwlock_t*)>("pthread_rwlock_rdlock");
-  if (t_in_cycle) g_locks.fetch_add(1, std::memory_order_relaxed);
+  trap(g_locks);
   return fn(l);
 }
 int pthread_rwlock_wrlock(pthread_rwlock_t* l) {
   static auto fn = real<int (*)(pthread_rwlock_t*)>("pthread_rwlock_wrlock");
-  if (t_in_cycle) g_locks.fetch_add(1, std::memory_order_relaxed);
+  trap(g_locks);
   return fn(l);
 }
 }
@@ -132,15 +159,17 @@ struct TrapCounts {
   std::uint64_t cycles, allocs, frees, locks;
 };
 
-TrapCounts counts() {
-  return {g_cycles.load(), g_allocs.load(), g_frees.load(), g_locks.load()};
+TrapCounts counts(Work w = Work::kAudioCycle) {
+  const auto k = idx(w);
+  return {g_scopes[k].load(), g_allocs[k].load(), g_frees[k].load(), g_locks[k].load()};
 }
 
 void reset_counts() {
-  g_cycles = 0;
-  g_allocs = 0;
-  g_frees = 0;
-  g_locks = 0;
+  for (auto* c : {&g_scopes, &g_allocs, &g_frees, &g_locks})
+    for (auto& a : *c) a = 0;
+  for (auto& b : g_shown) b = false;
+  const char* v = std::getenv("JAMNET_TRAP_STACKS");
+  g_show_stacks = v != nullptr && std::string_view(v) == "1";
 }
 
 // A processor that breaks the rules on purpose: the control run.
@@ -205,7 +234,7 @@ std::shared_ptr<const engine::AutomationLane> make_lane() {
 class EngineRtSafety : public ::testing::Test {
  protected:
   void SetUp() override {
-    rt::set_hooks({enter_cycle, leave_cycle});
+    rt::set_hooks({enter_scope, leave_scope});
     reset_counts();
   }
   void TearDown() override { rt::set_hooks({}); }
@@ -340,6 +369,112 @@ TEST_F(EngineRtSafety, JackPeerPathNeitherAllocatesNorLocks) {
   EXPECT_EQ(c.allocs, 0u);
   EXPECT_EQ(c.frees, 0u);
   EXPECT_EQ(c.locks, 0u);
+}
+
+// A 440 Hz sine as what each peer sends: real audio on the wire.
+void sine_input(void* user, std::span<float* const> channels, std::uint32_t frames,
+                std::uint64_t frame_time) noexcept {
+  (void)user;
+  for (float* ch : channels)
+    for (std::uint32_t f = 0; f < frames; ++f)
+      ch[f] = 0.25f * std::sin(2.0 * M_PI * 440.0 * static_cast<double>(frame_time + f) / 48000.0);
+}
+
+// Every real-time thread of two peers doing their whole job at once, for
+// 10 s: JACK audio and JACK MIDI (jackd -d dummy), audio both ways, MIDI
+// notes both ways every 5 ms, discovery, heartbeats and clock sync running.
+// Inside every rt::Scope - an audio cycle, a JACK MIDI period, a received
+// datagram, a block sent, a MIDI send or playout wake - nothing allocates,
+// frees or locks.
+TEST_F(EngineRtSafety, FullPeerLoadKeepsEveryRealTimeThreadClean) {
+  if (!engine::io::jack_midi_available()) JAMNET_SKIP_UNLESS_REQUIRED("built without JACK");
+  testing::JackdProcess jackd;
+  std::string why;
+  const std::string server = "jamnet-rtfull-" + std::to_string(::getpid());
+  ASSERT_TRUE(jackd.start(server, 48000, 128, why)) << why;
+
+  const Uuid session = Uuid::random();
+  auto options = [&](const char* name) {
+    SessionOptions o;
+    o.peer.name = name;
+    o.peer.session = session;
+    o.peer.multicast.reset();
+    o.peer.midi = MidiConfig{};
+    o.audio = AudioIo::kJack;
+    o.jack_server = server;
+    o.jack_midi = true;
+    o.input = sine_input;
+    return o;
+  };
+  auto left = Session::start(options("left"));
+  ASSERT_TRUE(left) << left.error().message;
+  auto ro = options("right");
+  ro.peer.connect = {(*left)->peer().local()};
+  auto right = Session::start(ro);
+  ASSERT_TRUE(right) << right.error().message;
+  for (int i = 0; i < 300 && ((*left)->peer().peers().empty() || (*right)->peer().peers().empty());
+       ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_FALSE((*left)->peer().peers().empty());
+
+  std::atomic<bool> stop{false};
+  std::thread notes([&] {
+    for (std::uint32_t i = 0; !stop.load(); ++i) {
+      protocol::jmid::Event e;
+      e.kind = i % 2 ? protocol::jmid::Kind::kNoteOff : protocol::jmid::Kind::kNoteOn;
+      e.channel = static_cast<std::uint8_t>(i % 4);
+      e.data1 = static_cast<std::uint8_t>(48 + (i / 2) % 24);
+      e.data2 = 90;
+      (void)(*left)->send_midi({&e, 1});
+      (void)(*right)->send_midi({&e, 1});
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  // The steady state: each side has heard the other's audio and MIDI (a new
+  // stream's receiver and a new destination's counter are set up once, then).
+  for (int i = 0; i < 300; ++i) {
+    const auto l = (*left)->status(), r = (*right)->status();
+    if (!l.sources.empty() && !r.sources.empty() && l.report.midi && r.report.midi &&
+        !l.report.midi->senders.empty() && !r.report.midi->senders.empty())
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  reset_counts();
+  std::this_thread::sleep_for(std::chrono::seconds(10));
+  stop = true;
+  notes.join();
+  const auto st = (*right)->status();
+  std::array<TrapCounts, kKinds> c{};
+  for (std::size_t k = 0; k < kKinds; ++k) c[k] = counts(static_cast<Work>(k));
+  right->reset();
+  left->reset();
+
+  ASSERT_TRUE(st.report.midi.has_value());
+  std::uint64_t delivered = 0;
+  for (const auto& s : st.report.midi->senders) delivered += s.delivered;
+  EXPECT_GT(delivered, 500u) << "MIDI notes from left";
+  ASSERT_FALSE(st.sources.empty());
+  const struct {
+    Work w;
+    const char* name;
+    std::uint64_t at_least;  // stretches in 10 s, far below the nominal count
+  } kinds[] = {
+      {Work::kAudioCycle, "audio cycle", 1000},    {Work::kJackMidi, "JACK MIDI period", 1000},
+      {Work::kReceive, "received datagram", 1000}, {Work::kAudioSend, "audio block sent", 1000},
+      {Work::kMidiSend, "MIDI send wake", 500},    {Work::kMidiPlayout, "MIDI playout wake", 500}};
+  for (const auto& k : kinds) {
+    const auto& n = c[idx(k.w)];
+    SCOPED_TRACE(k.name);
+    EXPECT_GT(n.cycles, k.at_least);
+    EXPECT_EQ(n.allocs, 0u);
+    EXPECT_EQ(n.frees, 0u);
+    EXPECT_EQ(n.locks, 0u);
+    std::printf("%-18s %8llu stretches: %llu allocations, %llu frees, %llu locks\n", k.name,
+                static_cast<unsigned long long>(n.cycles),
+                static_cast<unsigned long long>(n.allocs), static_cast<unsigned long long>(n.frees),
+                static_cast<unsigned long long>(n.locks));
+  }
 }
 
 }  // namespace

@@ -29,7 +29,13 @@ struct Hooks {
 namespace detail {
 inline std::atomic<void (*)(Work)> g_enter{nullptr};
 inline std::atomic<void (*)(Work)> g_leave{nullptr};
+inline thread_local int t_depth = 0;
 }  // namespace detail
+
+// True inside a Scope on this thread: what may block (the log) stays out.
+inline bool in_scope() noexcept {
+  return detail::t_depth > 0;
+}
 
 // For tests; set before the threads it should see start.
 inline void set_hooks(Hooks h) noexcept {
@@ -40,10 +46,12 @@ inline void set_hooks(Hooks h) noexcept {
 class Scope {
  public:
   explicit Scope(Work w) noexcept : work_(w) {
+    ++detail::t_depth;
     if (auto* f = detail::g_enter.load(std::memory_order_acquire)) f(w);
   }
   ~Scope() {
     if (auto* f = detail::g_leave.load(std::memory_order_acquire)) f(work_);
+    --detail::t_depth;
   }
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;

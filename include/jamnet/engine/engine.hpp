@@ -84,6 +84,9 @@ class Engine final : public io::AudioCallback, private CommandSink {
   bool push(const Command& c) noexcept { return queues_.push(c); }
   // The last published telemetry window (seq 0: none yet). One reader thread.
   const TelemetrySnapshot& telemetry() noexcept { return telemetry_.latest(); }
+  // The whole-run histograms start again (from the next cycle): a benchmark
+  // measures a window without the start-up in it.
+  void reset_telemetry_totals() noexcept { telemetry_.reset_totals(); }
   EngineCounters counters() const noexcept;
   float live_param(std::uint16_t id) const noexcept;  // last applied value (any thread)
 

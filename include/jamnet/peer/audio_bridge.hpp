@@ -16,6 +16,8 @@
 //   (AudioConfig::source_linger_ns after the peer left).
 #pragma once
 
+#include <semaphore.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -63,7 +65,7 @@ struct MixSetting {
 struct AudioBridgeConfig {
   std::size_t send_queue_blocks = 64;  // capture -> sender hand-off
   int sender_rt_priority = 1;          // below the audio thread (JACK's is higher)
-  Nanos sender_poll_ns = 100'000;      // sender's wait when no block is ready
+  Nanos sender_idle_ns = 20'000'000;   // sender's longest sleep (a ready block wakes it)
   // Fed every cycle with the device's frame counter and its monotonic time,
   // so the sync layer can place transport events on the device's samples.
   sync::AudioDeviceClock* device_clock = nullptr;
@@ -105,9 +107,11 @@ class SendStream {
   std::uint16_t index() const noexcept { return index_; }  // audio://SESSION/<index>
   int channels() const noexcept { return channels_; }
   // Any whole number of interleaved frames, from one thread at a time (the
-  // audio thread may: no allocation, lock or syscall). The frames are queued
-  // and sent in order by the bridge's sender thread. False when they do not
-  // fit the queue (kQueueFrames) or are not whole frames: dropped and counted.
+  // audio thread may: no allocation or lock; the one syscall is a semaphore
+  // post, a non-blocking futex wake when the sender sleeps). The frames are
+  // queued and sent in order by the bridge's sender thread. False when they
+  // do not fit the queue (kQueueFrames) or are not whole frames: dropped and
+  // counted.
   bool write(std::span<const float> interleaved) noexcept;
   static constexpr std::size_t kQueueFrames = 32768;  // ~0.7 s at 48 kHz
   std::uint64_t frames_written() const noexcept { return written_.load(std::memory_order_relaxed); }
@@ -115,15 +119,17 @@ class SendStream {
 
  private:
   friend class AudioBridge;
-  SendStream(std::size_t handle, std::uint16_t index, int channels)
+  SendStream(std::size_t handle, std::uint16_t index, int channels, sem_t* wake)
       : handle_(handle),
         index_(index),
         channels_(channels),
+        wake_(wake),
         queue_(kQueueFrames * static_cast<std::size_t>(channels)),
         out_(4096 * static_cast<std::size_t>(channels)) {}
   std::size_t handle_;  // AudioSession::send_block(handle, ...)
   std::uint16_t index_;
   int channels_;
+  sem_t* wake_;  // the bridge's sender
   SpscQueue<float> queue_;
   std::vector<float> out_;  // sender thread: up to 4096 frames taken from the queue
   std::atomic<std::uint64_t> written_{0}, dropped_{0};
@@ -206,6 +212,7 @@ class AudioBridge final : public engine::AudioProcessor {
   std::string last_error_;  // control thread
 
   std::atomic<bool> running_{false};
+  sem_t wake_;  // posted when a block or stream frames are ready for the sender
   std::thread sender_;
   std::atomic<std::uint64_t> cycles_{0}, captured_{0}, sent_{0}, full_{0}, too_large_{0},
       port_errors_{0};

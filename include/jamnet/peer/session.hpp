@@ -209,6 +209,7 @@ class Session {
   std::string audio_client_name() const;  // JACK: the client name JACK gave us
   // The parts, for what this API does not cover yet.
   Peer& peer() noexcept { return *peer_; }
+  engine::Engine* engine() noexcept { return engine_.get(); }  // null without audio
 
  private:
   explicit Session(SessionOptions options);

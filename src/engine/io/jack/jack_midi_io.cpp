@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "jamnet/core/rt_scope.hpp"
+
 namespace jamnet::engine::io::jack_detail {
 
 namespace jmid = protocol::jmid;
@@ -25,6 +27,7 @@ bool JackMidiIo::push_output(const jmid::Event& e, Nanos at_ns) noexcept {
 
 void JackMidiIo::process(void* in_buf, void* out_buf, jack_nframes_t nframes,
                          const JackCycleClock& clock) noexcept {
+  const rt::Scope scope(rt::Work::kJackMidi);
   if (nframes == 0) return;
   if (in_buf != nullptr) read_input(in_buf, clock);
   if (out_buf != nullptr) write_output(out_buf, nframes, clock);
