@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "jamnet/core/log.hpp"
 #include "jamnet/net/udp_socket.hpp"
 #include "jamnet/platform/realtime.hpp"
 
@@ -148,7 +149,7 @@ struct Netsim::Impl {
       const int n = ::epoll_wait(epoll_fd, events.data(), static_cast<int>(events.size()), -1);
       if (n < 0) {
         if (errno == EINTR) continue;
-        std::fprintf(stderr, "netsim: %s\n", errno_text("epoll_wait").c_str());
+        log::error("netsim: " + errno_text("epoll_wait"));
         return;
       }
       for (int i = 0; i < n; ++i) {
