@@ -35,6 +35,8 @@ void run_plc_bench(const BenchOptions& opts, Metrics& out);
 void run_jdat_bench(const BenchOptions& opts, Metrics& out);
 // Real-time engine under a burst command load on jackd dummy (64 frames), idle baseline beside it.
 void run_rt_bench(const BenchOptions& opts, Metrics& out);
+// The peer's whole job and the host's floor, interleaved (full_load_bench.cpp).
+void run_full_load_bench(const BenchOptions& opts, Metrics& out);
 // Control protocol: JSON Schema validation and full parse() of one transport command.
 void run_sync_bench(const BenchOptions& opts, Metrics& out);
 // GPU compute backends against the CPU (gpu_bench.cpp).

@@ -41,8 +41,8 @@ void run_jmid_net_bench(const BenchOptions& opts, Metrics& m) {
       })) {
     std::vector<double> abs_err;
     for (double e : r->timing_err_us) abs_err.push_back(std::fabs(e));
-    m["jmid.timing_err_p99_us"] = percentile_of(abs_err, 0.99);
-    m["jmid.timing_err_p50_us"] = percentile_of(abs_err, 0.50);
+    m["jmid.timing_err_p99_us_link"] = percentile_of(abs_err, 0.99);
+    m["jmid.timing_err_p50_us_link"] = percentile_of(abs_err, 0.50);
     m["jmid.arrival_jitter_p99_us"] = [&] {
       std::vector<double> j;
       const double med = percentile_of(r->net_latency_us, 0.5);

@@ -35,7 +35,7 @@ namespace {
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid|plc|jdat|rt|sync|gpu] "
+               "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid|plc|jdat|rt|full_load|sync|gpu] "
                "[--workdir DIR] [--out-json PATH] [--benchmark_*=...]\n",
                argv0);
   std::fprintf(stderr,
@@ -165,6 +165,7 @@ int main(int argc, char** argv) {
     if (want("plc")) run_plc_bench(opts, metrics);
     if (want("jdat")) run_jdat_bench(opts, metrics);
     if (want("rt")) run_rt_bench(opts, metrics);
+    if (want("full_load")) run_full_load_bench(opts, metrics);
     if (want("sync")) run_sync_bench(opts, metrics);
     if (want("gpu")) run_gpu_bench(opts, metrics);
   } catch (const std::exception& e) {

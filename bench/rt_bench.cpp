@@ -6,18 +6,16 @@
 // histograms): tick jitter (|callback-to-callback time - period|), priority
 // command latency (push to drain), xruns. The same engine with no load and
 // an idle second core is measured first, in the same run, as the baseline.
-#include <pthread.h>
-#include <sched.h>
-
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <random>
+#include <optional>
 #include <thread>
 
 #include "../tests/support/jackd_process.hpp"
 #include "bench_common.hpp"
+#include "stress_load.hpp"
 #include "jamnet/engine/engine.hpp"
 #include "jamnet/engine/io/jack_audio.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
@@ -101,58 +99,13 @@ RtRun run_engine(const std::string& server, double seconds, bool stress) {
     return r;
   }
   const std::uint64_t xruns_at_start = e.backend().xruns();
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> threads;
-  if (stress) {
-    // The second core, kept busy at normal priority.
-    threads.emplace_back([&] {
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      CPU_SET(1 % std::max(1u, std::thread::hardware_concurrency()), &set);
-      ::pthread_setaffinity_np(::pthread_self(), sizeof(set), &set);
-      volatile std::uint64_t spin = 0;
-      while (!stop.load(std::memory_order_relaxed)) spin = spin + 1;
-    });
-    // 10 bursts of 1000 normal commands per second: gains and state refreshes.
-    threads.emplace_back([&] {
-      std::mt19937 rng(1);
-      Nanos next = monotonic_ns();
-      while (!stop.load()) {
-        for (int i = 0; i < 1000; ++i) {
-          Command c;
-          c.kind = (i % 100 == 0) ? CommandKind::kStateSync : CommandKind::kGain;
-          c.target = static_cast<std::uint16_t>(rng() % 2);
-          c.value = 0.5f + static_cast<float>(rng() % 100) / 200.0f;
-          if (!e.push(c)) ++r.rejected;
-        }
-        next += 100'000'000;
-        sleep_until_ns(next);
-      }
-    });
-    // 1 burst of 1000 priority commands per second: notes, hits, live params.
-    threads.emplace_back([&] {
-      Nanos next = monotonic_ns() + 50'000'000;
-      std::uint32_t n = 0;
-      while (!stop.load()) {
-        sleep_until_ns(next);
-        for (int i = 0; i < 1000; ++i, ++n) {
-          Command c;
-          c.kind = n % 3 == 0   ? CommandKind::kNoteOn
-                   : n % 3 == 1 ? CommandKind::kNoteOff
-                                : CommandKind::kLiveParam;
-          c.a = static_cast<std::uint8_t>(48 + n % 24);
-          c.b = 100;
-          c.target = static_cast<std::uint16_t>(n % 16);
-          c.value = static_cast<float>(n % 128) / 127.0f;
-          if (!e.push(c)) ++r.rejected;
-        }
-        next += 1'000'000'000;
-      }
-    });
-  }
+  std::optional<StressLoad> load;
+  if (stress) load.emplace(&e);
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& t : threads) t.join();
+  if (load) {
+    load->stop();
+    r.rejected = load->rejected();
+  }
   // Let the last window publish, then read the whole-run histograms.
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   const engine::TelemetrySnapshot t = e.telemetry();
@@ -215,8 +168,8 @@ void run_rt_bench(const BenchOptions& opts, Metrics& out) {
   }
   if (!stress.ok) return;
   out["rt.attempts"] = attempts;
-  out["rt.tick_jitter_p99_us"] = stress.tick_jitter_p99_us;
-  out["rt.tick_jitter_max_us"] = stress.tick_jitter_max_us;
+  out["rt.tick_jitter_p99_us_engine"] = stress.tick_jitter_p99_us;
+  out["rt.tick_jitter_max_us_engine"] = stress.tick_jitter_max_us;
   out["rt.priority_latency_p99_us"] = stress.priority_latency_p99_us;
   out["rt.priority_latency_max_us"] = stress.priority_latency_max_us;
   out["rt.xruns_stress"] = static_cast<double>(stress.xruns);
