@@ -16,9 +16,9 @@
 
 #include "command.hpp"
 #include "jamnet/engine/io/wav_file.hpp"
-#include "jamnet/net/netsim.hpp"
 #include "jamnet/media/audio_quality.hpp"
 #include "jamnet/media/test_signals.hpp"
+#include "jamnet/net/netsim.hpp"
 #include "jamnet/peer/session.hpp"
 #include "peer_flags.hpp"
 
@@ -144,8 +144,7 @@ struct AudioRow {
 // Lines up what each listener played with what keys sent, writes the WAV files.
 std::vector<AudioRow> finish_audio(const std::vector<float>& reference,
                                    std::deque<Listener>& listeners, const Uuid& from,
-                                   Nanos sent_from_ns,
-                                   const std::string& out_dir) {
+                                   Nanos sent_from_ns, const std::string& out_dir) {
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   if (auto w = engine::io::write_wav(out_dir + "/keys_sent.wav", reference, 1, kRate); !w)
@@ -173,30 +172,31 @@ double loss_pct(const AudioReceiverStats& st) {
   return expected > 0 ? 100.0 * static_cast<double>(st.jitter.missing_packets) / expected : 0.0;
 }
 
-std::string audio_json(const std::vector<AudioRow>& rows) {
-  nlohmann::json out = nlohmann::json::array();
+nlohmann::ordered_json audio_json(const std::vector<AudioRow>& rows) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const auto& r : rows) {
     const auto& j = r.stats.jitter;
-    auto finite = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
-    out.push_back(
-        {{"link", r.label},
-         {"wav", r.wav},
-         {"blocks", r.stats.blocks},
-         {"missing", j.missing_packets},
-         {"loss_pct", loss_pct(r.stats)},
-         {"concealed_blocks", r.stats.concealed_blocks},
-         {"late", j.late},
-         {"underruns", j.underruns},
-         {"jellie_exact", r.stats.jellie_exact},
-         {"jellie_recovered", r.stats.jellie_recovered},
-         {"jellie_interpolated", r.stats.jellie_interpolated},
-         {"jellie_lost", r.stats.jellie_lost},
-         {"jitter_target_ms", static_cast<double>(j.target_ns) * 1e-6},
-         {"snr_db", finite(r.aligned.snr_db)},
-         {"segsnr_db", finite(r.aligned.segsnr_db)},
-         {"latency_ms", r.latency_ms}});
+    auto finite = [](double v) {
+      return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json();
+    };
+    out.push_back({{"link", r.label},
+                   {"wav", r.wav},
+                   {"blocks", r.stats.blocks},
+                   {"missing", j.missing_packets},
+                   {"loss_pct", loss_pct(r.stats)},
+                   {"concealed_blocks", r.stats.concealed_blocks},
+                   {"late", j.late},
+                   {"underruns", j.underruns},
+                   {"jellie_exact", r.stats.jellie_exact},
+                   {"jellie_recovered", r.stats.jellie_recovered},
+                   {"jellie_interpolated", r.stats.jellie_interpolated},
+                   {"jellie_lost", r.stats.jellie_lost},
+                   {"jitter_target_ms", static_cast<double>(j.target_ns) * 1e-6},
+                   {"snr_db", finite(r.aligned.snr_db)},
+                   {"segsnr_db", finite(r.aligned.segsnr_db)},
+                   {"latency_ms", r.latency_ms}});
   }
-  return out.dump();
+  return out;
 }
 
 void print_audio_summary(const std::vector<AudioRow>& rows, int frames,
@@ -212,8 +212,7 @@ void print_audio_summary(const std::vector<AudioRow>& rows, int frames,
                 static_cast<unsigned long long>(j.missing_packets), loss_pct(r.stats),
                 static_cast<unsigned long long>(r.stats.concealed_blocks),
                 static_cast<unsigned long long>(j.late), static_cast<double>(j.target_ns) * 1e-6,
-                r.latency_ms, r.aligned.snr_db,
-                r.aligned.segsnr_db);
+                r.latency_ms, r.aligned.snr_db, r.aligned.segsnr_db);
     const auto& s = r.stats;
     if (s.jellie_exact + s.jellie_interpolated + s.jellie_lost > 0)
       std::printf(
@@ -391,17 +390,16 @@ int run_demo(const DemoCmd& c) {
     const std::size_t keep = reference.size() + static_cast<std::size_t>(kRate / 2);
     for (auto& l : listeners) l.len.store(std::min(l.len.load(), keep));
   }
-  const auto audio_rows = c.no_audio
-                              ? std::vector<AudioRow>{}
-                              : finish_audio(reference, listeners, keys_id,
-                                             keys_input.started_ns.load(), c.audio_out);
+  const auto audio_rows = c.no_audio ? std::vector<AudioRow>{}
+                                     : finish_audio(reference, listeners, keys_id,
+                                                    keys_input.started_ns.load(), c.audio_out);
   if (c.json) {
-    std::string out = "{\"peers\":[";
-    for (std::size_t i = 0; i < reports.size(); ++i) out += (i ? "," : "") + reports[i].to_json();
-    out += "],\"netsim\":" + sim_report.to_json();
-    if (!c.no_audio) out += ",\"audio\":" + audio_json(audio_rows);
-    out += "}";
-    std::printf("%s\n", out.c_str());
+    nlohmann::ordered_json out = {{"peers", nlohmann::ordered_json::array()}};
+    for (const auto& r : reports) out["peers"].push_back(r.to_json_value());
+    out["netsim"] = sim_report.to_json_value();
+    if (!c.no_audio) out["audio"] = audio_json(audio_rows);
+    std::printf("%s\n",
+                out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
     return 0;
   }
   std::printf("%s\n== summary after %.1f s ==", tty ? "" : "", since() / 1000);

@@ -20,6 +20,7 @@
 #include "jamnet/gpu/compute.hpp"
 #include "jamnet/gpu/device.hpp"
 #include "jamnet/protocol/jmid.hpp"
+#include "jamnet/sync/clock_source.hpp"
 
 namespace jamnet::app {
 
@@ -200,7 +201,7 @@ int run_gpu_check(const GpuCmd& c) {
   // The device clock, when there is one: a few calibrations, then how far a
   // fresh pair lands from the fit.
   nlohmann::json clock = nullptr;
-  if (auto dc = gpu::make_device_clock(b)) {
+  if (auto dc = sync::make_gpu_clock(b)) {
     for (int i = 0; i < 8; ++i) {
       dc->calibrate();
       std::this_thread::sleep_for(std::chrono::milliseconds(2));

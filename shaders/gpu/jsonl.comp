@@ -1,6 +1,6 @@
 #version 450
 // JMID line field extraction, one line per invocation: the rules of
-// jsonl_extract_line() in src/gpu/kernels_cpu.cpp, step for step. A line the
+// math::extract_line() in src/gpu/kernels_math.hpp, step for step. A line the
 // rules do not cover is marked for the CPU parser (status 1).
 #extension GL_GOOGLE_include_directive : require
 #extension GL_ARB_gpu_shader_int64 : require

@@ -1,6 +1,6 @@
 #version 450
 // PNBTR for many streams in one dispatch, one stream per invocation: the
-// double-precision Burg fit and AR continuation of src/gpu/kernels_cpu.cpp,
+// double-precision Burg fit and AR continuation of src/gpu/kernels_math.hpp,
 // operation for operation (needs shaderFloat64; float in and out). `precise` forbids fused multiply-add, so results match the
 // CPU reference bit for bit on IEEE hardware.
 #extension GL_GOOGLE_include_directive : require

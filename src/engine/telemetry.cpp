@@ -1,10 +1,12 @@
 #include "jamnet/engine/telemetry.hpp"
 
 #include <algorithm>
-#include <cinttypes>
-#include <cstdio>
 #include <cstdlib>
 #include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "jamnet/core/round.hpp"
 
 namespace jamnet::engine {
 namespace {
@@ -118,65 +120,40 @@ void TelemetryRecorder::publish() noexcept {
 }
 
 std::string TelemetryRecorder::to_json(const TelemetrySnapshot& s) {
-  std::string out;
-  out.reserve(1024);
-  char buf[96];
-  bool first = true;
-  auto key = [&](const char* name) {
-    out += first ? "{\"" : ",\"";
-    first = false;
-    out += name;
-    out += "\":";
-  };
-  auto i64 = [&](const char* name, std::int64_t v) {
-    key(name);
-    std::snprintf(buf, sizeof buf, "%" PRId64, v);
-    out += buf;
-  };
-  auto u64 = [&](const char* name, std::uint64_t v) {
-    key(name);
-    std::snprintf(buf, sizeof buf, "%" PRIu64, v);
-    out += buf;
-  };
-  auto num = [&](const char* name, double v) {
-    key(name);
-    std::snprintf(buf, sizeof buf, "%.3f", v);
-    out += buf;
-  };
-
-  u64("seq", s.seq);
-  i64("window_start_ns", s.window_start_ns);
-  i64("window_ns", s.window_ns);
-  u64("cycles", s.cycles);
-  i64("period_ns", s.period_ns);
-  num("tick_delta_us_mean", s.tick_delta_us_mean);
-  num("tick_jitter_us_p99", s.tick_jitter_us_p99);
-  num("tick_jitter_us_max", s.tick_jitter_us_max);
-  num("load_mean", s.load_mean);
-  num("load_max", s.load_max);
-  u64("priority_cmds", s.priority_cmds);
-  u64("normal_cmds", s.normal_cmds);
-  u64("coalesced", s.coalesced);
-  u64("budget_hits", s.budget_hits);
-  u64("priority_max_per_cycle", s.priority_max_per_cycle);
-  u64("normal_max_per_cycle", s.normal_max_per_cycle);
-  u64("priority_depth_max", s.priority_depth_max);
-  u64("normal_depth_max", s.normal_depth_max);
-  num("priority_latency_us_p99", s.priority_latency_us_p99);
-  num("priority_latency_us_max", s.priority_latency_us_max);
-  u64("xruns", s.xruns);
-  u64("tick_jitter_total_count", s.tick_jitter_total.count());
-  num("tick_jitter_total_us_p50", us(s.tick_jitter_total.quantile(0.5)));
-  num("tick_jitter_total_us_p99", us(s.tick_jitter_total.quantile(0.99)));
-  num("tick_jitter_total_us_p999", us(s.tick_jitter_total.quantile(0.999)));
-  num("tick_jitter_total_us_max", us(s.tick_jitter_total.max()));
-  u64("priority_latency_total_count", s.priority_latency_total.count());
-  num("priority_latency_total_us_p50", us(s.priority_latency_total.quantile(0.5)));
-  num("priority_latency_total_us_p99", us(s.priority_latency_total.quantile(0.99)));
-  num("priority_latency_total_us_p999", us(s.priority_latency_total.quantile(0.999)));
-  num("priority_latency_total_us_max", us(s.priority_latency_total.max()));
-  out += '}';
-  return out;
+  const auto num = [](double v) { return round_decimals(v, 3); };
+  const nlohmann::ordered_json j = {
+      {"seq", s.seq},
+      {"window_start_ns", s.window_start_ns},
+      {"window_ns", s.window_ns},
+      {"cycles", s.cycles},
+      {"period_ns", s.period_ns},
+      {"tick_delta_us_mean", num(s.tick_delta_us_mean)},
+      {"tick_jitter_us_p99", num(s.tick_jitter_us_p99)},
+      {"tick_jitter_us_max", num(s.tick_jitter_us_max)},
+      {"load_mean", num(s.load_mean)},
+      {"load_max", num(s.load_max)},
+      {"priority_cmds", s.priority_cmds},
+      {"normal_cmds", s.normal_cmds},
+      {"coalesced", s.coalesced},
+      {"budget_hits", s.budget_hits},
+      {"priority_max_per_cycle", s.priority_max_per_cycle},
+      {"normal_max_per_cycle", s.normal_max_per_cycle},
+      {"priority_depth_max", s.priority_depth_max},
+      {"normal_depth_max", s.normal_depth_max},
+      {"priority_latency_us_p99", num(s.priority_latency_us_p99)},
+      {"priority_latency_us_max", num(s.priority_latency_us_max)},
+      {"xruns", s.xruns},
+      {"tick_jitter_total_count", s.tick_jitter_total.count()},
+      {"tick_jitter_total_us_p50", num(us(s.tick_jitter_total.quantile(0.5)))},
+      {"tick_jitter_total_us_p99", num(us(s.tick_jitter_total.quantile(0.99)))},
+      {"tick_jitter_total_us_p999", num(us(s.tick_jitter_total.quantile(0.999)))},
+      {"tick_jitter_total_us_max", num(us(s.tick_jitter_total.max()))},
+      {"priority_latency_total_count", s.priority_latency_total.count()},
+      {"priority_latency_total_us_p50", num(us(s.priority_latency_total.quantile(0.5)))},
+      {"priority_latency_total_us_p99", num(us(s.priority_latency_total.quantile(0.99)))},
+      {"priority_latency_total_us_p999", num(us(s.priority_latency_total.quantile(0.999)))},
+      {"priority_latency_total_us_max", num(us(s.priority_latency_total.max()))}};
+  return j.dump();
 }
 
 }  // namespace jamnet::engine

@@ -135,11 +135,6 @@ Result<std::unique_ptr<Compute>> make_compute_from_env(bool allow_cpu_device) {
   return make_compute(o);
 }
 
-std::unique_ptr<sync::GpuClock> make_device_clock(Compute& c) {
-  if (c.clock_tick_ns() <= 0 || !c.sample_clock()) return nullptr;
-  return std::make_unique<sync::GpuClock>([&c] { return c.sample_clock(); }, c.clock_tick_ns());
-}
-
 double max_rel_err(std::span<const float> a, std::span<const float> b) noexcept {
   if (a.size() != b.size()) return INFINITY;
   double peak = 0, err = 0;

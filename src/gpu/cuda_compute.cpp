@@ -11,7 +11,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <utility>
 
 #include "jamnet/gpu/compute.hpp"
@@ -24,30 +23,6 @@ namespace jamnet::gpu {
 
 #ifdef JAMNET_HAVE_CUDA
 namespace {
-
-static_assert(cuda::kMaxOrder == kPnbtrMaxOrder);
-static_assert(cuda::kMaxHistory == kPnbtrMaxHistory);
-static_assert(cuda::kFloorScale == kPnbtrFloorScale);
-static_assert(cuda::kMinPower == kPnbtrMinPower);
-static_assert(cuda::kJsonlMaxLine == kJsonlMaxLine);
-static_assert(cuda::kJsonlOk == kJsonlOk && cuda::kJsonlFallback == kJsonlFallback);
-static_assert(sizeof(cuda::JsonlOut) == sizeof(JsonlFields));
-static_assert(offsetof(cuda::JsonlOut, status) == offsetof(JsonlFields, status));
-static_assert(offsetof(cuda::JsonlOut, kind) == offsetof(JsonlFields, kind));
-static_assert(offsetof(cuda::JsonlOut, channel) == offsetof(JsonlFields, channel));
-static_assert(offsetof(cuda::JsonlOut, data1) == offsetof(JsonlFields, data1));
-static_assert(offsetof(cuda::JsonlOut, data2) == offsetof(JsonlFields, data2));
-static_assert(offsetof(cuda::JsonlOut, value14) == offsetof(JsonlFields, value14));
-static_assert(offsetof(cuda::JsonlOut, ts_lo) == offsetof(JsonlFields, ts_lo));
-static_assert(offsetof(cuda::JsonlOut, ts_hi) == offsetof(JsonlFields, ts_hi));
-static_assert(offsetof(cuda::JsonlOut, seq_lo) == offsetof(JsonlFields, seq_lo));
-static_assert(offsetof(cuda::JsonlOut, seq_hi) == offsetof(JsonlFields, seq_hi));
-static_assert(std::is_trivially_copyable_v<JsonlFields>);
-
-// The API writes JsonlOut; JsonlFields has the same layout (checked above).
-cuda::JsonlOut* as_out(std::span<JsonlFields> out) noexcept {
-  return reinterpret_cast<cuda::JsonlOut*>(out.data());
-}
 
 struct CloseContext {
   void operator()(cuda::Context* c) const noexcept { cuda::close(c); }
@@ -75,7 +50,7 @@ class CudaCompute final : public Compute {
   Result<void> do_jsonl(std::string_view blob, std::span<const std::uint32_t> offsets,
                         std::span<JsonlFields> out) override {
     return done(
-        cuda::jsonl(ctx_.get(), blob.data(), blob.size(), offsets.data(), out.size(), as_out(out)),
+        cuda::jsonl(ctx_.get(), blob.data(), blob.size(), offsets.data(), out.size(), out.data()),
         "jsonl");
   }
 
@@ -108,7 +83,7 @@ class CudaHostEmulation final : public Compute {
   }
   Result<void> do_jsonl(std::string_view blob, std::span<const std::uint32_t> offsets,
                         std::span<JsonlFields> out) override {
-    cuda::host_jsonl(blob.data(), blob.size(), offsets.data(), out.size(), as_out(out));
+    cuda::host_jsonl(blob.data(), blob.size(), offsets.data(), out.size(), out.data());
     return {};
   }
 };

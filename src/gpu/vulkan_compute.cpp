@@ -6,7 +6,7 @@
 // host-visible, coherent memory, mapped once and grown on demand; a call
 // copies into them, records one dispatch, submits it with a fence and waits.
 // VK_EXT_calibrated_timestamps, when the device has it, pairs the device's
-// timestamp counter with CLOCK_MONOTONIC for sync::GpuClock.
+// timestamp counter with CLOCK_MONOTONIC (sync::make_gpu_clock fits them).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -155,7 +155,7 @@ class VulkanCompute final : public Compute {
   }
   Result<void> noop() override { return dispatch(kNoop, nullptr, 0, 1); }
 
-  std::optional<sync::CalibratedPair> sample_clock() override {
+  std::optional<DeviceClockSample> sample_clock() override {
     if (!get_calibrated_) return std::nullopt;
     VkCalibratedTimestampInfoEXT info[2]{};
     info[0].sType = VK_STRUCTURE_TYPE_CALIBRATED_TIMESTAMP_INFO_EXT;
@@ -165,7 +165,7 @@ class VulkanCompute final : public Compute {
     std::uint64_t ts[2] = {0, 0};
     std::uint64_t dev = 0;
     if (get_calibrated_(device_, 2, info, ts, &dev) != VK_SUCCESS) return std::nullopt;
-    sync::CalibratedPair p;
+    DeviceClockSample p;
     p.ticks = ts[0] & ts_mask_;
     p.mono = static_cast<std::int64_t>(ts[1]);
     p.max_deviation_ns = static_cast<std::int64_t>(dev);

@@ -16,7 +16,10 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "jamnet/core/log.hpp"
+#include "jamnet/core/round.hpp"
 #include "jamnet/net/udp_socket.hpp"
 #include "jamnet/platform/realtime.hpp"
 
@@ -63,10 +66,9 @@ bool later(const Pending& a, const Pending& b) noexcept {
   return a.release != b.release ? a.release > b.release : a.seq > b.seq;
 }
 
-void append_direction(std::string& out, const std::string& prefix, const NetsimDirectionStats& s) {
-  const auto add = [&](const char* name, std::uint64_t v) {
-    out += ",\"" + prefix + '.' + name + "\":" + std::to_string(v);
-  };
+void add_direction(nlohmann::ordered_json& j, const std::string& prefix,
+                   const NetsimDirectionStats& s) {
+  const auto add = [&](const char* name, auto v) { j[prefix + '.' + name] = v; };
   add("received", s.received);
   add("forwarded", s.forwarded);
   add("dropped_loss", s.dropped_loss);
@@ -75,29 +77,29 @@ void append_direction(std::string& out, const std::string& prefix, const NetsimD
   add("duplicated", s.duplicated);
   add("corrupted", s.corrupted);
   add("reordered", s.reordered);
-  char mean[32];
-  std::snprintf(mean, sizeof mean, "%.3f", s.delayed_ms_mean);
-  out += ",\"" + prefix + ".delayed_ms_mean\":" + mean;
+  add("delayed_ms_mean", round_decimals(s.delayed_ms_mean, 3));
   add("bytes_in", s.bytes_in);
   add("bytes_out", s.bytes_out);
 }
 
 }  // namespace
 
+nlohmann::ordered_json NetsimReport::to_json_value() const {
+  nlohmann::ordered_json j = {{"listen", listen.to_string()},
+                              {"upstream", upstream.to_string()},
+                              {"target", target.to_string()},
+                              {"client", nullptr}};
+  if (client) j["client"] = client->to_string();
+  j["seed"] = seed;
+  j["elapsed_s"] = round_decimals(elapsed_s, 3);
+  j["ignored"] = ignored;
+  add_direction(j, "forward", forward);
+  add_direction(j, "reverse", reverse);
+  return j;
+}
+
 std::string NetsimReport::to_json() const {
-  std::string out =
-      "{\"listen\":\"" + listen.to_string() + "\",\"upstream\":\"" + upstream.to_string() +
-      "\",\"target\":\"" + target.to_string() +
-      "\",\"client\":" + (client ? "\"" + client->to_string() + "\"" : std::string("null"));
-  char buf[128];
-  std::snprintf(buf, sizeof buf, ",\"seed\":%llu,\"elapsed_s\":%.3f,\"ignored\":%llu",
-                static_cast<unsigned long long>(seed), elapsed_s,
-                static_cast<unsigned long long>(ignored));
-  out += buf;
-  append_direction(out, "forward", forward);
-  append_direction(out, "reverse", reverse);
-  out += '}';
-  return out;
+  return to_json_value().dump();
 }
 
 struct Netsim::Impl {

@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <sstream>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "jamnet/core/crc32.hpp"
+#include "jamnet/core/round.hpp"
 #include "jamnet/protocol/byte_order.hpp"
 
 namespace jamnet {
@@ -247,110 +248,121 @@ PeerReport Peer::report() const {
 }
 
 namespace {
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-std::string num6(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
+// What the report's readers need of a measured figure; null when there is none.
+double num6(double v) {
+  return round_significant(v, 6);
 }
 }  // namespace
 
-std::string PeerReport::to_json() const {
-  std::ostringstream o;
-  o << "{\"id\":\"" << id.to_string() << "\",\"name\":\"" << json_escape(name)
-    << "\",\"incarnation\":" << incarnation << ",\"local\":\"" << local.to_string()
-    << "\",\"frames_sent\":" << totals.frames_sent << ",\"send_failures\":" << totals.send_failures
-    << ",\"datagrams_received\":" << totals.datagrams_received
-    << ",\"frames_delivered\":" << totals.frames_delivered << ",\"decode_errors\":{";
-  for (std::size_t k = 0; k < protocol::kFrameErrorCount; ++k) {
-    if (k) o << ',';
-    o << '"' << protocol::to_string(static_cast<protocol::FrameError>(k))
-      << "\":" << totals.errors.by_kind[k];
+nlohmann::ordered_json PeerReport::to_json_value() const {
+  using Json = nlohmann::ordered_json;
+  Json errors = Json::object();
+  for (std::size_t k = 0; k < protocol::kFrameErrorCount; ++k)
+    errors[std::string(protocol::to_string(static_cast<protocol::FrameError>(k)))] =
+        totals.errors.by_kind[k];
+  Json peers = Json::array();
+  for (const auto& l : links) {
+    peers.push_back({{"id", l.info.id.to_string()},
+                     {"name", l.info.name},
+                     {"incarnation", l.info.incarnation},
+                     {"address", l.info.address.to_string()},
+                     {"path", std::string(net::to_string(l.info.source))},
+                     {"restarts", l.info.restarts},
+                     {"rtt_ms_last", num6(l.info.rtt_last_ms)},
+                     {"rtt_ms_p50", num6(l.info.rtt_p50_ms)},
+                     {"rtt_ms_p99", num6(l.info.rtt_p99_ms)},
+                     {"pings_sent", l.info.pings_sent},
+                     {"pongs_received", l.info.pongs_received},
+                     {"heartbeat_loss", num6(l.info.heartbeat_loss())},
+                     {"probes_sent", l.probes_sent},
+                     {"probes_received", l.probes_received},
+                     {"probes_lost", l.probes_lost},
+                     {"probe_loss", num6(l.probe_loss())},
+                     {"reordered", l.probes_reordered},
+                     {"duplicates_dropped", l.duplicates_dropped},
+                     {"app_duplicates", l.app_duplicates},
+                     {"corrupt", l.corrupt}});
   }
-  o << "},\"peers\":[";
-  for (std::size_t i = 0; i < links.size(); ++i) {
-    const auto& l = links[i];
-    if (i) o << ',';
-    o << "{\"id\":\"" << l.info.id.to_string() << "\",\"name\":\"" << json_escape(l.info.name)
-      << "\",\"incarnation\":" << l.info.incarnation << ",\"address\":\""
-      << l.info.address.to_string() << "\",\"path\":\"" << net::to_string(l.info.source)
-      << "\",\"restarts\":" << l.info.restarts << ",\"rtt_ms_last\":" << num6(l.info.rtt_last_ms)
-      << ",\"rtt_ms_p50\":" << num6(l.info.rtt_p50_ms)
-      << ",\"rtt_ms_p99\":" << num6(l.info.rtt_p99_ms) << ",\"pings_sent\":" << l.info.pings_sent
-      << ",\"pongs_received\":" << l.info.pongs_received
-      << ",\"heartbeat_loss\":" << num6(l.info.heartbeat_loss())
-      << ",\"probes_sent\":" << l.probes_sent << ",\"probes_received\":" << l.probes_received
-      << ",\"probes_lost\":" << l.probes_lost << ",\"probe_loss\":" << num6(l.probe_loss())
-      << ",\"reordered\":" << l.probes_reordered
-      << ",\"duplicates_dropped\":" << l.duplicates_dropped
-      << ",\"app_duplicates\":" << l.app_duplicates << ",\"corrupt\":" << l.corrupt << '}';
-  }
-  o << "]";
+  Json j = {{"id", id.to_string()},
+            {"name", name},
+            {"incarnation", incarnation},
+            {"local", local.to_string()},
+            {"frames_sent", totals.frames_sent},
+            {"send_failures", totals.send_failures},
+            {"datagrams_received", totals.datagrams_received},
+            {"frames_delivered", totals.frames_delivered},
+            {"decode_errors", std::move(errors)},
+            {"peers", std::move(peers)}};
   if (midi) {
-    o << ",\"midi\":{\"events_sent\":" << midi->events_sent
-      << ",\"packets_sent\":" << midi->packets_sent << ",\"bytes_sent\":" << midi->bytes_sent
-      << ",\"journal_lines_sent\":" << midi->journal_lines_sent
-      << ",\"parse_errors\":" << midi->parse_errors << ",\"k\":" << midi->k
-      << ",\"release_events\":" << midi->release_events
-      << ",\"senders_released\":" << midi->senders_released
-      << ",\"notes_released_on_stop\":" << midi->notes_released_on_stop << ",\"from\":[";
-    for (std::size_t i = 0; i < midi->senders.size(); ++i) {
-      const auto& s = midi->senders[i];
-      if (i) o << ',';
-      o << "{\"id\":\"" << s.id.to_string() << "\",\"copies\":" << s.copies
-        << ",\"delivered\":" << s.delivered << ",\"duplicates\":" << s.duplicates
-        << ",\"too_old\":" << s.too_old << ",\"repairs\":" << s.repairs << ",\"late\":" << s.late
-        << ",\"stale\":" << s.stale << ",\"held_notes\":" << s.held_notes
-        << ",\"copy_loss\":" << num6(s.copy_loss) << '}';
+    Json from = Json::array();
+    for (const auto& s : midi->senders) {
+      from.push_back({{"id", s.id.to_string()},
+                      {"copies", s.copies},
+                      {"delivered", s.delivered},
+                      {"duplicates", s.duplicates},
+                      {"too_old", s.too_old},
+                      {"repairs", s.repairs},
+                      {"late", s.late},
+                      {"stale", s.stale},
+                      {"held_notes", s.held_notes},
+                      {"copy_loss", num6(s.copy_loss)}});
     }
-    o << "]}";
+    j["midi"] = {{"events_sent", midi->events_sent},
+                 {"packets_sent", midi->packets_sent},
+                 {"bytes_sent", midi->bytes_sent},
+                 {"journal_lines_sent", midi->journal_lines_sent},
+                 {"parse_errors", midi->parse_errors},
+                 {"k", midi->k},
+                 {"release_events", midi->release_events},
+                 {"senders_released", midi->senders_released},
+                 {"notes_released_on_stop", midi->notes_released_on_stop},
+                 {"from", std::move(from)}};
   }
   if (audio) {
-    o << ",\"audio\":{\"blocks_sent\":" << audio->blocks_sent
-      << ",\"frames_sent\":" << audio->frames_sent << ",\"packets_sent\":" << audio->packets_sent
-      << ",\"bytes_sent\":" << audio->bytes_sent << ",\"packet_frames\":" << audio->packet_frames
-      << ",\"encode_errors\":" << audio->encode_errors << ",\"send_errors\":" << audio->send_errors
-      << ",\"bad_blocks\":" << audio->bad_blocks << ",\"last_error\":\""
-      << json_escape(audio->last_error) << "\",\"receivers_created\":" << audio->receivers_created
-      << ",\"receivers_freed\":" << audio->receivers_freed
-      << ",\"sources_refused\":" << audio->sources_refused << ",\"from\":[";
-    for (std::size_t i = 0; i < audio->receivers.size(); ++i) {
-      const auto& a = audio->receivers[i];
-      const auto& j = a.jitter;
-      if (i) o << ',';
-      o << "{\"id\":\"" << a.from.to_string() << "\",\"name\":\"" << json_escape(a.name)
-        << "\",\"channels\":" << a.channels << ",\"packet_frames\":" << a.packet_frames
-        << ",\"sample_rate\":" << a.sample_rate << ",\"packets\":" << a.packets
-        << ",\"blocks\":" << a.blocks << ",\"decode_errors\":" << a.decode_errors
-        << ",\"format_mismatch\":" << a.format_mismatch << ",\"queue_full\":" << a.queue_full
-        << ",\"missing\":" << j.missing_packets << ",\"late\":" << j.late
-        << ",\"underruns\":" << j.underruns << ",\"concealed_blocks\":" << a.concealed_blocks
-        << ",\"jitter_ms\":" << num6(j.jitter_ns / 1e6)
-        << ",\"target_ms\":" << num6(j.target_ns / 1e6)
-        << ",\"depth_ms\":" << num6(j.depth_ns / 1e6) << ",\"drift_ppm\":" << num6(j.drift_ppm)
-        << ",\"peak\":" << num6(a.peak) << '}';
+    Json from = Json::array();
+    for (const auto& a : audio->receivers) {
+      const auto& jb = a.jitter;
+      from.push_back({{"id", a.from.to_string()},
+                      {"name", a.name},
+                      {"channels", a.channels},
+                      {"packet_frames", a.packet_frames},
+                      {"sample_rate", a.sample_rate},
+                      {"packets", a.packets},
+                      {"blocks", a.blocks},
+                      {"decode_errors", a.decode_errors},
+                      {"format_mismatch", a.format_mismatch},
+                      {"queue_full", a.queue_full},
+                      {"missing", jb.missing_packets},
+                      {"late", jb.late},
+                      {"underruns", jb.underruns},
+                      {"concealed_blocks", a.concealed_blocks},
+                      {"jitter_ms", num6(jb.jitter_ns / 1e6)},
+                      {"target_ms", num6(jb.target_ns / 1e6)},
+                      {"depth_ms", num6(jb.depth_ns / 1e6)},
+                      {"drift_ppm", num6(jb.drift_ppm)},
+                      {"peak", num6(a.peak)}});
     }
-    o << "]}";
+    j["audio"] = {{"blocks_sent", audio->blocks_sent},
+                  {"frames_sent", audio->frames_sent},
+                  {"packets_sent", audio->packets_sent},
+                  {"bytes_sent", audio->bytes_sent},
+                  {"packet_frames", audio->packet_frames},
+                  {"encode_errors", audio->encode_errors},
+                  {"send_errors", audio->send_errors},
+                  {"bad_blocks", audio->bad_blocks},
+                  {"last_error", audio->last_error},
+                  {"receivers_created", audio->receivers_created},
+                  {"receivers_freed", audio->receivers_freed},
+                  {"sources_refused", audio->sources_refused},
+                  {"from", std::move(from)}};
   }
-  if (sync) o << ",\"sync\":" << sync->to_json();
-  o << '}';
-  return o.str();
+  if (sync) j["sync"] = sync->to_json_value();
+  return j;
+}
+
+std::string PeerReport::to_json() const {
+  // Names come from the network: bytes that are not UTF-8 print as U+FFFD.
+  return to_json_value().dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace jamnet

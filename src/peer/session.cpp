@@ -552,8 +552,7 @@ SessionStatus Session::status() const {
 }
 
 std::string SessionStatus::to_json() const {
-  auto j = nlohmann::json::parse(report.to_json(), nullptr, false);
-  if (j.is_discarded()) j = nlohmann::json::object();
+  nlohmann::json j = report.to_json_value();
   nlohmann::json sj;
   sj["audio_backend"] = audio_backend;
   sj["clock_locked"] = clock_locked;
@@ -604,7 +603,8 @@ std::string SessionStatus::to_json() const {
                     {"ports", bridge->remote_ports}};
   }
   j["session"] = std::move(sj);
-  return j.dump();
+  // Names come from the network: bytes that are not UTF-8 print as U+FFFD.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace jamnet

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "jamnet/core/round.hpp"
 
 namespace jamnet {
 
@@ -20,12 +23,6 @@ constexpr Nanos kEventLookahead = 3'000'000;   // compute a start sample this cl
 constexpr Nanos kRoutesInterval = 20'000'000;  // discovery's routes, read every 20 ms
 constexpr std::size_t kMaxInbox = 4096;        // frames waiting for the control thread
 
-std::string num(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
 }  // namespace
 
 SyncSession::SyncSession(const SyncConfig& config, net::Transport& transport,
@@ -439,42 +436,62 @@ SyncReport SyncSession::report_locked(const sync::ArbiterStatus& clock) const {
   return r;
 }
 
+nlohmann::ordered_json SyncReport::to_json_value() const {
+  using Json = nlohmann::ordered_json;
+  const auto num = [](double v) { return round_significant(v, 9); };
+  Json ev = Json::array();
+  for (const auto& e : events) {
+    ev.push_back({{"command", e.command},
+                  {"origin", e.origin},
+                  {"seq", e.seq},
+                  {"at_session_ns", e.at_session_ns},
+                  {"sample", e.sample},
+                  {"sample_local_ns", e.sample_local_ns},
+                  {"sample_mono_ns", e.sample_mono_ns},
+                  {"sample_session_ns", e.sample_session_ns},
+                  {"late", e.late}});
+  }
+  Json rej = Json::object();
+  for (std::size_t k = 0; k < rejected.size(); ++k)
+    rej[std::string(ctl::to_string(static_cast<ctl::Reject>(k)))] = rejected[k];
+  return {{"master", clock.master ? clock.master->to_string() : std::string{}},
+          {"is_master", clock.is_master},
+          {"locked", clock.locked},
+          {"offset_us", num(clock.offset_ns * 1e-3)},
+          {"drift_ppm", num(clock.drift_ppm)},
+          {"quality", num(clock.quality)},
+          {"error_us", num(clock.last_error_ns * 1e-3)},
+          {"rtt_min_us", num(clock.rtt_min_ns * 1e-3)},
+          {"pings", clock.pings_sent},
+          {"pongs", clock.pongs_received},
+          {"pongs_used", clock.pongs_used},
+          {"steps", clock.steps},
+          {"steps_locked", clock.steps_while_locked},
+          {"master_changes", clock.master_changes},
+          {"locked_after_ms", num(clock.locked_after_ns < 0 ? -1.0 : clock.locked_after_ns * 1e-6)},
+          {"candidates", clock.candidates},
+          {"mono_ns", mono_ns},
+          {"local_ns", local_ns},
+          {"session_ns", session_ns},
+          {"transport",
+           {{"state", std::string(sync::to_string(transport.play))},
+            {"bbt", sync::format_bbt(transport.bbt())},
+            {"beats", num(transport.position_beats)},
+            {"bpm", num(transport.bpm)},
+            {"time_signature",
+             Json::array({transport.time_signature.num, transport.time_signature.den})},
+            {"commands", transport_commands},
+            {"ignored", transport_ignored},
+            {"snapshots_adopted", snapshots_adopted},
+            {"events", std::move(ev)}}},
+          {"rejected", std::move(rej)},
+          {"inbox_dropped", inbox_dropped}};
+}
+
 std::string SyncReport::to_json() const {
-  std::ostringstream o;
-  o << "{\"master\":\"" << (clock.master ? clock.master->to_string() : std::string{})
-    << "\",\"is_master\":" << (clock.is_master ? "true" : "false")
-    << ",\"locked\":" << (clock.locked ? "true" : "false")
-    << ",\"offset_us\":" << num(clock.offset_ns * 1e-3) << ",\"drift_ppm\":" << num(clock.drift_ppm)
-    << ",\"quality\":" << num(clock.quality) << ",\"error_us\":" << num(clock.last_error_ns * 1e-3)
-    << ",\"rtt_min_us\":" << num(clock.rtt_min_ns * 1e-3) << ",\"pings\":" << clock.pings_sent
-    << ",\"pongs\":" << clock.pongs_received << ",\"pongs_used\":" << clock.pongs_used
-    << ",\"steps\":" << clock.steps << ",\"steps_locked\":" << clock.steps_while_locked
-    << ",\"master_changes\":" << clock.master_changes << ",\"locked_after_ms\":"
-    << num(clock.locked_after_ns < 0 ? -1.0 : clock.locked_after_ns * 1e-6)
-    << ",\"candidates\":" << clock.candidates << ",\"mono_ns\":" << mono_ns
-    << ",\"local_ns\":" << local_ns << ",\"session_ns\":" << session_ns
-    << ",\"transport\":{\"state\":\"" << sync::to_string(transport.play) << "\",\"bbt\":\""
-    << sync::format_bbt(transport.bbt()) << "\",\"beats\":" << num(transport.position_beats)
-    << ",\"bpm\":" << num(transport.bpm) << ",\"time_signature\":[" << transport.time_signature.num
-    << ',' << transport.time_signature.den << "],\"commands\":" << transport_commands
-    << ",\"ignored\":" << transport_ignored << ",\"snapshots_adopted\":" << snapshots_adopted
-    << ",\"events\":[";
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    const auto& e = events[i];
-    if (i) o << ',';
-    o << "{\"command\":\"" << e.command << "\",\"origin\":\"" << e.origin << "\",\"seq\":" << e.seq
-      << ",\"at_session_ns\":" << e.at_session_ns << ",\"sample\":" << e.sample
-      << ",\"sample_local_ns\":" << e.sample_local_ns << ",\"sample_mono_ns\":" << e.sample_mono_ns
-      << ",\"sample_session_ns\":" << e.sample_session_ns
-      << ",\"late\":" << (e.late ? "true" : "false") << '}';
-  }
-  o << "]},\"rejected\":{";
-  for (std::size_t k = 0; k < rejected.size(); ++k) {
-    if (k) o << ',';
-    o << '"' << ctl::to_string(static_cast<ctl::Reject>(k)) << "\":" << rejected[k];
-  }
-  o << "},\"inbox_dropped\":" << inbox_dropped << '}';
-  return o.str();
+  // Commands and origins come from the network: bytes that are not UTF-8
+  // print as U+FFFD.
+  return to_json_value().dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace jamnet

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "jamnet/protocol/jmid.hpp"
+#include "jamnet/sync/clock_source.hpp"
 
 namespace jamnet::gpu {
 namespace {
@@ -357,7 +358,7 @@ TEST(GpuVulkan, CalibratedTimestampsGiveASyncClock) {
   if (!vk) {
     GTEST_SKIP() << "no Vulkan device";
   }
-  auto clock = make_device_clock(*vk);
+  auto clock = sync::make_gpu_clock(*vk);
   if (!clock) {
     GTEST_SKIP() << vk->device_name() << " has no VK_EXT_calibrated_timestamps";
   }

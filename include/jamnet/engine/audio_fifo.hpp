@@ -43,6 +43,7 @@ enum class OverflowPolicy : std::uint8_t {
   kDropOldest,  // discard the oldest unread frames to make room
 };
 
+// Used only by tests today; kept for the speech and GPU work that will use it.
 class AudioFifo {
  public:
   struct Stats {

@@ -85,6 +85,7 @@ enum class PlaybackState : std::uint8_t { kIdle, kBuffering, kPlaying, kRebuffer
 
 const char* to_string(PlaybackState state) noexcept;
 
+// Used only by tests today; kept for the speech and GPU work that will use it.
 class PrebufferManager {
  public:
   using State = PlaybackState;

@@ -21,12 +21,22 @@
 #include <string>
 #include <string_view>
 
+#include "jamnet/core/clock.hpp"
 #include "jamnet/core/result.hpp"
 #include "jamnet/gpu/device.hpp"
 #include "jamnet/gpu/kernels.hpp"
-#include "jamnet/sync/clock_source.hpp"
 
 namespace jamnet::gpu {
+
+// One reading of a device's own timestamp counter paired with
+// CLOCK_MONOTONIC (VK_EXT_calibrated_timestamps): counter ticks, monotonic
+// ns, and the pair's maximum deviation in ns. sync::make_gpu_clock turns a
+// Compute's readings into a sync::GpuClock.
+struct DeviceClockSample {
+  std::uint64_t ticks = 0;
+  Nanos mono = 0;
+  Nanos max_deviation_ns = 0;
+};
 
 class Compute {
  public:
@@ -46,9 +56,9 @@ class Compute {
   // One empty dispatch, waited for: the fixed cost of a call.
   virtual Result<void> noop() = 0;
 
-  // The device's own clock mapped onto CLOCK_MONOTONIC (sync::GpuClock fed
-  // by VK_EXT_calibrated_timestamps), when the backend has one.
-  virtual std::optional<sync::CalibratedPair> sample_clock() { return std::nullopt; }
+  // The device's own clock read together with CLOCK_MONOTONIC, when the
+  // backend has one (clock_tick_ns() > 0: ns per counter tick).
+  virtual std::optional<DeviceClockSample> sample_clock() { return std::nullopt; }
   virtual double clock_tick_ns() const noexcept { return 0; }
 
   // Why make_compute chose this backend when asked for "auto" (empty otherwise).
@@ -89,10 +99,6 @@ Result<std::unique_ptr<Compute>> make_cuda_compute();
 Result<std::unique_ptr<Compute>> make_compute(const ComputeOptions& o);
 // make_compute with JAMNET_COMPUTE; an invalid value is an error naming it.
 Result<std::unique_ptr<Compute>> make_compute_from_env(bool allow_cpu_device = false);
-
-// A sync-layer clock over a backend's device clock, or nullptr when it has
-// none. The Compute must outlive the clock.
-std::unique_ptr<sync::GpuClock> make_device_clock(Compute& c);
 
 // max |a - b| / max(max |b|, tiny) over the whole span: the error measure of
 // the tests and the benchmark.

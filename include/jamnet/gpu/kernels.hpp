@@ -1,13 +1,14 @@
 // The batch kernels every compute backend runs (docs/gpu.md), and their CPU
 // reference.
 //
-// Each kernel is written three times: here in C++ (the reference, and the CPU
-// backend), in GLSL (shaders/gpu/*.comp, the Vulkan backend) and in CUDA
-// (src/gpu/cuda/kernels.cu). The three do the same float operations in the
-// same order with no fused multiply-add, so a backend with IEEE arithmetic
-// (lavapipe, CUDA with -fmad=false) matches the reference bit for bit; a
-// driver with looser division matches within the relative error the tests
-// allow (1e-6 of the block's peak).
+// Each kernel is written twice: in C++ (src/gpu/kernels_math.hpp, the
+// per-thread code that the CPU reference here loops over and the CUDA
+// kernels, src/gpu/cuda/kernels.cu, launch) and in GLSL (shaders/gpu/*.comp,
+// the Vulkan backend). Both do the same float operations in the same order
+// with no fused multiply-add, so a backend with IEEE arithmetic (lavapipe,
+// CUDA with -fmad=false) matches the reference bit for bit; a driver with
+// looser division matches within the relative error the tests allow (1e-6
+// of the block's peak).
 //
 //   pnbtr  PNBTR for many streams at once: per stream, a Burg LPC fit of the
 //          newest `history` samples and `frames` predicted samples that
@@ -24,21 +25,11 @@
 #include <vector>
 
 #include "jamnet/core/result.hpp"
+#include "jamnet/gpu/kernel_types.hpp"
 
 namespace jamnet::gpu {
 
 // ------------------------------------------------------------------ PNBTR
-
-inline constexpr int kPnbtrMaxOrder = 32;
-inline constexpr int kPnbtrMaxHistory = 1024;
-inline constexpr int kPnbtrMaxFrames = 4096;
-// The fit and the continuation run in double (float I/O): in float, the
-// direct-form coefficients of an order-32 fit are too coarse and a two-tone
-// continuation lost 30-60 dB of SNR. White-noise floor of the Burg fit: each
-// stage divides by den * kPnbtrFloorScale, which keeps |k| < 1.
-inline constexpr double kPnbtrFloorScale = 1.00001;
-// A stage whose error power is below this ends the fit (silence).
-inline constexpr double kPnbtrMinPower = 1e-30;
 
 struct PnbtrShape {
   int streams = 0;
@@ -68,24 +59,6 @@ Result<void> validate(const MixShape& s);
 void mix_reference(const MixShape& s, const float* gains, const float* in, float* out) noexcept;
 
 // ------------------------------------------------------------------ JSONL
-
-// One extracted JMID line, ten 32-bit words (the GPU's layout).
-struct JsonlFields {
-  std::uint32_t status = 0;  // kJsonlOk, or kJsonlFallback: give the line to jmid::parse_line
-  std::uint32_t kind = 0;    // jmid::Kind
-  std::uint32_t channel = 0, data1 = 0, data2 = 0;
-  std::int32_t value14 = 0;
-  std::uint32_t ts_lo = 0, ts_hi = 0, seq_lo = 0, seq_hi = 0;
-  std::int64_t ts_ns() const noexcept {
-    return static_cast<std::int64_t>(std::uint64_t{ts_hi} << 32 | ts_lo);
-  }
-  std::uint64_t seq() const noexcept { return std::uint64_t{seq_hi} << 32 | seq_lo; }
-};
-static_assert(sizeof(JsonlFields) == 40);
-inline constexpr std::uint32_t kJsonlOk = 0;
-inline constexpr std::uint32_t kJsonlFallback = 1;
-// Longest line the kernels read; longer lines fall back.
-inline constexpr std::uint32_t kJsonlMaxLine = 256;
 
 // A line is extracted (kJsonlOk) only when it is a flat object with no
 // whitespace whose keys are among t, c, n, v, ts, seq (each at most once), t

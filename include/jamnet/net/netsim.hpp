@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "jamnet/core/result.hpp"
 #include "jamnet/net/endpoint.hpp"
 #include "jamnet/net/impairment.hpp"
@@ -54,7 +56,8 @@ struct NetsimReport {
 
   // One flat JSON object: "listen", "client", ..., "forward.received",
   // "reverse.bytes_out", ... (the names of NetsimDirectionStats' fields).
-  std::string to_json() const;
+  nlohmann::ordered_json to_json_value() const;
+  std::string to_json() const;  // to_json_value(), printed on one line
 };
 
 class Netsim {

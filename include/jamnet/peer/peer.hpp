@@ -15,6 +15,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "jamnet/core/clock.hpp"
 #include "jamnet/core/result.hpp"
 #include "jamnet/core/uuid.hpp"
@@ -80,7 +82,8 @@ struct PeerReport {
   std::optional<MidiStats> midi;
   std::optional<AudioStats> audio;
   std::optional<SyncReport> sync;
-  std::string to_json() const;
+  nlohmann::ordered_json to_json_value() const;
+  std::string to_json() const;  // to_json_value(), printed on one line
 };
 
 // Message kinds of the CONTROL stream used by the foundation.

@@ -33,6 +33,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "jamnet/core/result.hpp"
 #include "jamnet/core/uuid.hpp"
 #include "jamnet/net/discovery.hpp"
@@ -83,7 +85,8 @@ struct SyncReport {
   std::array<std::uint64_t, protocol::control::kRejectKinds> rejected{};
   std::uint64_t transport_commands = 0, transport_ignored = 0, snapshots_adopted = 0;
   std::uint64_t inbox_dropped = 0;  // frames dropped because the control thread fell behind
-  std::string to_json() const;
+  nlohmann::ordered_json to_json_value() const;
+  std::string to_json() const;  // to_json_value(), printed on one line
 };
 
 class SyncSession {

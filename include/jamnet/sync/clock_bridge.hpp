@@ -50,6 +50,7 @@ struct ClockBridgeConfig {
   double max_slew_ppm = 500;    // timeline changes (mode, fit) are slewed in at most this
 };
 
+// Used only by tests today; kept for the speech and GPU work that will use it.
 class ClockBridge {
  public:
   ClockBridge(const ClockSource& a, const ClockSource& b, ClockBridgeConfig config = {});

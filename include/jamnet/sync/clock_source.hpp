@@ -132,4 +132,20 @@ class GpuClock final : public ClockSource {
   std::shared_ptr<History> history_;
 };
 
+// A GpuClock over a device that reads its own counter: `d.sample_clock()`
+// returns an optional reading with ticks, mono and max_deviation_ns (as
+// gpu::Compute does) and `d.clock_tick_ns()` the ns per tick. nullptr when
+// the device has no such clock. The device must outlive the clock. A
+// template, so that sync needs nothing from the gpu layer above it.
+template <class Device>
+std::unique_ptr<GpuClock> make_gpu_clock(Device& d) {
+  if (d.clock_tick_ns() <= 0 || !d.sample_clock()) return nullptr;
+  auto sampler = [&d]() -> std::optional<CalibratedPair> {
+    const auto s = d.sample_clock();
+    if (!s) return std::nullopt;
+    return CalibratedPair{s->ticks, s->mono, s->max_deviation_ns};
+  };
+  return std::make_unique<GpuClock>(sampler, d.clock_tick_ns());
+}
+
 }  // namespace jamnet::sync

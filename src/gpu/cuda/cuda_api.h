@@ -1,7 +1,7 @@
 // Host API of the CUDA kernels (kernels.cu), used by the C++ glue
 // (src/gpu/cuda_compute.cpp). Plain C++17 with no CUDA types: kernels.cu is
-// compiled by nvcc in C++17 and the glue by the C++23 compiler, and this is
-// all they share. Exists only in builds with JAMNET_HAVE_CUDA.
+// compiled by nvcc in C++17 and the glue by the C++23 compiler, and this
+// (with gpu/kernel_types.hpp) is all they share. Exists only in builds with JAMNET_HAVE_CUDA.
 //
 // A Context is device 0 (or the one asked for), one stream and device buffers
 // that grow on demand and are reused between calls. Each call copies its
@@ -13,27 +13,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "jamnet/gpu/kernel_types.hpp"
+
 namespace jamnet::gpu::cuda {
-
-// Mirrors of kernels.hpp (which is C++23 and cannot be included by nvcc);
-// cuda_compute.cpp checks that they agree.
-inline constexpr int kMaxOrder = 32;
-inline constexpr int kMaxHistory = 1024;
-inline constexpr double kFloorScale = 1.00001;
-inline constexpr double kMinPower = 1e-30;
-inline constexpr std::uint32_t kJsonlMaxLine = 256;
-inline constexpr std::uint32_t kJsonlOk = 0;
-inline constexpr std::uint32_t kJsonlFallback = 1;
-
-// The layout of gpu::JsonlFields (ten 32-bit words).
-struct JsonlOut {
-  std::uint32_t status;
-  std::uint32_t kind;
-  std::uint32_t channel, data1, data2;
-  std::int32_t value14;
-  std::uint32_t ts_lo, ts_hi, seq_lo, seq_hi;
-};
-static_assert(sizeof(JsonlOut) == 40, "JsonlOut must be ten 32-bit words");
 
 struct Info {
   char name[256];    // "NVIDIA H100 80GB HBM3"
@@ -68,9 +50,9 @@ bool pnbtr(Context* ctx, int streams, int history, int order, int frames, const 
 bool mix(Context* ctx, int inputs, int outputs, int frames, const float* gains, const float* in,
          float* out) noexcept;
 // offsets: lines + 1 entries into blob (blob_size bytes, under 4 GiB);
-// out: `lines` JsonlOut (lines >= 1).
+// out: `lines` entries (lines >= 1).
 bool jsonl(Context* ctx, const char* blob, std::uint64_t blob_size, const std::uint32_t* offsets,
-           std::uint64_t lines, JsonlOut* out) noexcept;
+           std::uint64_t lines, JsonlFields* out) noexcept;
 // One empty kernel, waited for.
 bool noop(Context* ctx) noexcept;
 const char* last_error(const Context* ctx) noexcept;
@@ -86,6 +68,6 @@ void host_pnbtr(int streams, int history, int order, int frames, const float* hi
 void host_mix(int inputs, int outputs, int frames, const float* gains, const float* in,
               float* out) noexcept;
 void host_jsonl(const char* blob, std::uint64_t blob_size, const std::uint32_t* offsets,
-                std::uint64_t lines, JsonlOut* out) noexcept;
+                std::uint64_t lines, JsonlFields* out) noexcept;
 
 }  // namespace jamnet::gpu::cuda

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <cstring>
 #include <numbers>
+#include <utility>
+
+#include "jamnet/media/pnbtr/lpc.hpp"
 
 namespace jamnet::media::jdat {
 
@@ -67,6 +70,22 @@ constexpr int kRefit = 256;
 // A cached predictor whose residual on new samples grew by more than this
 // factor is refitted.
 constexpr double kRefitGain = 4.0;
+// The fit stops once the residual is negligible: a pure tone is predicted
+// almost exactly by a low order, and fitting rounding noise helps nothing.
+constexpr pnbtr::BurgLimits kBurgLimits{.min_power_rel = 1e-12, .min_power = 1e-30};
+
+// Energies of the prediction error and of the signal over a[from, to), each
+// sample predicted from the `order` before it.
+std::pair<double, double> residual_energy(const double* ar, int order, const double* a, int from,
+                                          int to) noexcept {
+  double err = 0.0, sig = 0.0;
+  for (int m = from; m < to; ++m) {
+    const double e = a[m] - pnbtr::lpc_next(ar, order, a + m - 1, -1);
+    err += e * e;
+    sig += a[m] * a[m];
+  }
+  return {err, sig};
+}
 
 double bessel_i0(double x) noexcept {
   double sum = 1.0, term = 1.0;
@@ -212,51 +231,14 @@ void JellieDecoder::fit(const double* a, int context, int n) noexcept {
   const int len = n - fit_begin;
   const int order = std::min(kOrder, len / 2);
   ar_.fill(0.0);
-  ar_[0] = 1.0;
-  {
-    const double* x = a + fit_begin;
-    double* f = fwd_.data();
-    double* b = bwd_.data();
-    double energy = 0.0;
-    for (int i = 0; i < len; ++i) {
-      f[i] = b[i] = x[i];
-      energy += x[i] * x[i];
-    }
-    // Stop once the residual is negligible: a pure tone is predicted almost
-    // exactly by a low order, and fitting rounding noise helps nothing.
-    const double floor = 1e-30 + 2e-12 * energy;
-    for (int k = 0; k < order; ++k) {
-      double num = 0.0, den = 0.0;
-      for (int i = 0; i < len - k - 1; ++i) {
-        num += f[i + k + 1] * b[i];
-        den += f[i + k + 1] * f[i + k + 1] + b[i] * b[i];
-      }
-      if (den <= floor) break;
-      const double mu = -2.0 * num / den;  // |mu| <= 1: the predictor stays stable
-      for (int i = 0; i <= (k + 1) / 2; ++i) {
-        const auto lo = static_cast<std::size_t>(i), hi = static_cast<std::size_t>(k + 1 - i);
-        const double t1 = ar_[lo] + mu * ar_[hi];
-        const double t2 = ar_[hi] + mu * ar_[lo];
-        ar_[lo] = t1;
-        ar_[hi] = t2;
-      }
-      for (int i = 0; i < len - k - 1; ++i) {
-        const double t1 = f[i + k + 1] + mu * b[i];
-        const double t2 = b[i] + mu * f[i + k + 1];
-        f[i + k + 1] = t1;
-        b[i] = t2;
-      }
-    }
-  }
+  std::array<double, kOrder + 1> tmp;
+  pnbtr::burg(a + fit_begin, len, order, kBurgLimits, fwd_.data(), bwd_.data(), 1, ar_.data(),
+              tmp.data());
   model_order_ = order;
   model_age_ = 0;
   // Residual power relative to signal power, over the samples with a full
   // predictor behind them.
-  double err = 0.0, sig = 0.0;
-  for (int i = order; i < len; ++i) {
-    err += fwd_[static_cast<std::size_t>(i)] * fwd_[static_cast<std::size_t>(i)];
-    sig += a[fit_begin + i] * a[fit_begin + i];
-  }
+  const auto [err, sig] = residual_energy(ar_.data(), order, a, fit_begin + order, n);
   model_residual_ = sig > 0.0 ? err / sig : 0.0;
 }
 
@@ -288,30 +270,18 @@ void JellieDecoder::interpolate(int parity, std::span<const std::uint32_t> half,
   // what is known now (after a loss) could feed.
   bool refit = model_order_ == 0 || model_age_ >= kRefit || model_order_ > (context + n) / 2;
   if (!refit) {
-    double err = 0.0, sig = 0.0;
-    for (int m = std::max(0, model_order_ - context); m < n; ++m) {
-      double e = a[m];
-      for (int i = 1; i <= model_order_; ++i) e += ar_[static_cast<std::size_t>(i)] * a[m - i];
-      err += e * e;
-      sig += a[m] * a[m];
-    }
+    const auto [err, sig] =
+        residual_energy(ar_.data(), model_order_, a, std::max(0, model_order_ - context), n);
     refit = err > kRefitGain * model_residual_ * sig + 1e-9 * sig + 1e-30;
   }
   if (refit) fit(a, context, n);
   const int order = model_order_;
   // Right edge: a[n .. n + kTaps], predicted forward.
-  for (int m = n; m <= n + kTaps; ++m) {
-    double p = 0.0;
-    for (int i = 1; i <= order; ++i) p -= ar_[static_cast<std::size_t>(i)] * a[m - i];
-    a[m] = p;
-  }
+  for (int m = n; m <= n + kTaps; ++m) a[m] = pnbtr::lpc_next(ar_.data(), order, a + m - 1, -1);
   // Left edge where the history does not reach: predicted backward (Burg's
   // predictor serves both directions).
-  for (int m = -context - 1; m >= -(kTaps + 1); --m) {
-    double p = 0.0;
-    for (int i = 1; i <= order; ++i) p -= ar_[static_cast<std::size_t>(i)] * a[m + i];
-    a[m] = p;
-  }
+  for (int m = -context - 1; m >= -(kTaps + 1); --m)
+    a[m] = pnbtr::lpc_next(ar_.data(), order, a + m + 1, 1);
 
   for (int m = 0; m < n; ++m) {
     double y = 0.0;

@@ -11,6 +11,7 @@
 #include <numbers>
 #include <vector>
 
+#include "jamnet/media/pnbtr/lpc.hpp"
 #include "jamnet/media/pnbtr/predictor.hpp"
 
 namespace jamnet::media::pnbtr {
@@ -29,8 +30,10 @@ constexpr int kPitchCandidates = 3;
 constexpr double kMinPitchScore = 0.3;
 // Longest backtest (samples predicted from older history to judge a method).
 constexpr int kMaxBacktest = 256;
-// White-noise floor of the Burg fit, relative to each stage's error power.
-constexpr double kNoiseFloor = 1e-9;
+// The Burg fit's white-noise floor (relative to each stage's error power), and
+// the residual, relative to the signal, at which it stops.
+constexpr BurgLimits kBurgLimits{
+    .floor_scale = 1.0 + 1e-9, .min_power_rel = 1e-30, .min_power = 1e-300};
 // Shrinks the mixing weights a little toward zero (ridge regression).
 constexpr double kRidge = 0.02;
 // History below this peak level is treated as silence (about -240 dBFS).
@@ -42,9 +45,6 @@ inline V2 load2(const double* p) noexcept {
   V2 v;
   std::memcpy(&v, p, sizeof v);
   return v;
-}
-inline void store2(double* p, V2 v) noexcept {
-  std::memcpy(p, &v, sizeof v);
 }
 inline double sum2(V2 v) noexcept {
   return v[0] + v[1];
@@ -66,79 +66,6 @@ double dot(const double* a, const double* b, int n) noexcept {
 
 double raised_cosine(int i, int n) noexcept {
   return 0.5 - 0.5 * std::cos(std::numbers::pi * (i + 0.5) / n);
-}
-
-// Burg's method: each reflection coefficient k minimises the sum of forward
-// and backward prediction error powers, so |k| < 1 and the all-pole filter is
-// stable by construction. x[0..n) -> a[0..order] with a[0] = 1, the
-// predictor x(t) ~ -sum_{j>=1} a[j] x(t-j). Returns the order reached (lower
-// when the residual vanishes first); tmp is scratch of order + 1 doubles.
-//
-// One pass per stage: f[t] = f_m(t) and b[t] = b_m(t-1) for t in [m+1, n)
-// are mapped to the next stage's arrays (f2, b2) while that stage's
-// numerator and denominator are summed. `floor` is a white-noise floor
-// relative to the stage's own error power: it keeps |k| strictly below 1
-// without the bias an absolute floor (relative to the signal) causes once the
-// residual of a tonal signal is far below the signal itself; such a bias
-// costs tones most of their predictability.
-int burg(const double* x, int n, int order, double floor, double* f, double* b, double* f2,
-         double* b2, double* a, double* tmp) noexcept {
-  std::fill(a, a + order + 1, 0.0);
-  a[0] = 1.0;
-  double num = 0, den = 0;
-  for (int t = 1; t < n; ++t) {
-    f[t] = x[t];
-    b[t] = x[t - 1];
-    num += f[t] * b[t];
-    den += f[t] * f[t] + b[t] * b[t];
-  }
-  const double tiny = 1e-30 * den + 1e-300;
-  int reached = 0;
-  for (int m = 0; m < order && m + 2 < n; ++m) {
-    if (!(den > tiny)) break;
-    const double km = -2.0 * num / (den * (1.0 + floor));
-    // Step-up (Levinson) recursion to the direct form, in double: with the
-    // floor above it matches the lattice form to ~1e-5 over thousands of
-    // samples, and its synthesis is a dot product instead of a serial chain.
-    for (int i = 0; i <= m + 1; ++i) tmp[i] = a[i] + km * a[m + 1 - i];
-    std::copy(tmp, tmp + m + 2, a);
-    reached = m + 1;
-    const V2 kv = {km, km};
-    V2 n0 = {0, 0}, n1 = {0, 0}, d0 = {0, 0}, d1 = {0, 0};
-    const double* fo = f;
-    const double* bo = b;
-    double* fn = f2;
-    double* bn = b2;
-    int t = m + 2;
-    for (; t + 4 <= n; t += 4) {
-      const V2 fa = load2(fo + t) + kv * load2(bo + t);
-      const V2 ba = load2(bo + t - 1) + kv * load2(fo + t - 1);
-      const V2 fb = load2(fo + t + 2) + kv * load2(bo + t + 2);
-      const V2 bb = load2(bo + t + 1) + kv * load2(fo + t + 1);
-      store2(fn + t, fa);
-      store2(bn + t, ba);
-      store2(fn + t + 2, fb);
-      store2(bn + t + 2, bb);
-      n0 += fa * ba;
-      n1 += fb * bb;
-      d0 += fa * fa + ba * ba;
-      d1 += fb * fb + bb * bb;
-    }
-    double ns = sum2(n0 + n1), ds = sum2(d0 + d1);
-    for (; t < n; ++t) {
-      const double fa = fo[t] + km * bo[t];
-      const double ba = bo[t - 1] + km * fo[t - 1];
-      fn[t] = fa;
-      bn[t] = ba;
-      ns += fa * ba;
-      ds += fa * fa + ba * ba;
-    }
-    num = ns;
-    den = ds;
-    std::swap(f, f2);
-    std::swap(b, b2);
-  }
-  return reached;
 }
 
 // Non-negative least squares for a handful of unknowns: w >= 0 minimising
@@ -217,10 +144,9 @@ class LpcPredictor final : public Predictor {
     const int fw = cfg_.fit_window;
     ring_.assign(2 * static_cast<std::size_t>(hist_), 0.0f);
     work_.assign(work_size(cfg_), 0.0);
-    for (auto* v : {&f_, &b_, &f2_, &b2_}) v->assign(fw, 0.0);
+    for (auto* v : {&f_, &b_}) v->assign(fw, 0.0);
     a_.assign(p + 1, 0.0);
     a_tmp_.assign(p + 1, 0.0);
-    coef_.assign(p, 0.0);
     // AR state (the last `order` samples) followed by room for a block.
     ar_.assign(p + std::max(cfg_.max_block, kMaxBacktest), 0.0);
     peek_ar_.assign(ar_.size(), 0.0);
@@ -345,10 +271,8 @@ class LpcPredictor final : public Predictor {
     // honest out-of-sample test. The model is then h samples older than the
     // gap, which costs little with a fit window of many blocks.
     const int order_cap = std::min(cfg_.order, nfit / 2 - 1);
-    order_ = burg(x + n - h - nfit, nfit, order_cap, kNoiseFloor, f_.data(), b_.data(), f2_.data(),
-                  b2_.data(), a_.data(), a_tmp_.data());
-    // coef_[j] weighs the state sample j (oldest first) for the next sample.
-    for (int j = 0; j < order_; ++j) coef_[j] = -a_[order_ - j];
+    order_ = burg(x + n - h - nfit, nfit, order_cap, kBurgLimits, f_.data(), b_.data(), 1,
+                  a_.data(), a_tmp_.data());
     const double* target = x + n - h;
     const double xx = dot(target, target, h);
 
@@ -395,8 +319,9 @@ class LpcPredictor final : public Predictor {
   // Runs the AR filter on: s[0..order) is its state (oldest first); writes
   // s[order .. order + n), each sample within the limiter.
   void run_ar(double* s, int n) const noexcept {
-    const double* c = coef_.data();
-    for (int i = 0; i < n; ++i) s[order_ + i] = std::clamp(dot(c, s + i, order_), -limit_, limit_);
+    for (int i = 0; i < n; ++i)
+      s[order_ + i] =
+          std::clamp(lpc_next(a_.data(), order_, s + order_ + i - 1, -1), -limit_, limit_);
   }
 
   // Sample i of a pitch continuation: x[end - T + (i mod T)], taking over
@@ -549,7 +474,7 @@ class LpcPredictor final : public Predictor {
   std::array<double, kPitchBlend> ramp_{};  // raised cosine 0 -> 1
   int n_pitch_ = 0;
 
-  std::vector<double> work_, f_, b_, f2_, b2_, a_, a_tmp_, coef_, ar_, peek_ar_, bt_, dec_;
+  std::vector<double> work_, f_, b_, a_, a_tmp_, ar_, peek_ar_, bt_, dec_;
 };
 
 }  // namespace
