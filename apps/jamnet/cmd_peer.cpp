@@ -103,14 +103,15 @@ int run_peer(const PeerCmd& c) {
     so.midi_file = std::move(*events);
     so.midi_loop = c.midi_loop;
   }
-  std::optional<engine::io::JsonlMidiLog> midi_log;
+  // Written by its own thread: the MIDI playout thread only queues.
+  std::unique_ptr<engine::io::QueuedMidiLog> midi_log;
   if (!c.midi_log.empty()) {
-    auto log = engine::io::JsonlMidiLog::open(c.midi_log);
+    auto log = engine::io::QueuedMidiLog::open(c.midi_log);
     if (!log) {
       std::fprintf(stderr, "jamnet peer: --midi-log: %s\n", log.error().message.c_str());
       return 1;
     }
-    midi_log.emplace(std::move(*log));
+    midi_log = std::move(*log);
   }
   if (c.jellie && c.channels != 1) {
     std::fprintf(stderr, "jamnet peer: --jellie sends mono audio: use --channels 1\n");
@@ -154,7 +155,7 @@ int run_peer(const PeerCmd& c) {
   Session& session = **started;
   if (midi_log) {
     session.set_midi_handler([&](const MidiDelivery& d) {
-      midi_log->write(d.event, d.scheduled_ns, d.played_ns, d.from.short_string());
+      midi_log->push(d.event, d.scheduled_ns, d.played_ns, d.from);
     });
   }
   Peer& p = session.peer();
@@ -239,10 +240,21 @@ int run_peer(const PeerCmd& c) {
                    j.target_ns / 1e6, j.depth_ns / 1e6, j.drift_ppm);
     }
     const auto t = session.telemetry();
-    if (t.seq > 0) std::fprintf(stderr, "engine: %s\n", engine::TelemetryRecorder::to_json(t).c_str());
+    if (t.seq > 0)
+      std::fprintf(stderr, "engine: %s\n", engine::TelemetryRecorder::to_json(t).c_str());
   }
   const auto final_report = session.status();
   session.stop();
+  if (midi_log) {
+    if (!midi_log->close())
+      std::fprintf(stderr, "jamnet peer: --midi-log: writing %s failed\n",
+                   midi_log->path().c_str());
+    if (midi_log->dropped() > 0)
+      std::fprintf(stderr,
+                   "jamnet peer: --midi-log: %llu events came faster than %s could be written "
+                   "and are missing from it\n",
+                   static_cast<unsigned long long>(midi_log->dropped()), midi_log->path().c_str());
+  }
   if (!c.report_json.empty() && !write_file(c.report_json, final_report.to_json(), false)) {
     std::fprintf(stderr, "jamnet peer: cannot write %s\n", c.report_json.c_str());
     return 1;

@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace jamnet::engine::io {
@@ -301,6 +302,35 @@ TEST_F(MidiFile, JsonlLogWritesOneValidObjectPerLine) {
     EXPECT_EQ(scheduled, song[n].ts_ns + 5);
     EXPECT_EQ(played, song[n].ts_ns + 7 + static_cast<Nanos>(n));
     EXPECT_EQ(from, n == 3 ? std::string_view("we\"ird\\ \x01name") : std::string_view("alice"));
+    ++n;
+  }
+  EXPECT_EQ(n, song.size());
+}
+
+TEST_F(MidiFile, QueuedLogWritesFromAnotherThreadInOrder) {
+  const auto file = path("queued.jsonl");
+  const auto song = sample_song();
+  const Uuid from = Uuid::random();
+  auto log = QueuedMidiLog::open(file);
+  ASSERT_TRUE(log.has_value()) << log.error().message;
+  std::thread playout([&] {  // as the MIDI playout thread would
+    for (const auto& e : song) EXPECT_TRUE((*log)->push(e, e.ts_ns + 5, e.ts_ns + 7, from));
+  });
+  playout.join();
+  ASSERT_TRUE((*log)->close());
+  EXPECT_EQ((*log)->lines_written(), song.size());
+  EXPECT_EQ((*log)->dropped(), 0u);
+  EXPECT_FALSE((*log)->push(song[0], 0, 0, from)) << "closed: nothing more is taken";
+
+  std::ifstream in(file);
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(in, line)) {
+    ASSERT_LT(n, song.size());
+    auto e = jmid::parse_line(line);
+    ASSERT_TRUE(e.has_value()) << e.error().message;
+    EXPECT_EQ(*e, song[n]);
+    EXPECT_NE(line.find(from.short_string()), std::string::npos) << line;
     ++n;
   }
   EXPECT_EQ(n, song.size());

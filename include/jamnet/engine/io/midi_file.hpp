@@ -3,16 +3,21 @@
 // File I/O: control thread only, never the audio thread.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "jamnet/core/clock.hpp"
+#include "jamnet/core/mpsc_queue.hpp"
 #include "jamnet/core/result.hpp"
+#include "jamnet/core/uuid.hpp"
 #include "jamnet/protocol/jmid.hpp"
 
 namespace jamnet::engine::io {
@@ -62,6 +67,50 @@ class JsonlMidiLog {
   std::string line_;  // reused between writes
   std::uint64_t lines_ = 0;
   bool failed_ = false;
+};
+
+// One event waiting for QueuedMidiLog's writer.
+struct MidiLogRecord {
+  protocol::jmid::Event event;
+  Nanos scheduled_ns = 0;
+  Nanos played_ns = 0;
+  Uuid from;
+};
+
+// A JsonlMidiLog fed from a real-time thread (the MIDI playout handler): push()
+// copies the event into a bounded queue - no allocation, lock or file write -
+// and a writer thread of its own formats and writes the lines. What does not
+// fit the queue is counted in dropped(), never lost silently.
+class QueuedMidiLog {
+ public:
+  static constexpr std::size_t kQueue = 8192;  // events (~2.5 s of a dense stream)
+  static Result<std::unique_ptr<QueuedMidiLog>> open(const std::string& path);
+  ~QueuedMidiLog();
+  QueuedMidiLog(const QueuedMidiLog&) = delete;
+  QueuedMidiLog& operator=(const QueuedMidiLog&) = delete;
+
+  // Any thread, real-time ones included. False (and counted) when full or
+  // closed.
+  bool push(const protocol::jmid::Event& e, Nanos scheduled_ns, Nanos played_ns,
+            const Uuid& from) noexcept;
+  // Writes what is queued, stops the writer, flushes and closes. False if a
+  // write failed.
+  bool close();
+
+  std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
+  std::uint64_t lines_written() const noexcept { return lines_.load(std::memory_order_relaxed); }
+  const std::string& path() const noexcept { return log_.path(); }
+
+ private:
+  explicit QueuedMidiLog(JsonlMidiLog log);
+  void drain();
+
+  JsonlMidiLog log_;
+  MpscQueue<MidiLogRecord> queue_{kQueue};
+  std::atomic<std::uint64_t> dropped_{0}, lines_{0};
+  std::atomic<bool> running_{true};
+  bool ok_ = true;
+  std::thread writer_;
 };
 
 }  // namespace jamnet::engine::io

@@ -388,4 +388,53 @@ bool JsonlMidiLog::close() {
   return !failed_;
 }
 
+// ---- QueuedMidiLog ------------------------------------------------------------
+
+Result<std::unique_ptr<QueuedMidiLog>> QueuedMidiLog::open(const std::string& path) {
+  auto log = JsonlMidiLog::open(path);
+  if (!log) return std::unexpected(log.error());
+  return std::unique_ptr<QueuedMidiLog>(new QueuedMidiLog(std::move(*log)));
+}
+
+QueuedMidiLog::QueuedMidiLog(JsonlMidiLog log) : log_(std::move(log)) {
+  writer_ = std::thread([this] {
+    while (running_.load(std::memory_order_acquire)) {
+      drain();
+      log_.flush();
+      sleep_until_ns(monotonic_ns() + 20'000'000);
+    }
+  });
+}
+
+QueuedMidiLog::~QueuedMidiLog() {
+  close();
+}
+
+bool QueuedMidiLog::push(const protocol::jmid::Event& e, Nanos scheduled_ns, Nanos played_ns,
+                         const Uuid& from) noexcept {
+  if (!running_.load(std::memory_order_acquire) ||
+      !queue_.try_push(MidiLogRecord{e, scheduled_ns, played_ns, from})) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void QueuedMidiLog::drain() {
+  MidiLogRecord r;
+  while (queue_.try_pop(r)) {
+    log_.write(r.event, r.scheduled_ns, r.played_ns, r.from.short_string());
+    lines_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+bool QueuedMidiLog::close() {
+  if (running_.exchange(false) && writer_.joinable()) writer_.join();
+  if (!writer_.joinable()) {
+    drain();
+    ok_ = log_.close() && ok_;
+  }
+  return ok_;
+}
+
 }  // namespace jamnet::engine::io
