@@ -12,10 +12,14 @@ SessionRegistry::SessionRegistry() : isn_rng_(std::random_device{}()) {
 }
 
 SessionRegistry::~SessionRegistry() {
-  running_ = false;
+  stop();
+  ::sem_destroy(&deferred_ready_);
+}
+
+void SessionRegistry::stop() {
+  if (!running_.exchange(false)) return;
   ::sem_post(&deferred_ready_);
   if (control_thread_.joinable()) control_thread_.join();
-  ::sem_destroy(&deferred_ready_);
 }
 
 namespace {
@@ -161,7 +165,7 @@ void SessionRegistry::control_loop() {
       ++until.tv_sec;
     }
     (void)::sem_timedwait(&deferred_ready_, &until);
-    while (deferred_.try_pop(*d)) {
+    while (running_.load(std::memory_order_relaxed) && deferred_.try_pop(*d)) {
       const protocol::FrameView view{d->header, {d->payload.data(), d->size}};
       const ReceivedFrame rx{view, d->from, d->via_multicast, d->kernel_rx_realtime_ns, d->rx_ns};
       deliver(rx, Delivery::kControlThread);

@@ -107,6 +107,7 @@ void Peer::stop(bool say_goodbye) {
   if (sync_) sync_->stop();
   if (say_goodbye) discovery_->say_goodbye();
   transport_->stop();
+  registry_.stop();  // no control-plane frame is handled after this
 }
 
 void Peer::control_loop() {

@@ -113,6 +113,9 @@ class SessionRegistry {
   bool dispatch(const ReceivedFrame& rx) const;
 
   RegistryStats stats() const;
+  // Stops the control thread; frames still queued for it are dropped. After
+  // this no kControlThread handler runs. Also done by the destructor.
+  void stop();
 
  private:
   struct Subscription {
