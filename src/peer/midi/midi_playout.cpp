@@ -26,21 +26,6 @@ MidiPlayout::MidiPlayout(const MidiConfig& config, ForgetFn forget, Clock clock)
   gone_.reserve(kReleasesPerWake);
 }
 
-MidiPlayout::~MidiPlayout() {
-  stop();
-}
-
-void MidiPlayout::start() {
-  running_ = true;
-  thread_ = std::thread([this] { run(); });
-}
-
-void MidiPlayout::stop() {
-  running_ = false;
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
 void MidiPlayout::set_handler(MidiHandler handler) {
   auto fresh = std::make_shared<const MidiHandler>(std::move(handler));
   std::lock_guard lock(mu_);
@@ -62,7 +47,7 @@ bool MidiPlayout::push(Nanos at, Due d) {
 
 void MidiPlayout::run() {
   platform::make_current_thread_realtime();
-  while (running_.load()) {
+  while (thread_.running()) {
     Nanos next = 0;
     {
       std::unique_lock lock(mu_);

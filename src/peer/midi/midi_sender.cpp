@@ -38,21 +38,6 @@ MidiSender::MidiSender(const MidiConfig& config, net::Transport& transport,
   journal_payload_.reserve(protocol::kDefaultMaxPayload);
 }
 
-MidiSender::~MidiSender() {
-  stop();
-}
-
-void MidiSender::start() {
-  running_ = true;
-  thread_ = std::thread([this] { run(); });
-}
-
-void MidiSender::stop() {
-  running_ = false;
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
 void MidiSender::refresh_routes() {
   const auto routes = discovery_.routes();
   std::lock_guard lock(mu_);
@@ -141,7 +126,7 @@ void MidiSender::run() {
   // real-time priority keeps busy normal threads from delaying it.
   realtime_ = platform::make_current_thread_realtime();
   Nanos next_journal = monotonic_ns() + config_.journal_interval_ns;
-  while (running_.load()) {
+  while (thread_.running()) {
     Nanos wake = next_journal;
     {
       std::unique_lock lock(mu_);

@@ -18,7 +18,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -27,6 +26,7 @@
 #include "jamnet/core/uuid.hpp"
 #include "jamnet/media/jmid/playout.hpp"
 #include "jamnet/media/jmid/state_tracker.hpp"
+#include "jamnet/peer/midi/midi_thread.hpp"
 #include "jamnet/peer/midi/midi_types.hpp"
 
 namespace jamnet::midi {
@@ -51,12 +51,15 @@ class MidiPlayout {
   using ForgetFn = std::function<void(const Uuid&)>;
 
   MidiPlayout(const MidiConfig& config, ForgetFn forget, Clock clock = &monotonic_ns);
-  ~MidiPlayout();
+  ~MidiPlayout() { stop(); }
   MidiPlayout(const MidiPlayout&) = delete;
   MidiPlayout& operator=(const MidiPlayout&) = delete;
 
-  void start();  // the playout thread (SCHED_FIFO where allowed)
-  void stop();   // idempotent
+  // Starts the playout thread (SCHED_FIFO where allowed); stop() is idempotent.
+  void start() {
+    thread_.start([this] { run(); });
+  }
+  void stop() { thread_.stop(cv_); }
 
   void set_handler(MidiHandler handler);
   // Receive or control thread: `d` plays at `at`. False (counted) when the
@@ -87,8 +90,7 @@ class MidiPlayout {
   MidiConfig config_;
   ForgetFn forget_;
   Clock clock_;
-  std::atomic<bool> running_{false};
-  std::thread thread_;
+  MidiThread thread_;
 
   mutable std::mutex mu_;  // everything below up to the thread's own buffers
   std::condition_variable cv_;

@@ -18,7 +18,6 @@
 #include <mutex>
 #include <span>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -28,6 +27,7 @@
 #include "jamnet/media/jmid/state_tracker.hpp"
 #include "jamnet/net/discovery.hpp"
 #include "jamnet/net/transport.hpp"
+#include "jamnet/peer/midi/midi_thread.hpp"
 #include "jamnet/peer/midi/midi_types.hpp"
 #include "jamnet/protocol/jmid_journal.hpp"
 
@@ -40,12 +40,15 @@ class MidiSender {
 
   MidiSender(const MidiConfig& config, net::Transport& transport, net::Discovery& discovery,
              const Uuid& session, const Uuid& self);
-  ~MidiSender();
+  ~MidiSender() { stop(); }
   MidiSender(const MidiSender&) = delete;
   MidiSender& operator=(const MidiSender&) = delete;
 
-  void start();  // the send thread
-  void stop();   // idempotent
+  // Starts the send thread (SCHED_FIFO where allowed); stop() is idempotent.
+  void start() {
+    thread_.start([this] { run(); });
+  }
+  void stop() { thread_.stop(cv_); }
 
   // Stamps ts (session time now, unless ts_ns is already set) and seq, and
   // bursts the events to every peer. Events sent in one call share a packet.
@@ -78,9 +81,8 @@ class MidiSender {
   net::Transport& transport_;
   net::Discovery& discovery_;
   Uuid session_;
-  std::atomic<bool> running_{false};
   std::atomic<bool> realtime_{false};
-  std::thread thread_;
+  MidiThread thread_;
 
   mutable std::mutex mu_;  // everything below up to the thread's own buffers
   std::condition_variable cv_;
