@@ -119,6 +119,7 @@ void Peer::control_loop() {
     const Nanos now = monotonic_ns();
     discovery_->tick(now);
     dispatch_events();
+    if (midi_) midi_->tick(now);
     if (audio_ && now >= next_maintain) {
       audio_->maintain(now);
       next_maintain = now + kMaintain;

@@ -121,7 +121,12 @@ std::vector<JournalLine> StateTracker::snapshot(std::uint64_t upto_seq, std::int
 
 std::vector<Event> StateTracker::repair(const JournalLine& j) {
   std::vector<Event> out;
-  if (j.channel >= kChannels) return out;
+  repair(j, out);
+  return out;
+}
+
+void StateTracker::repair(const JournalLine& j, std::vector<Event>& out) {
+  if (j.channel >= kChannels) return;
   const std::size_t ch = j.channel;
   ChannelState& st = state_[ch];
   Touched& t = touched_[ch];
@@ -192,11 +197,15 @@ std::vector<Event> StateTracker::repair(const JournalLine& j) {
   // them must not undo the repair.
   journal_floor_[ch] = std::max(journal_floor_[ch], upto + 1);
   active_[ch] = true;
-  return out;
 }
 
 std::vector<Event> StateTracker::release_all() {
   std::vector<Event> out;
+  release_all(out);
+  return out;
+}
+
+void StateTracker::release_all(std::vector<Event>& out) {
   for (std::size_t ch = 0; ch < kChannels; ++ch) {
     for (std::size_t n = 0; n < kNotes; ++n) {
       if (!state_[ch].notes_on[n]) continue;
@@ -209,7 +218,6 @@ std::vector<Event> StateTracker::release_all() {
   }
   touched_ = {};
   journal_floor_ = {};
-  return out;
 }
 
 std::size_t StateTracker::held_notes() const noexcept {

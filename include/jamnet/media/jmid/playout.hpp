@@ -59,6 +59,9 @@ class PlayoutQueue {
     return items_.front().at;
   }
   std::size_t size() const noexcept { return items_.size(); }
+  // Room for n items: pushes below that never allocate.
+  void reserve(std::size_t n) { items_.reserve(n); }
+  std::size_t capacity() const noexcept { return items_.capacity(); }
 
  private:
   struct Item {

@@ -38,11 +38,14 @@ class StateTracker {
   // applied already. Items an event newer than j.upto_seq touched are left
   // alone: that event is more recent than the journal.
   std::vector<Event> repair(const JournalLine& j);
+  // The same, appended to `out` (no allocation while it has room).
+  void repair(const JournalLine& j, std::vector<Event>& out);
 
   // Note offs for every held note (a peer left or the stream died). Also
   // forgets the seq history, so a restarted sender's lower seqs apply again;
   // controller values stay, since the synth still has them.
   std::vector<Event> release_all();
+  void release_all(std::vector<Event>& out);  // appended to `out`
 
   std::size_t held_notes() const noexcept;
 
