@@ -4,6 +4,8 @@
 #include <ctime>
 #include <memory>
 
+#include "jamnet/core/log.hpp"
+
 namespace jamnet::net {
 
 SessionRegistry::SessionRegistry() : isn_rng_(std::random_device{}()) {
@@ -23,7 +25,10 @@ void SessionRegistry::stop() {
 }
 
 namespace {
-thread_local bool t_dispatching = false;  // this thread is inside dispatch()
+// The registry whose handlers this thread is running, and how many of its
+// tables the thread has pinned (a handler's unsubscribe waits for the others).
+thread_local const SessionRegistry* t_registry = nullptr;
+thread_local int t_pins = 0;
 }  // namespace
 
 void SessionRegistry::join(const Uuid& session) {
@@ -66,8 +71,13 @@ void SessionRegistry::unsubscribe(SubscriptionId id) {
     std::erase_if(t.subs, [id](const Subscription& s) { return s.id == id; });
   });
   // A dispatch that pinned the old table may still be calling the handler:
-  // wait it out, so the caller may destroy what the handler uses.
-  if (!t_dispatching) (void)table_.wait_for_readers(1'000'000'000);
+  // wait it out, so the caller may destroy what the handler uses (the
+  // caller's own pins, when a handler unsubscribes, do not count).
+  const int own = t_registry == this ? t_pins : 0;
+  if (!table_.wait_for_readers(1'000'000'000, own))
+    log::warn(
+        "unsubscribe: a frame handler still ran after 1 s; its subscription is gone, "
+        "but it may finish after this returns");
   table_.reclaim();
 }
 
@@ -108,12 +118,15 @@ void SessionRegistry::deliver(const ReceivedFrame& rx, Delivery delivery) const 
   const auto t = table_.read();
   const auto& h = rx.frame.header;
   const Topic topic{h.stream_type, h.stream_index};
-  const bool outer = t_dispatching;
-  t_dispatching = true;
+  const SessionRegistry* outer = t_registry;
+  const int outer_pins = t_pins;
+  t_pins = outer == this ? t_pins + 1 : 1;
+  t_registry = this;
   for (const auto& s : t->subs) {
     if (s.delivery == delivery && s.pattern.matches(h.session_id, topic)) (*s.handler)(rx);
   }
-  t_dispatching = outer;
+  t_registry = outer;
+  t_pins = outer_pins;
 }
 
 bool SessionRegistry::dispatch(const ReceivedFrame& rx) const {

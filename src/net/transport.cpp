@@ -86,7 +86,20 @@ void Transport::stop() {
   if (!running_.exchange(false)) return;
   wake();
   if (thread_.joinable()) thread_.join();
+  {
+    // What the thread did not get to: forgets queued since its last serve.
+    std::lock_guard lock(snapshot_mu_);
+    drain_forgets_and_publish();
+  }
   serving_ = false;  // the tables are the callers' now
+}
+
+// Once the thread has stopped, under snapshot_mu_ (the queue's one consumer).
+void Transport::drain_forgets_and_publish() const {
+  Endpoint from;
+  auto* self = const_cast<Transport*>(this);  // the tables are ours: no thread serves them
+  while (self->forget_requests_.try_pop(from)) self->apply_forget(from);
+  publish_locked();
 }
 
 Result<std::uint32_t> Transport::send(const SendOptions& opts,
@@ -129,7 +142,12 @@ void Transport::receive_loop() {
   platform::make_current_thread_realtime(1);
   std::array<epoll_event, 4> events;
   while (running_.load(std::memory_order_relaxed)) {
-    const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), 200);
+    // A reader's request not yet served (its snapshot lock was busy): look
+    // again in a millisecond rather than at the next datagram.
+    const bool pending =
+        requested_.load(std::memory_order_relaxed) != served_.load(std::memory_order_relaxed);
+    const int n =
+        ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), pending ? 1 : 200);
     for (int i = 0; i < n; ++i) {
       switch (events[i].data.u64) {
         case kDataTag:
@@ -162,20 +180,12 @@ void Transport::drain(UdpSocket& sock, bool via_multicast) {
 namespace {
 
 // The entry for `key`; when the table is full, the entry heard from longest
-// ago makes room (counted in `evicted`).
+// ago among 32 sampled makes room (counted in `evicted`): a flood of spoofed
+// sources costs each datagram a bounded look, not a scan of the table.
 template <class Map, class Key>
 auto* entry_evicting_oldest(Map& map, const Key& key, std::uint64_t& evicted) {
   if (auto* v = map.try_emplace(key)) return v;
-  std::optional<Key> oldest;
-  Nanos oldest_ns = 0;
-  map.for_each([&](const Key& k, const auto& v) {
-    if (!oldest || v.last_rx_ns < oldest_ns) {
-      oldest = k;
-      oldest_ns = v.last_rx_ns;
-    }
-  });
-  if (oldest) map.erase(*oldest);
-  ++evicted;
+  if (map.evict_sampled(32, [](const auto& v) { return v.last_rx_ns; })) ++evicted;
   return map.try_emplace(key);
 }
 
@@ -278,15 +288,19 @@ void Transport::wake() const {
 void Transport::request_fresh() const {
   if (!serving_.load(std::memory_order_acquire)) {
     std::lock_guard lock(snapshot_mu_);
-    publish_locked();
+    drain_forgets_and_publish();
     return;
   }
   const std::uint64_t want = requested_.fetch_add(1, std::memory_order_acq_rel) + 1;
   wake();
-  const Nanos deadline = monotonic_ns() + 200'000'000;
+  const Nanos deadline = monotonic_ns() + 1'000'000'000;
   while (served_.load(std::memory_order_acquire) < want && serving_.load() &&
          monotonic_ns() < deadline) {
     sleep_until_ns(monotonic_ns() + 20'000);
+  }
+  if (served_.load(std::memory_order_acquire) < want && !serving_.load()) {
+    std::lock_guard lock(snapshot_mu_);  // stopped meanwhile: make it here
+    drain_forgets_and_publish();
   }
 }
 
@@ -296,7 +310,14 @@ void Transport::forget(const Endpoint& from) {
     apply_forget(from);
     return;
   }
-  while (!forget_requests_.try_push(from)) sleep_until_ns(monotonic_ns() + 100'000);
+  bool queued = false;
+  while (!(queued = forget_requests_.try_push(from)) && serving_.load())
+    sleep_until_ns(monotonic_ns() + 100'000);
+  if (!queued) {  // the thread stopped while the queue was full
+    std::lock_guard lock(snapshot_mu_);
+    apply_forget(from);
+    return;
+  }
   request_fresh();  // served after the forget: the figures are gone on return
 }
 

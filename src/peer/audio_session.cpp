@@ -191,8 +191,9 @@ struct AudioSession::Sender {
   std::size_t pending_frames = 0;
   std::vector<std::uint32_t> words;
   std::vector<std::uint8_t> payload;
-  // Where this block goes: the discovery table pinned for send_block's span.
-  std::span<const net::Discovery::Route> routes;
+  // Where this block goes: copied from discovery's table per block, into
+  // room reserved here (no allocation up to 64 peers).
+  std::vector<net::Discovery::Route> routes;
   std::atomic<std::uint64_t> blocks{0}, frames{0}, packets{0}, bytes{0};
 
   Sender(std::uint16_t index, const AudioConfig& c)
@@ -208,6 +209,7 @@ struct AudioSession::Sender {
     // JELLIE's 4 streams of half a block each take twice a mono block's words.
     words.resize(static_cast<std::size_t>(packet_frames * std::max(channels, jellie ? 2 : 1)));
     payload.resize(jdat::kBinaryHeaderSize + words.size() * 4);
+    routes.reserve(64);
   }
 };
 
@@ -365,8 +367,11 @@ void AudioSession::send_block(std::size_t handle, std::span<const float> interle
                                 " channels: dropped");
     return;
   }
-  const auto table = discovery_.route_table();  // no lock, no copy
-  st.routes = table->routes;
+  {
+    // Pinned only for the copy: a large block sends (and paces) for a while.
+    const auto table = discovery_.route_table();
+    st.routes.assign(table->routes.begin(), table->routes.end());
+  }
   const auto frames = interleaved.size() / ch;
   const auto packet = static_cast<std::size_t>(st.packet_frames);
   std::size_t done = 0;
@@ -400,7 +405,6 @@ void AudioSession::send_block(std::size_t handle, std::span<const float> interle
       st.pending_frames = 0;
     }
   }
-  st.routes = {};
   st.blocks.fetch_add(1, std::memory_order_relaxed);
   st.frames.fetch_add(frames, std::memory_order_relaxed);
 }

@@ -56,5 +56,27 @@ TEST(FixedMap, AgreesWithStdMapThroughRandomInsertsAndErasesAndStopsAtItsCap) {
   for (std::uint32_t k = 0; k < 200; ++k) EXPECT_EQ(m.find(k) != nullptr, ref.contains(k)) << k;
 }
 
+TEST(FixedMap, SampledEvictionRemovesTheOldestItLooksAtInBoundedSteps) {
+  FixedMap<std::uint32_t, long, IdentityHash> m(16);
+  for (std::uint32_t k = 0; k < 16; ++k) *m.try_emplace(k) = 100 + k;  // k = 0 is oldest
+  ASSERT_TRUE(m.full());
+  EXPECT_EQ(m.try_emplace(99), nullptr);
+  // Looking at every entry finds the oldest.
+  ASSERT_TRUE(m.evict_sampled(16, [](long age) { return age; }));
+  EXPECT_EQ(m.find(0), nullptr);
+  EXPECT_EQ(m.size(), 15u);
+  ASSERT_NE(m.try_emplace(99), nullptr);
+  // A flood: each new key evicts one entry and the map stays at its cap.
+  for (std::uint32_t k = 1000; k < 1100; ++k) {
+    if (m.try_emplace(k) == nullptr) {
+      ASSERT_TRUE(m.evict_sampled(4, [](long age) { return age; }));
+      ASSERT_NE(m.try_emplace(k), nullptr);
+    }
+    ASSERT_EQ(m.size(), 16u);
+  }
+  FixedMap<std::uint32_t, long, IdentityHash> empty(4);
+  EXPECT_FALSE(empty.evict_sampled(4, [](long age) { return age; }));
+}
+
 }  // namespace
 }  // namespace jamnet

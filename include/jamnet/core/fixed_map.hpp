@@ -96,6 +96,27 @@ class FixedMap {
     return n;
   }
 
+  // Eviction for a full map, in bounded time: looks at the next `probes`
+  // entries from where the last call stopped (round the table) and erases
+  // the one `age` ranks oldest (smallest). A sampled least-recently-used
+  // rule: a flood of new keys costs O(probes) each, not O(capacity).
+  template <class Age>
+  bool evict_sampled(std::size_t probes, Age age) noexcept {
+    if (size_ == 0) return false;
+    std::size_t best = slots_.size();
+    std::size_t looked = 0;
+    for (std::size_t n = 0; n < slots_.size() && looked < probes; ++n) {
+      cursor_ = next(cursor_);
+      const Slot& s = slots_[cursor_];
+      if (!s.used) continue;
+      ++looked;
+      if (best == slots_.size() || age(s.value) < age(slots_[best].value)) best = cursor_;
+    }
+    if (best == slots_.size()) return false;
+    erase(K(slots_[best].key));
+    return true;
+  }
+
   template <class F>
   void for_each(F f) const {
     for (const Slot& s : slots_)
@@ -132,6 +153,7 @@ class FixedMap {
 
   std::size_t capacity_;
   std::size_t size_ = 0;
+  std::size_t cursor_ = 0;  // evict_sampled's position
   std::vector<Slot> slots_;
 };
 

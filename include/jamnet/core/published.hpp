@@ -76,11 +76,12 @@ class Published {
     reclaim_locked();
   }
 
-  // Waits (up to `limit_ns`) until no reader is inside: after an entry was
-  // removed, no reader still uses it. Not from inside a read.
-  bool wait_for_readers(long long limit_ns) const {
+  // Waits (up to `limit_ns`) until no reader but the caller's own `own`
+  // pins is inside: after an entry was removed, no other thread still uses
+  // it. False on timeout.
+  bool wait_for_readers(long long limit_ns, int own = 0) const {
     const auto end = std::chrono::steady_clock::now() + std::chrono::nanoseconds(limit_ns);
-    while (readers_.load(std::memory_order_seq_cst) != 0) {
+    while (readers_.load(std::memory_order_seq_cst) > own) {
       if (std::chrono::steady_clock::now() >= end) return false;
       std::this_thread::yield();
     }

@@ -125,6 +125,7 @@ class Transport {
   void serve_requests();
   void apply_forget(const Endpoint& from);
   void publish_locked() const;
+  void drain_forgets_and_publish() const;
   void wake() const;
   void request_fresh() const;
 

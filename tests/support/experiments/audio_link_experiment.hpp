@@ -33,7 +33,8 @@ struct AudioLinkResult {
   net::NetsimReport netsim;
   std::vector<Nanos> held_ns;  // per packet: arrival to playout (the jitter buffer's delay)
   bool realtime = false;       // sender and playout threads got SCHED_FIFO
-  // The host's own stall: the latest either thread woke after its deadline.
+  // The host's own stall: the latest either thread woke after its deadline
+  // (or after its previous step, when that overran the deadline).
   // A run whose threads were held off longer than the jitter buffer's margin
   // measured the machine, not the link.
   Nanos worst_wake_late_ns = 0;
