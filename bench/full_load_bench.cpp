@@ -30,12 +30,12 @@
 
 #include "../tests/support/jackd_process.hpp"
 #include "bench_common.hpp"
-#include "stress_load.hpp"
 #include "jamnet/core/histogram.hpp"
 #include "jamnet/core/sample_stats.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
 #include "jamnet/net/netsim.hpp"
 #include "jamnet/peer/session.hpp"
+#include "stress_load.hpp"
 
 namespace jamnet::bench {
 

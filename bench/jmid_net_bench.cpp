@@ -5,8 +5,8 @@
 #include <optional>
 
 #include "bench_common.hpp"
-#include "jamnet/core/sample_stats.hpp"
 #include "experiments/midi_link_experiment.hpp"
+#include "jamnet/core/sample_stats.hpp"
 
 namespace jamnet::bench {
 

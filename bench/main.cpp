@@ -35,7 +35,8 @@ namespace {
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s [--quick] [--only codec|net|discovery|jmid_net|jmid|plc|jdat|rt|full_load|sync|gpu] "
+               "usage: %s [--quick] [--only "
+               "codec|net|discovery|jmid_net|jmid|plc|jdat|rt|full_load|sync|gpu] "
                "[--workdir DIR] [--out-json PATH] [--benchmark_*=...]\n",
                argv0);
   std::fprintf(stderr,

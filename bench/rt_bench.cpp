@@ -15,10 +15,10 @@
 
 #include "../tests/support/jackd_process.hpp"
 #include "bench_common.hpp"
-#include "stress_load.hpp"
 #include "jamnet/engine/engine.hpp"
 #include "jamnet/engine/io/jack_audio.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
+#include "stress_load.hpp"
 
 namespace jamnet::bench {
 
