@@ -28,6 +28,7 @@
 #include <mutex>
 #include <thread>
 
+#include "../tests/support/full_load.hpp"
 #include "../tests/support/jackd_process.hpp"
 #include "bench_common.hpp"
 #include "jamnet/core/histogram.hpp"
@@ -47,7 +48,8 @@ constexpr Nanos kPeriodNs = static_cast<Nanos>(kPeriod) * 1'000'000'000 / kRate;
 
 std::atomic<int> g_audio_priority{0};  // the engine's audio thread, as it runs
 
-void sine_input(void*, std::span<float* const> channels, std::uint32_t frames,
+// The shared sine, noting the audio thread's real-time priority on its first call.
+void sine_input(void* user, std::span<float* const> channels, std::uint32_t frames,
                 std::uint64_t frame_time) noexcept {
   if (g_audio_priority.load(std::memory_order_relaxed) == 0) {
     int policy = 0;
@@ -55,10 +57,7 @@ void sine_input(void*, std::span<float* const> channels, std::uint32_t frames,
     if (::pthread_getschedparam(::pthread_self(), &policy, &sp) == 0)
       g_audio_priority.store(policy == SCHED_FIFO || policy == SCHED_RR ? sp.sched_priority : -1);
   }
-  for (float* ch : channels)
-    for (std::uint32_t f = 0; f < frames; ++f)
-      ch[f] = 0.2f * static_cast<float>(std::sin(2.0 * M_PI * 440.0 *
-                                                 static_cast<double>(frame_time + f) / kRate));
+  testing::sine_input(user, channels, frames, frame_time);
 }
 
 struct PeerWindow {
@@ -73,15 +72,10 @@ PeerWindow run_peer_window(const std::string& server, double seconds) {
   PeerWindow w;
   const Uuid session = Uuid::random();
   auto options = [&](const char* name) {
-    SessionOptions o;
-    o.peer.name = name;
-    o.peer.session = session;
-    o.peer.multicast.reset();
+    auto o = testing::jack_session_options(name, session, server);
+    // Discovery crosses the jittery relay: announce often, time out slowly.
     o.peer.announce_interval_ns = 100'000'000;
     o.peer.peer_timeout_ns = 10'000'000'000;
-    o.peer.midi = MidiConfig{};
-    o.audio = AudioIo::kJack;
-    o.jack_server = server;
     o.input = sine_input;
     return o;
   };
@@ -130,11 +124,7 @@ PeerWindow run_peer_window(const std::string& server, double seconds) {
   std::thread notes([&] {
     Nanos next = monotonic_ns();
     for (std::uint32_t i = 0; !stop.load(); ++i) {
-      protocol::jmid::Event e;
-      e.kind = i % 2 ? protocol::jmid::Kind::kNoteOff : protocol::jmid::Kind::kNoteOn;
-      e.channel = static_cast<std::uint8_t>(i % 4);
-      e.data1 = static_cast<std::uint8_t>(48 + (i / 2) % 24);
-      e.data2 = 90;
+      const auto e = testing::load_note(i);
       if ((*tx)->send_midi({&e, 1})) sent.fetch_add(1);
       next += 3'000'000;
       sleep_until_ns(next);

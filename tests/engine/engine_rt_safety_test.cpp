@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/full_load.hpp"
 #include "../support/jackd_process.hpp"
 #include "../support/skip.hpp"
 #include "jamnet/core/rt_scope.hpp"
@@ -371,15 +372,6 @@ TEST_F(EngineRtSafety, JackPeerPathNeitherAllocatesNorLocks) {
   EXPECT_EQ(c.locks, 0u);
 }
 
-// A 440 Hz sine as what each peer sends: real audio on the wire.
-void sine_input(void* user, std::span<float* const> channels, std::uint32_t frames,
-                std::uint64_t frame_time) noexcept {
-  (void)user;
-  for (float* ch : channels)
-    for (std::uint32_t f = 0; f < frames; ++f)
-      ch[f] = 0.25f * std::sin(2.0 * M_PI * 440.0 * static_cast<double>(frame_time + f) / 48000.0);
-}
-
 // Every real-time thread of two peers doing their whole job at once, for
 // 10 s: JACK audio and JACK MIDI (jackd -d dummy), audio both ways, MIDI
 // notes both ways every 5 ms, discovery, heartbeats and clock sync running.
@@ -395,15 +387,8 @@ TEST_F(EngineRtSafety, FullPeerLoadKeepsEveryRealTimeThreadClean) {
 
   const Uuid session = Uuid::random();
   auto options = [&](const char* name) {
-    SessionOptions o;
-    o.peer.name = name;
-    o.peer.session = session;
-    o.peer.multicast.reset();
-    o.peer.midi = MidiConfig{};
-    o.audio = AudioIo::kJack;
-    o.jack_server = server;
+    auto o = testing::jack_session_options(name, session, server);
     o.jack_midi = true;
-    o.input = sine_input;
     return o;
   };
   auto left = Session::start(options("left"));
@@ -420,11 +405,7 @@ TEST_F(EngineRtSafety, FullPeerLoadKeepsEveryRealTimeThreadClean) {
   std::atomic<bool> stop{false};
   std::thread notes([&] {
     for (std::uint32_t i = 0; !stop.load(); ++i) {
-      protocol::jmid::Event e;
-      e.kind = i % 2 ? protocol::jmid::Kind::kNoteOff : protocol::jmid::Kind::kNoteOn;
-      e.channel = static_cast<std::uint8_t>(i % 4);
-      e.data1 = static_cast<std::uint8_t>(48 + (i / 2) % 24);
-      e.data2 = 90;
+      const auto e = testing::load_note(i);
       (void)(*left)->send_midi({&e, 1});
       (void)(*right)->send_midi({&e, 1});
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
