@@ -111,10 +111,10 @@ void SessionRegistry::forget_destination(const Endpoint& dst) {
   });
 }
 
-// Calls the handlers of `delivery` that match rx; the table stays pinned while
-// they run (one that subscribes or unsubscribes replaces it for the next frame).
-// True when one of the other delivery matched.
-void SessionRegistry::deliver(const ReceivedFrame& rx, Delivery delivery) const {
+// Calls the handlers of `delivery` that match rx, with the table pinned while
+// they run (one that subscribes or unsubscribes replaces it for the next
+// frame). True when a handler of the other delivery matches too.
+bool SessionRegistry::deliver(const ReceivedFrame& rx, Delivery delivery) const {
   const auto t = table_.read();
   const auto& h = rx.frame.header;
   const Topic topic{h.stream_type, h.stream_index};
@@ -122,27 +122,25 @@ void SessionRegistry::deliver(const ReceivedFrame& rx, Delivery delivery) const 
   const int outer_pins = t_pins;
   t_pins = outer == this ? t_pins + 1 : 1;
   t_registry = this;
+  bool other = false;
   for (const auto& s : t->subs) {
-    if (s.delivery == delivery && s.pattern.matches(h.session_id, topic)) (*s.handler)(rx);
+    if (!s.pattern.matches(h.session_id, topic)) continue;
+    if (s.delivery == delivery)
+      (*s.handler)(rx);
+    else
+      other = true;
   }
   t_registry = outer;
   t_pins = outer_pins;
+  return other;
 }
 
 bool SessionRegistry::dispatch(const ReceivedFrame& rx) const {
   const auto& h = rx.frame.header;
-  bool defer = false;
-  {
-    const auto t = table_.read();
-    if (std::find(t->sessions.begin(), t->sessions.end(), h.session_id) == t->sessions.end())
-      return false;
-    const Topic topic{h.stream_type, h.stream_index};
-    for (const auto& s : t->subs) {
-      if (s.delivery == Delivery::kControlThread && s.pattern.matches(h.session_id, topic))
-        defer = true;
-    }
-  }
-  deliver(rx, Delivery::kReceiveThread);
+  if (!joined(h.session_id)) return false;
+  // Media handlers now; one pass over the table also tells whether a
+  // control-plane handler wants the frame.
+  const bool defer = deliver(rx, Delivery::kReceiveThread);
   if (!defer) return true;
   if (rx.frame.payload.size() > kMaxDeferredPayload) {
     n_large_.fetch_add(1, std::memory_order_relaxed);
@@ -181,7 +179,7 @@ void SessionRegistry::control_loop() {
     while (running_.load(std::memory_order_relaxed) && deferred_.try_pop(*d)) {
       const protocol::FrameView view{d->header, {d->payload.data(), d->size}};
       const ReceivedFrame rx{view, d->from, d->via_multicast, d->kernel_rx_realtime_ns, d->rx_ns};
-      deliver(rx, Delivery::kControlThread);
+      (void)deliver(rx, Delivery::kControlThread);  // media frames were handled already
     }
   }
 }

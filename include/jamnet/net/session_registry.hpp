@@ -125,7 +125,7 @@ class SessionRegistry {
     Delivery delivery = Delivery::kControlThread;
   };
   void control_loop();
-  void deliver(const ReceivedFrame& rx, Delivery delivery) const;
+  bool deliver(const ReceivedFrame& rx, Delivery delivery) const;
   using SeqKey = std::tuple<Uuid, std::uint8_t, std::uint16_t, std::uint32_t, std::uint16_t>;
 
   struct Table {
