@@ -9,18 +9,16 @@
 namespace jamnet::net {
 
 SessionRegistry::SessionRegistry() : isn_rng_(std::random_device{}()) {
-  ::sem_init(&deferred_ready_, 0, 0);
   control_thread_ = std::thread([this] { control_loop(); });
 }
 
 SessionRegistry::~SessionRegistry() {
   stop();
-  ::sem_destroy(&deferred_ready_);
 }
 
 void SessionRegistry::stop() {
   if (!running_.exchange(false)) return;
-  ::sem_post(&deferred_ready_);
+  deferred_ready_.post();
   if (control_thread_.joinable()) control_thread_.join();
 }
 
@@ -161,21 +159,14 @@ bool SessionRegistry::dispatch(const ReceivedFrame& rx) const {
     return true;
   }
   n_deferred_.fetch_add(1, std::memory_order_relaxed);
-  ::sem_post(&deferred_ready_);
+  deferred_ready_.post();
   return true;
 }
 
 void SessionRegistry::control_loop() {
   auto d = std::make_unique<DeferredFrame>();
   while (running_.load()) {
-    timespec until{};
-    ::clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += 100'000'000;
-    if (until.tv_nsec >= 1'000'000'000) {
-      until.tv_nsec -= 1'000'000'000;
-      ++until.tv_sec;
-    }
-    (void)::sem_timedwait(&deferred_ready_, &until);
+    (void)deferred_ready_.wait_for(100'000'000);
     while (running_.load(std::memory_order_relaxed) && deferred_.try_pop(*d)) {
       const protocol::FrameView view{d->header, {d->payload.data(), d->size}};
       const ReceivedFrame rx{view, d->from, d->via_multicast, d->kernel_rx_realtime_ns, d->rx_ns};

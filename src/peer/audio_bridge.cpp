@@ -45,7 +45,6 @@ AudioBridge::AudioBridge(AudioSession& session, engine::io::AudioBackend& backen
       // (or the period, if larger) per cycle.
       slot_frames_(std::max<std::size_t>(backend.buffer_size(), 1024)),
       ready_(config.send_queue_blocks) {
-  ::sem_init(&wake_, 0, 0);
   // The queue holds at most capacity() seqs and the sender holds one more
   // while it sends: with two spare slots the producer never writes a slot
   // that is still queued or being sent.
@@ -65,7 +64,6 @@ AudioBridge::AudioBridge(AudioSession& session, engine::io::AudioBackend& backen
 
 AudioBridge::~AudioBridge() {
   stop();
-  ::sem_destroy(&wake_);
 }
 
 void AudioBridge::start() {
@@ -75,7 +73,7 @@ void AudioBridge::start() {
 
 void AudioBridge::stop() {
   if (!running_.exchange(false)) return;
-  ::sem_post(&wake_);
+  wake_.post();
   if (sender_.joinable()) sender_.join();
 }
 
@@ -87,7 +85,7 @@ bool SendStream::write(std::span<const float> interleaved) noexcept {
     return false;
   }
   written_.fetch_add(frames, std::memory_order_relaxed);
-  ::sem_post(wake_);
+  wake_->post();
   return true;
 }
 
@@ -112,13 +110,7 @@ void AudioBridge::sender_loop() {
   while (running_.load(std::memory_order_relaxed)) {
     // Sleeps until the audio thread (or a stream's writer) posts; the
     // timeout only bounds how long a stop waits.
-    timespec until{};
-    ::clock_gettime(CLOCK_REALTIME, &until);
-    const Nanos t =
-        static_cast<Nanos>(until.tv_sec) * 1'000'000'000 + until.tv_nsec + config_.sender_idle_ns;
-    until.tv_sec = static_cast<time_t>(t / 1'000'000'000);
-    until.tv_nsec = static_cast<long>(t % 1'000'000'000);
-    (void)::sem_timedwait(&wake_, &until);
+    (void)wake_.wait_for(config_.sender_idle_ns);
     // Everything ready, then back to sleep (posts that came meanwhile make
     // the next wait return at once).
     for (bool busy = true; busy;) {
@@ -288,7 +280,7 @@ void AudioBridge::capture(const engine::io::AudioBlock& block) noexcept {
   if (ready_.try_push(next_seq_)) {
     ++next_seq_;
     captured_.fetch_add(1, std::memory_order_relaxed);
-    ::sem_post(&wake_);
+    wake_.post();
   } else {
     full_.fetch_add(1, std::memory_order_relaxed);
   }

@@ -6,8 +6,6 @@
 // whole when they change.
 #pragma once
 
-#include <semaphore.h>
-
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -24,6 +22,7 @@
 #include "jamnet/core/mpsc_queue.hpp"
 #include "jamnet/core/published.hpp"
 #include "jamnet/core/uuid.hpp"
+#include "jamnet/core/wakeup.hpp"
 #include "jamnet/net/endpoint.hpp"
 #include "jamnet/protocol/toast_frame.hpp"
 #include "jamnet/protocol/topic.hpp"
@@ -148,7 +147,7 @@ class SessionRegistry {
   std::mt19937 isn_rng_;  // under seqs_'s writer lock
 
   mutable MpscQueue<DeferredFrame> deferred_{kDeferredQueue};
-  mutable sem_t deferred_ready_;
+  mutable Wakeup deferred_ready_;
   mutable std::atomic<std::uint64_t> n_deferred_{0}, n_full_{0}, n_large_{0};
   std::atomic<bool> running_{true};
   std::thread control_thread_;

@@ -16,8 +16,6 @@
 //   (AudioConfig::source_linger_ns after the peer left).
 #pragma once
 
-#include <semaphore.h>
-
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -31,6 +29,7 @@
 #include "jamnet/core/result.hpp"
 #include "jamnet/core/spsc_queue.hpp"
 #include "jamnet/core/uuid.hpp"
+#include "jamnet/core/wakeup.hpp"
 #include "jamnet/engine/engine.hpp"
 #include "jamnet/net/discovery.hpp"
 #include "jamnet/peer/audio_session.hpp"
@@ -119,7 +118,7 @@ class SendStream {
 
  private:
   friend class AudioBridge;
-  SendStream(std::size_t handle, std::uint16_t index, int channels, sem_t* wake)
+  SendStream(std::size_t handle, std::uint16_t index, int channels, Wakeup* wake)
       : handle_(handle),
         index_(index),
         channels_(channels),
@@ -129,7 +128,7 @@ class SendStream {
   std::size_t handle_;  // AudioSession::send_block(handle, ...)
   std::uint16_t index_;
   int channels_;
-  sem_t* wake_;  // the bridge's sender
+  Wakeup* wake_;  // the bridge's sender
   SpscQueue<float> queue_;
   std::vector<float> out_;  // sender thread: up to 4096 frames taken from the queue
   std::atomic<std::uint64_t> written_{0}, dropped_{0};
@@ -212,7 +211,7 @@ class AudioBridge final : public engine::AudioProcessor {
   std::string last_error_;  // control thread
 
   std::atomic<bool> running_{false};
-  sem_t wake_;  // posted when a block or stream frames are ready for the sender
+  Wakeup wake_;  // posted when a block or stream frames are ready for the sender
   std::thread sender_;
   std::atomic<std::uint64_t> cycles_{0}, captured_{0}, sent_{0}, full_{0}, too_large_{0},
       port_errors_{0};
