@@ -7,7 +7,7 @@ MidiSession::MidiSession(const MidiConfig& config, net::Transport& transport,
                          const Uuid& session, const Uuid& self)
     : registry_(registry),
       sender_(config, transport, discovery, session, self),
-      playout_(config, [this](const Uuid& id) { receiver_.forget(id); }),
+      playout_(config),
       receiver_(config, transport, discovery, session, playout_) {
   // On the receive thread: MIDI is media.
   sub_ = registry_.subscribe(
@@ -39,7 +39,7 @@ void MidiSession::on_frame(const net::ReceivedFrame& rx) {
 }
 
 void MidiSession::tick(Nanos now) {
-  sender_.refresh_routes();
+  sender_.tick();
   receiver_.report_loss(now);
 }
 

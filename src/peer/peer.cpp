@@ -318,6 +318,13 @@ nlohmann::ordered_json PeerReport::to_json_value() const {
                  {"release_events", midi->release_events},
                  {"senders_released", midi->senders_released},
                  {"notes_released_on_stop", midi->notes_released_on_stop},
+                 // Dropped, each counted for its own reason: never silently.
+                 {"journal_lines_oversize", midi->journal_lines_oversize},
+                 {"playout_queue_full", midi->playout_queue_full},
+                 {"playout_peers_full", midi->playout_peers_full},
+                 {"send_queue_full", midi->send_queue_full},
+                 {"feedback_dropped", midi->feedback_dropped},
+                 {"rt_allocs", midi->rt_allocs},
                  {"from", std::move(from)}};
   }
   if (audio) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <utility>
 
+#include "jamnet/core/log.hpp"
 #include "jamnet/engine/engine.hpp"
 #include "jamnet/engine/io/file_backend.hpp"
 #include "jamnet/engine/io/host_backend.hpp"
@@ -196,8 +197,8 @@ Result<void> Session::open() {
       if (jack_audio_) jack_audio_->push_midi_output(d.event, d.scheduled_ns);
       if (host_midi_out_ && !host_midi_out_->try_push(TimedEvent{d.event, d.scheduled_ns}))
         block_midi_dropped_.fetch_add(1, std::memory_order_relaxed);
-      std::lock_guard lock(mu_);
-      if (midi_handler_) midi_handler_(d);
+      const auto app = midi_handler_.read();
+      if (*app) (*app)(d);
     });
   }
   if (backend) {
@@ -341,8 +342,11 @@ Result<void> Session::send_midi(std::span<const protocol::jmid::Event> events) {
 }
 
 void Session::set_midi_handler(MidiHandler handler) {
-  std::lock_guard lock(mu_);
-  midi_handler_ = std::move(handler);
+  midi_handler_.publish(std::make_unique<const MidiHandler>(std::move(handler)));
+  // A call of the old handler that began before the swap ends first.
+  if (!midi_handler_.wait_for_readers(1'000'000'000))
+    log::warn("session: the MIDI handler did not return within 1 s of being replaced");
+  midi_handler_.reclaim();
 }
 
 void Session::push_event(SessionEvent e) {

@@ -1,5 +1,6 @@
-// MidiPlayout on fake time: items are pushed and play_due() is called with
-// the test's own "now"; the playout thread is never started.
+// MidiPlayout on fake time: items are pushed (as received copies, or
+// already scheduled) and play_due() is called with the test's own "now";
+// the playout thread is never started.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -49,12 +50,10 @@ Event pedal(std::uint8_t channel, std::uint8_t value, std::uint64_t seq) {
 struct Fixture : ::testing::Test {
   MidiConfig config;
   std::vector<MidiDelivery> played;
-  std::vector<Uuid> forgotten;
   std::unique_ptr<MidiPlayout> playout;
 
   void make() {
-    playout = std::make_unique<MidiPlayout>(
-        config, [this](const Uuid& id) { forgotten.push_back(id); }, &fake_now);
+    playout = std::make_unique<MidiPlayout>(config, &fake_now);
     playout->set_handler([this](const MidiDelivery& d) { played.push_back(d); });
   }
   void SetUp() override {
@@ -149,7 +148,7 @@ TEST_F(MidiPlayoutTest, ReleaseTurnsOffWhatALeaverHeldAndForgetsIt) {
   playout->push(100, Due{kB, 0, pedal(5, 127, 1)});
   playout->push(200, Due{kA, 0, Release{}});
   playout->play_due(150);
-  EXPECT_TRUE(forgotten.empty());
+  EXPECT_EQ(stats().senders.size(), 2u);
   played.clear();
   playout->play_due(200);
   ASSERT_EQ(played.size(), 3u);  // two note offs, one pedal up: B still holds channel 5's
@@ -163,8 +162,6 @@ TEST_F(MidiPlayoutTest, ReleaseTurnsOffWhatALeaverHeldAndForgetsIt) {
   EXPECT_EQ(played[2].event.kind, Kind::kControlChange);
   EXPECT_EQ(played[2].event.channel, 2);
   EXPECT_EQ(played[2].event.data2, 0);
-  ASSERT_EQ(forgotten.size(), 1u);
-  EXPECT_EQ(forgotten[0], kA);
   const auto st = stats();
   EXPECT_EQ(st.release_events, 3u);
   EXPECT_EQ(st.senders_released, 1u);
@@ -186,6 +183,60 @@ TEST_F(MidiPlayoutTest, NoHandlerPlaysNothingButKeepsState) {
   EXPECT_EQ(playout->play_due(100), 1u);
   EXPECT_TRUE(played.empty());
   EXPECT_TRUE(playout->state_from(kA, 0).notes_on.test(60));
+}
+
+TEST_F(MidiPlayoutTest, ReceivedCopiesAreDedupedAndPlayAtSenderTimePlusLatency) {
+  config.latency_ns = 5'000'000;
+  make();
+  Event e = note(Kind::kNoteOn, 0, 60, 7);
+  e.ts_ns = 0;
+  // Three copies of one burst; the fastest sets the clock offset (1000 ns).
+  EXPECT_TRUE(playout->push_received(kA, 1'200, 3, e));
+  EXPECT_TRUE(playout->push_received(kA, 1'000, 3, e));
+  EXPECT_TRUE(playout->push_received(kA, 1'100, 3, e));
+  EXPECT_EQ(playout->play_due(5'000'999), 0u);
+  EXPECT_EQ(playout->play_due(5'001'200), 1u);
+  ASSERT_EQ(played.size(), 1u);
+  // Scheduled when its first copy arrived (offset 1200 then).
+  EXPECT_EQ(played[0].scheduled_ns, 5'001'200);
+  EXPECT_EQ(played[0].received_ns, 1'200);
+  const auto st = stats();
+  ASSERT_EQ(st.senders.size(), 1u);
+  EXPECT_EQ(st.senders[0].copies, 3u);
+  EXPECT_EQ(st.senders[0].duplicates, 2u);
+  EXPECT_EQ(st.senders[0].delivered, 1u);
+}
+
+TEST_F(MidiPlayoutTest, APeerGoneIsReleasedAfterWhatIsQueuedOfIt) {
+  config.latency_ns = 5'000'000;
+  make();
+  Event on = note(Kind::kNoteOn, 0, 60, 1);
+  on.ts_ns = 0;
+  ASSERT_TRUE(playout->push_received(kA, 1'000, 1, on));
+  g_now = 2'000;  // it leaves before its note has played
+  playout->peer_gone(kA);
+  EXPECT_EQ(playout->play_due(5'000'999), 0u);
+  EXPECT_EQ(playout->play_due(5'001'000), 2u);
+  ASSERT_EQ(played.size(), 2u);
+  EXPECT_EQ(played[0].event.kind, Kind::kNoteOn);
+  EXPECT_FALSE(played[0].release);
+  EXPECT_EQ(played[1].event.kind, Kind::kNoteOff);
+  EXPECT_TRUE(played[1].release);
+  EXPECT_TRUE(stats().senders.empty());
+  // A peer we never heard from has nothing to release.
+  playout->peer_gone(kB);
+  EXPECT_EQ(playout->play_due(10'000'000), 0u);
+  EXPECT_EQ(stats().senders_released, 1u);
+}
+
+TEST_F(MidiPlayoutTest, PeersBeyondTheCapAreDroppedAndCounted) {
+  for (std::size_t i = 0; i <= MidiPlayout::kMaxPeers; ++i)
+    ASSERT_TRUE(playout->push(
+        100, Due{id_of(static_cast<std::uint8_t>(i + 1)), 0, note(Kind::kNoteOn, 0, 60, 1)}));
+  EXPECT_EQ(playout->play_due(100), MidiPlayout::kMaxPeers);
+  const auto st = stats();
+  EXPECT_EQ(st.senders.size(), MidiPlayout::kMaxPeers);
+  EXPECT_EQ(st.playout_peers_full, 1u);
 }
 
 }  // namespace

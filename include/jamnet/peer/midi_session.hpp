@@ -5,10 +5,12 @@
 // The session owns three parts (peer/midi/), one per job and thread:
 //   MidiSender    send(): events to payloads; its send thread releases burst
 //                 copies at their instants and the journal
-//   MidiReceiver  frames from the transport's receive thread: parse, dedupe,
-//                 clock, queue; and the loss reports we send back
-//   MidiPlayout   its playout thread hands events to the handler at their
-//                 play time, in order, repaired, released when a peer goes
+//   MidiReceiver  frames from the transport's receive thread: parsed and
+//                 handed to the playout; and the loss reports we send back
+//   MidiPlayout   owns what we keep per sending peer; its playout thread
+//                 dedupes, clocks and queues what was handed over and hands
+//                 events to the handler at their play time, in order,
+//                 repaired, released when a peer goes
 // send() may be called from any non-audio thread; tick() from the control thread.
 #pragma once
 
@@ -40,8 +42,8 @@ class MidiSession {
   // bursts the events to every peer. Events sent in one call share a packet.
   void send(std::span<const protocol::jmid::Event> events) { sender_.send(events); }
   void set_handler(MidiHandler handler) { playout_.set_handler(std::move(handler)); }
-  // The peer's control thread, every few ms: discovery's routes for the send
-  // thread, and our loss reports once per feedback interval.
+  // The peer's control thread, every few ms: receivers' loss reports
+  // applied to our burst size, and ours sent once per feedback interval.
   void tick(Nanos now);
   // Clean stop, before the peer says bye: bursts a note off for every note
   // we hold (and a pedal up where the sustain pedal is down), then waits
@@ -55,7 +57,7 @@ class MidiSession {
   // sustain pedal and no other peer holds it on that channel; then its state
   // is forgotten (a restarted peer starts clean). Never a channel-wide All
   // Notes Off: one MIDI output carries the whole band.
-  void peer_gone(const Uuid& id) { receiver_.peer_gone(id); }
+  void peer_gone(const Uuid& id) { playout_.peer_gone(id); }
   MidiStats stats() const;
   // The state our playout built from a peer's events and journal repairs.
   protocol::jmid::ChannelState state_from(const Uuid& peer, int channel) const {

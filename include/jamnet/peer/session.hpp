@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "jamnet/core/published.hpp"
 #include "jamnet/core/result.hpp"
 #include "jamnet/core/spsc_queue.hpp"
 #include "jamnet/engine/telemetry.hpp"
@@ -193,7 +194,9 @@ class Session {
   // MIDI to every peer (ts_ns 0: now). Needs options.peer.midi.
   Result<void> send_midi(std::span<const protocol::jmid::Event> events);
   // MIDI from the session, on the playout thread at each event's time (also
-  // played on the JACK MIDI port when there is one). Keep it short.
+  // played on the JACK MIDI port when there is one). Keep it short. On
+  // return the previous handler is no longer running (so what it captured
+  // may go); do not call this from inside a handler.
   void set_midi_handler(MidiHandler handler);
 
   // Events since the last call (the newest kMaxEvents are kept).
@@ -242,10 +245,11 @@ class Session {
   std::atomic<bool> stopped_{false};
   std::thread control_, midi_source_;
 
-  mutable std::mutex mu_;  // events_, bridge_ control calls, midi_handler_
+  mutable std::mutex mu_;  // events_, bridge_ control calls
   std::deque<SessionEvent> events_;
   std::uint64_t events_dropped_ = 0;
-  MidiHandler midi_handler_;
+  // The app's handler, read per event on the playout thread without a lock.
+  Published<MidiHandler> midi_handler_;
   std::string shown_audio_error_;
 };
 

@@ -15,20 +15,6 @@ namespace {
 constexpr std::uint64_t kMinFeedbackFrames = 20;
 }  // namespace
 
-MidiReceiver::Source::Source(const MidiConfig& c)
-    : dedupe(media::jmid::BurstDeduper::Config{c.dedupe_expiry_ns, 4096,
-                                               std::max(1, c.accept_copies)}),
-      clock(c.latency_ns) {}
-
-Nanos MidiReceiver::Source::play_time(std::int64_t ts) {
-  // The offset estimate only ever drops (a faster packet shows up); an item
-  // queued after another must still not play before it, or a journal could
-  // overtake the events it summarises and a note could overtake its
-  // predecessor on the same channel.
-  last_play_ns = std::max(last_play_ns, clock.play_at(ts));
-  return last_play_ns;
-}
-
 MidiReceiver::MidiReceiver(const MidiConfig& config, net::Transport& transport,
                            net::Discovery& discovery, const Uuid& session, MidiPlayout& playout)
     : config_(config),
@@ -38,20 +24,12 @@ MidiReceiver::MidiReceiver(const MidiConfig& config, net::Transport& transport,
       playout_(playout),
       next_report_(monotonic_ns() + config.feedback_interval_ns) {}
 
-MidiReceiver::Source& MidiReceiver::source_for(const Uuid& id) {
-  auto it = sources_.find(id);
-  if (it == sources_.end()) it = sources_.emplace(id, std::make_unique<Source>(config_)).first;
-  return *it->second;
-}
-
 void MidiReceiver::on_frame(const net::ReceivedFrame& rx) {
   const auto from = discovery_.peer_at(rx.from);
   if (!from) return;  // not (yet) a known peer of this session
   const auto k = static_cast<std::uint8_t>((rx.frame.header.message_kind >> 8) & 0xF);
   const std::string_view text(reinterpret_cast<const char*>(rx.frame.payload.data()),
                               rx.frame.payload.size());
-  std::lock_guard lock(mu_);
-  Source& s = source_for(*from);
   std::size_t pos = 0;
   while (pos <= text.size()) {
     std::size_t nl = text.find('\n', pos);
@@ -61,35 +39,16 @@ void MidiReceiver::on_frame(const net::ReceivedFrame& rx) {
     if (line_text.empty()) continue;
     auto line = protocol::jmid::parse_any(line_text);
     if (!line) {
-      ++parse_errors_;
+      parse_errors_.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    if (auto* e = std::get_if<Event>(&*line)) {
-      ++s.copies;
-      const auto verdict = s.dedupe.on_copy(e->seq, k == 0 ? 1 : k, rx.rx_ns);
-      if (verdict != media::jmid::BurstDeduper::Verdict::kDeliver) continue;
-      s.clock.observe(e->ts_ns, rx.rx_ns);
-      playout_.push(s.play_time(e->ts_ns), Due{*from, rx.rx_ns, *e});
-    } else if (auto* j = std::get_if<JournalLine>(&*line)) {
-      s.clock.observe(j->ts_ns, rx.rx_ns);
-      playout_.push(s.play_time(j->ts_ns), Due{*from, rx.rx_ns, *j});
+    // Full hand-off queue: dropped and counted by the playout.
+    if (const auto* e = std::get_if<Event>(&*line)) {
+      (void)playout_.push_received(*from, rx.rx_ns, k, *e);
+    } else if (const auto* j = std::get_if<JournalLine>(&*line)) {
+      (void)playout_.push_received(*from, rx.rx_ns, k, *j);
     }
   }
-}
-
-void MidiReceiver::peer_gone(const Uuid& id) {
-  std::lock_guard lock(mu_);
-  auto it = sources_.find(id);
-  if (it == sources_.end()) return;
-  // After whatever of it is queued still: a note on that is on its way must
-  // not sound after the release.
-  const Nanos now = monotonic_ns();
-  playout_.push(std::max(now, it->second->last_play_ns), Due{id, now, Release{}});
-}
-
-void MidiReceiver::forget(const Uuid& id) {
-  std::lock_guard lock(mu_);
-  sources_.erase(id);  // bounded: a peer that went away keeps no state here
 }
 
 void MidiReceiver::report_loss(Nanos now) {
@@ -100,23 +59,28 @@ void MidiReceiver::report_loss(Nanos now) {
 
 void MidiReceiver::send_loss_reports() {
   // Tell each sender the packet loss we see on its MIDI stream since last time.
-  const auto streams = transport_.stream_stats();
-  std::lock_guard lock(mu_);
-  for (auto& [id, s] : sources_) {
+  struct Counts {
     std::uint64_t received = 0, lost = 0;
-    for (const auto& st : streams) {
-      if (st.topic == kMidiTopic && st.session == session_ && discovery_.peer_at(st.from) == id) {
-        received += st.counts.received;
-        lost += st.counts.lost;
-      }
-    }
-    const std::uint64_t d_rx = received - std::min(received, s->fb_received);
-    const std::uint64_t d_lost = lost - std::min(lost, s->fb_lost);
+  };
+  std::unordered_map<Uuid, Counts, UuidHash> per_peer;
+  for (const auto& st : transport_.stream_stats()) {
+    if (st.topic != kMidiTopic || st.session != session_) continue;
+    const auto id = discovery_.peer_at(st.from);
+    if (!id) continue;
+    per_peer[*id].received += st.counts.received;
+    per_peer[*id].lost += st.counts.lost;
+  }
+  // Bounded: a peer whose stream is gone from the transport keeps no baseline.
+  std::erase_if(baselines_, [&](const auto& kv) { return !per_peer.contains(kv.first); });
+  for (const auto& [id, c] : per_peer) {
+    Baseline& b = baselines_[id];
+    const std::uint64_t d_rx = c.received - std::min(c.received, b.received);
+    const std::uint64_t d_lost = c.lost - std::min(c.lost, b.lost);
     // Too few frames to say anything yet: keep counting from the same
     // baseline, so a slow stream reports over a longer window instead of never.
     if (d_rx + d_lost < kMinFeedbackFrames) continue;
-    s->fb_received = received;
-    s->fb_lost = lost;
+    b.received = c.received;
+    b.lost = c.lost;
     protocol::jmid::Feedback fb{static_cast<double>(d_lost) / static_cast<double>(d_rx + d_lost),
                                 d_rx, d_lost};
     const auto line = protocol::jmid::to_line(fb);
@@ -133,17 +97,7 @@ void MidiReceiver::send_loss_reports() {
 }
 
 void MidiReceiver::add_stats(MidiStats& st) const {
-  std::lock_guard lock(mu_);
-  st.parse_errors = parse_errors_;
-  for (const auto& [id, s] : sources_) {
-    MidiSenderStats& x = st.senders.emplace_back();
-    x.id = id;
-    x.copies = s->copies;
-    const auto& d = s->dedupe.stats();
-    x.duplicates = d.duplicates;
-    x.too_old = d.too_old;
-    x.copy_loss = s->dedupe.copy_loss_estimate();
-  }
+  st.parse_errors = parse_errors_.load(std::memory_order_relaxed);
 }
 
 }  // namespace jamnet::midi

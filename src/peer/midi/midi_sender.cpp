@@ -16,9 +16,11 @@ namespace {
 
 // How long a receiver's loss report counts when choosing k, in feedback intervals.
 constexpr int kFeedbackValidIntervals = 8;
+// How long send() waits for room while the send thread's hand-off queue is full.
+constexpr Nanos kHandoffRetryNs = 20'000'000;
 
-bool outgoing_later(Nanos a_at, std::uint64_t a_order, Nanos b_at, std::uint64_t b_order) {
-  return a_at != b_at ? a_at > b_at : a_order > b_order;
+bool later(const auto& a, const auto& b) {
+  return a.at != b.at ? a.at > b.at : a.order > b.order;
 }
 
 }  // namespace
@@ -31,43 +33,38 @@ MidiSender::MidiSender(const MidiConfig& config, net::Transport& transport,
       session_(session),
       burst_(config.burst, UuidHash{}(self) ^ static_cast<std::uint64_t>(monotonic_ns())) {
   outgoing_.reserve(kBurstCopies);
-  spent_.reserve(kBurstCopies);
   due_.reserve(kBurstCopies);
-  routes_.reserve(kMaxRoutes);
-  send_routes_.reserve(kMaxRoutes);
   journal_payload_.reserve(protocol::kDefaultMaxPayload);
-}
-
-void MidiSender::refresh_routes() {
-  const auto routes = discovery_.routes();
-  std::lock_guard lock(mu_);
-  const bool same =
-      std::equal(routes.begin(), routes.end(), routes_.begin(), routes_.end(),
-                 [](const auto& r, const net::Endpoint& ep) { return r.address == ep; });
-  if (same) return;
-  routes_.clear();
-  for (const auto& r : routes) routes_.push_back(r.address);
-  ++routes_version_;
+  k_ = burst_.k();
 }
 
 void MidiSender::send(std::span<const Event> events) {
   if (events.empty()) return;
-  refresh_routes();  // a peer discovered since the last control tick hears this too
+  std::lock_guard lock(send_mu_);
+  send_locked(events);
+}
+
+void MidiSender::send_locked(std::span<const Event> events) {
+  apply_feedback_locked();
+  {
+    Outgoing spent;  // what the send thread is done with is freed here, off its thread
+    while (spent_.try_pop(spent)) spent.payload.reset();
+  }
   const Nanos now = transport_.session_now();
   std::string payload;
   payload.reserve(events.size() * 48);
-  {
-    std::lock_guard lock(mu_);
-    for (Event e : events) {
-      if (e.ts_ns == 0) e.ts_ns = now;
-      e.seq = burst_.next_seq();
-      last_seq_ = e.seq;
-      sent_state_.apply(e);
-      if (protocol::jmid::is_channel_message(e.kind)) used_channels_.set(e.channel);
-      if (!payload.empty()) payload.push_back('\n');
-      payload += protocol::jmid::to_line(e);
-    }
+  for (Event e : events) {
+    if (e.ts_ns == 0) e.ts_ns = now;
+    e.seq = burst_.next_seq();
+    journal_state_.last_seq = e.seq;
+    sent_state_.apply(e);
+    if (protocol::jmid::is_channel_message(e.kind)) journal_state_.used.set(e.channel);
+    if (!payload.empty()) payload.push_back('\n');
+    payload += protocol::jmid::to_line(e);
   }
+  for (int ch = 0; ch < 16; ++ch)
+    journal_state_.channels[static_cast<std::size_t>(ch)] = sent_state_.channel(ch);
+  journal_.write(journal_state_);
   events_sent_.fetch_add(events.size(), std::memory_order_relaxed);
   // One packet holds what fits in a datagram; a long chord or SysEx run splits.
   std::size_t start = 0;
@@ -77,26 +74,32 @@ void MidiSender::send(std::span<const Event> events) {
       end = payload.rfind('\n', start + protocol::kDefaultMaxPayload);
       if (end == std::string::npos || end <= start) end = start + protocol::kDefaultMaxPayload;
     }
-    enqueue(std::make_shared<const std::string>(payload.substr(start, end - start)), now);
+    enqueue_locked(std::make_shared<const std::string>(payload.substr(start, end - start)), now);
     start = end + (end < payload.size() && payload[end] == '\n' ? 1 : 0);
   }
 }
 
-void MidiSender::enqueue(std::shared_ptr<const std::string> payload, Nanos now) {
+void MidiSender::enqueue_locked(std::shared_ptr<const std::string> payload, Nanos now) {
   std::array<media::jmid::ScheduledCopy, media::jmid::kMaxBurst> copies{};
-  {
-    std::lock_guard lock(mu_);
-    spent_.clear();  // what the send thread is done with is freed here, off its thread
-    const std::size_t n = burst_.schedule(now, copies);
-    for (std::size_t i = 0; i < n; ++i) {
-      outgoing_.push_back({copies[i].send_at_ns, order_++, payload,
-                           midi_message_kind(MidiLineClass::kEvents, copies[i].copy, copies[i].k)});
-      std::push_heap(outgoing_.begin(), outgoing_.end(), [](const Outgoing& a, const Outgoing& b) {
-        return outgoing_later(a.at, a.order, b.at, b.order);
-      });
+  const std::size_t n = burst_.schedule(now, copies);
+  for (std::size_t i = 0; i < n; ++i) {
+    const Outgoing o{copies[i].send_at_ns, order_++, payload,
+                     midi_message_kind(MidiLineClass::kEvents, copies[i].copy, copies[i].k)};
+    copies_queued_.fetch_add(1, std::memory_order_relaxed);
+    // This is an app thread: a full queue (thousands of copies in flight)
+    // waits a little for the send thread, then drops and counts.
+    const Nanos give_up = monotonic_ns() + kHandoffRetryNs;
+    bool queued = false;
+    while (!(queued = handoffs_.try_push(o)) && monotonic_ns() < give_up) {
+      wake_.post();
+      sleep_until_ns(monotonic_ns() + 200'000);
+    }
+    if (!queued) {
+      handoffs_full_.fetch_add(1, std::memory_order_relaxed);
+      copies_done_.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  cv_.notify_one();
+  wake_.post();
 }
 
 void MidiSender::on_feedback(const net::ReceivedFrame& rx) {
@@ -106,12 +109,29 @@ void MidiSender::on_feedback(const net::ReceivedFrame& rx) {
                               rx.frame.payload.size());
   auto line = protocol::jmid::parse_any(text);
   if (!line || !std::holds_alternative<protocol::jmid::Feedback>(*line)) return;
-  const double loss = std::get<protocol::jmid::Feedback>(*line).loss;
-  std::lock_guard lock(mu_);
-  feedback_[*from] = {loss, rx.rx_ns};
+  if (!reports_.try_push({*from, std::get<protocol::jmid::Feedback>(*line).loss, rx.rx_ns}))
+    reports_dropped_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void MidiSender::tick() {
+  std::lock_guard lock(send_mu_);
+  apply_feedback_locked();
+}
+
+void MidiSender::apply_feedback_locked() {
+  Report r;
+  bool any = false;
+  while (reports_.try_pop(r)) {
+    // Bounded: reports from more receivers than kReporters wait for old ones to expire.
+    if (feedback_.size() < kReporters || feedback_.contains(r.from))
+      feedback_[r.from] = {r.loss, r.rx_ns};
+    any = true;
+  }
+  if (!any) return;
   double worst = 0;  // the burst size must serve the worst receiver heard from lately
+  const Nanos newest = r.rx_ns;
   for (auto it = feedback_.begin(); it != feedback_.end();) {
-    if (rx.rx_ns - it->second.second > kFeedbackValidIntervals * config_.feedback_interval_ns) {
+    if (newest - it->second.second > kFeedbackValidIntervals * config_.feedback_interval_ns) {
       it = feedback_.erase(it);
     } else {
       worst = std::max(worst, it->second.first);
@@ -119,6 +139,7 @@ void MidiSender::on_feedback(const net::ReceivedFrame& rx) {
     }
   }
   burst_.on_feedback(worst);
+  k_ = burst_.k();
 }
 
 void MidiSender::run() {
@@ -127,15 +148,17 @@ void MidiSender::run() {
   realtime_ = platform::make_current_thread_realtime();
   Nanos next_journal = monotonic_ns() + config_.journal_interval_ns;
   while (thread_.running()) {
-    Nanos wake = next_journal;
+    wake_.drain();  // posts so far are answered by what follows
     {
-      std::unique_lock lock(mu_);
-      if (!outgoing_.empty()) wake = std::min(wake, outgoing_.front().at);
-      if (wake - monotonic_ns() > kCoarseWaitNs) {
-        // Coarse wait; new work (notify) wakes us early.
-        cv_.wait_until(lock, steady_at(wake - kCoarseMarginNs));
-        continue;
-      }
+      const rt::Scope scope(rt::Work::kMidiSend);
+      take_handoffs();
+    }
+    Nanos wake = next_journal;
+    if (!outgoing_.empty()) wake = std::min(wake, outgoing_.front().at);
+    if (wake - monotonic_ns() > kCoarseWaitNs) {
+      // Coarse wait; new copies wake us early.
+      wake_.wait_until(wake - kCoarseMarginNs);
+      continue;
     }
     sleep_precisely_until(wake);
     const rt::Scope scope(rt::Work::kMidiSend);
@@ -144,6 +167,7 @@ void MidiSender::run() {
     for (const auto& o : due_) {
       transmit({reinterpret_cast<const std::uint8_t*>(o.payload->data()), o.payload->size()},
                o.kind);
+      copies_done_.fetch_add(1, std::memory_order_relaxed);
     }
     if (now >= next_journal) {
       send_journal(now);
@@ -152,29 +176,28 @@ void MidiSender::run() {
   }
 }
 
-// Send thread: the copies due by `now` into due_, and the routes if they changed.
+// Send thread: copies handed over go into the heap of what waits for its instant.
+void MidiSender::take_handoffs() {
+  while (handoffs_.try_pop(taken_)) {
+    if (outgoing_.size() == outgoing_.capacity())
+      rt_allocs_.fetch_add(1, std::memory_order_relaxed);
+    outgoing_.push_back(std::move(taken_));
+    std::push_heap(outgoing_.begin(), outgoing_.end(),
+                   [](const Outgoing& a, const Outgoing& b) { return later(a, b); });
+  }
+}
+
+// Send thread: the copies due by `now` into due_.
 void MidiSender::take_due(Nanos now) {
-  std::lock_guard lock(mu_);
-  // Last wake's payloads go to the next send() to free.
+  // Last wake's payloads go back to the next send() to free.
   for (auto& o : due_) {
-    if (spent_.size() == spent_.capacity()) {
-      rt_allocs_.fetch_add(1, std::memory_order_relaxed);  // may free here
-      continue;
-    }
-    spent_.push_back(std::move(o.payload));
+    if (!spent_.try_push(o)) rt_allocs_.fetch_add(1, std::memory_order_relaxed);  // may free here
   }
   due_.clear();
-  if (send_routes_version_ != routes_version_) {
-    if (routes_.size() > send_routes_.capacity())
-      rt_allocs_.fetch_add(1, std::memory_order_relaxed);
-    send_routes_.assign(routes_.begin(), routes_.end());
-    send_routes_version_ = routes_version_;
-  }
-  auto later = [](const Outgoing& a, const Outgoing& b) {
-    return outgoing_later(a.at, a.order, b.at, b.order);
-  };
+  take_handoffs();
   while (!outgoing_.empty() && outgoing_.front().at <= now) {
-    std::pop_heap(outgoing_.begin(), outgoing_.end(), later);
+    std::pop_heap(outgoing_.begin(), outgoing_.end(),
+                  [](const Outgoing& a, const Outgoing& b) { return later(a, b); });
     if (due_.size() == due_.capacity()) rt_allocs_.fetch_add(1, std::memory_order_relaxed);
     due_.push_back(std::move(outgoing_.back()));
     outgoing_.pop_back();
@@ -187,8 +210,9 @@ void MidiSender::transmit(std::span<const std::uint8_t> bytes, std::uint16_t kin
   opts.topic = kMidiTopic;
   opts.kind = kind;
   opts.format = protocol::FormatType::kCompactJsonl;
-  for (const auto& to : send_routes_) {
-    if (transport_.send(opts, bytes, to)) {
+  const auto table = discovery_.route_table();  // pinned while we send; no lock
+  for (const auto& route : table->routes) {
+    if (transport_.send(opts, bytes, route.address)) {
       packets_sent_.fetch_add(1, std::memory_order_relaxed);
       bytes_sent_.fetch_add(protocol::encoded_size(bytes.size()), std::memory_order_relaxed);
     }
@@ -206,22 +230,17 @@ void MidiSender::send_journal(Nanos now) {
         midi_message_kind(MidiLineClass::kJournal, 0, 1));
     journal_payload_.clear();
   };
-  std::size_t lines = 0;
-  {
-    std::lock_guard lock(mu_);
-    for (int ch = 0; ch < 16; ++ch) {
-      // Channels ever used are journalled even when back to default, so a
-      // receiver that missed the last note off still learns the note is off.
-      if (!used_channels_.test(static_cast<std::size_t>(ch))) continue;
-      JournalLine& j = journal_lines_[lines++];
-      j.channel = static_cast<std::uint8_t>(ch);
-      j.upto_seq = last_seq_;
-      j.ts_ns = now;
-      j.state = sent_state_.channel(ch);
-    }
-  }
-  for (std::size_t i = 0; i < lines; ++i) {
-    const std::size_t n = protocol::jmid::format_journal(journal_lines_[i], journal_line_);
+  const JournalState& js = journal_.read();
+  for (int ch = 0; ch < 16; ++ch) {
+    // Channels ever used are journalled even when back to default, so a
+    // receiver that missed the last note off still learns the note is off.
+    if (!js.used.test(static_cast<std::size_t>(ch))) continue;
+    JournalLine j;
+    j.channel = static_cast<std::uint8_t>(ch);
+    j.upto_seq = js.last_seq;
+    j.ts_ns = now;
+    j.state = js.channels[static_cast<std::size_t>(ch)];
+    const std::size_t n = protocol::jmid::format_journal(j, journal_line_);
     if (n > protocol::kDefaultMaxPayload) {
       journal_oversize_.fetch_add(1, std::memory_order_relaxed);
       continue;
@@ -237,7 +256,7 @@ void MidiSender::send_journal(Nanos now) {
 void MidiSender::release_sent_notes(Nanos timeout_ns) {
   std::vector<Event> offs;
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(send_mu_);
     for (int ch = 0; ch < 16; ++ch) {
       const auto& st = sent_state_.channel(ch);
       for (std::size_t n = 0; n < 128; ++n) {
@@ -257,25 +276,20 @@ void MidiSender::release_sent_notes(Nanos timeout_ns) {
         offs.push_back(e);
       }
     }
+    if (offs.empty()) return;
+    notes_released_on_stop_.fetch_add(offs.size(), std::memory_order_relaxed);
+    send_locked(offs);  // burst like any note
   }
-  if (offs.empty()) return;
-  notes_released_on_stop_.fetch_add(offs.size(), std::memory_order_relaxed);
-  send(offs);  // burst like any note
   const Nanos deadline = monotonic_ns() + timeout_ns;
-  while (monotonic_ns() < deadline) {
-    {
-      std::lock_guard lock(mu_);
-      if (outgoing_.empty()) break;
-    }
+  while (monotonic_ns() < deadline && copies_done_.load() < copies_queued_.load())
     sleep_until_ns(monotonic_ns() + 200'000);
-  }
   // The last copies leave within a few microseconds of their time; let the
   // socket take them before the caller says bye.
   sleep_until_ns(monotonic_ns() + 1'000'000);
 }
 
 protocol::jmid::ChannelState MidiSender::sent_state(int channel) const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(send_mu_);
   return sent_state_.channel(channel);
 }
 
@@ -286,9 +300,10 @@ void MidiSender::add_stats(MidiStats& st) const {
   st.journal_lines_sent = journal_sent_.load();
   st.journal_lines_oversize = journal_oversize_.load();
   st.notes_released_on_stop = notes_released_on_stop_.load();
+  st.send_queue_full = handoffs_full_.load();
+  st.feedback_dropped = reports_dropped_.load();
   st.rt_allocs += rt_allocs_.load(std::memory_order_relaxed);
-  std::lock_guard lock(mu_);
-  st.k = burst_.k();
+  st.k = k_.load();
   st.realtime = realtime_.load();
 }
 

@@ -3,17 +3,25 @@
 // goes out every journal interval; receivers' loss reports set k. A send
 // thread (SCHED_FIFO where allowed) releases each copy at its instant.
 //
-// Real time: one wake of the send thread allocates nothing in steady state.
-// Routes come from discovery through the control thread (refresh_routes)
-// into a buffer reserved up front; journal lines are formatted into reused
-// buffers; payloads the thread is done with are handed back to the next
-// send() call to free. What cannot be avoided is counted (rt_allocs).
+// Threads and hand-offs (no lock is shared with a real-time thread):
+//   send() callers (app threads, serialised among themselves by send_mu_)
+//     own the burst scheduler, the sequence numbers and the state of what
+//     was sent; each copy goes to the send thread through a lock-free queue
+//     and a semaphore post; the journal's channel states through a triple
+//     buffer.
+//   The send thread releases copies at their instants to discovery's
+//     routes (a Published table, read without a lock) and formats the
+//     journal into reused buffers. Payloads it is done with go back through
+//     a second queue, freed by the next send() off its thread.
+//   The receive thread hands receivers' loss reports over through a third
+//     queue; the control thread's tick() (or the next send()) applies them.
+// One wake of the send thread allocates nothing in steady state; what cannot
+// be avoided is counted (rt_allocs).
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <bitset>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -22,7 +30,10 @@
 #include <vector>
 
 #include "jamnet/core/clock.hpp"
+#include "jamnet/core/mpsc_queue.hpp"
+#include "jamnet/core/triple_buffer.hpp"
 #include "jamnet/core/uuid.hpp"
+#include "jamnet/core/wakeup.hpp"
 #include "jamnet/media/jmid/burst.hpp"
 #include "jamnet/media/jmid/state_tracker.hpp"
 #include "jamnet/net/discovery.hpp"
@@ -33,10 +44,26 @@
 
 namespace jamnet::midi {
 
+// One burst copy on its way to the send thread, and a receiver's loss
+// report on its way from the receive thread.
+struct OutgoingCopy {
+  Nanos at = 0;
+  std::uint64_t order = 0;
+  std::shared_ptr<const std::string> payload;
+  std::uint16_t kind = 0;
+};
+struct LossReport {
+  Uuid from;
+  double loss = 0;
+  Nanos rx_ns = 0;
+};
+
 class MidiSender {
  public:
-  static constexpr std::size_t kMaxRoutes = 64;     // destinations a wake sends to unreserved
-  static constexpr std::size_t kBurstCopies = 256;  // copies one wake releases unreserved
+  static constexpr std::size_t kBurstCopies = 256;  // copies waiting for their instant, unreserved
+  static constexpr std::size_t kHandoffs = 1024;    // copies handed over, not yet taken
+  static constexpr std::size_t kFeedbackReports = 64;  // loss reports not yet applied
+  static constexpr std::size_t kReporters = 64;        // receivers whose loss reports count
 
   MidiSender(const MidiConfig& config, net::Transport& transport, net::Discovery& discovery,
              const Uuid& session, const Uuid& self);
@@ -48,7 +75,7 @@ class MidiSender {
   void start() {
     thread_.start([this] { run(); });
   }
-  void stop() { thread_.stop(cv_); }
+  void stop() { thread_.stop(wake_); }
 
   // Stamps ts (session time now, unless ts_ns is already set) and seq, and
   // bursts the events to every peer. Events sent in one call share a packet.
@@ -56,23 +83,29 @@ class MidiSender {
   // Note offs (and pedal ups) for what we hold, burst like notes; waits (at
   // most timeout_ns) until every copy has left.
   void release_sent_notes(Nanos timeout_ns);
-  // A receiver's loss report on our stream: the burst size follows the worst.
+  // Receive thread: a receiver's loss report on our stream (lock-free hand-off).
   void on_feedback(const net::ReceivedFrame& rx);
-  // Discovery's routes, for the send thread (control thread, and each send()).
-  void refresh_routes();
+  // Control thread, every few ms: loss reports received since, applied to k.
+  void tick();
 
   protocol::jmid::ChannelState sent_state(int channel) const;
   void add_stats(MidiStats& st) const;
 
  private:
-  struct Outgoing {
-    Nanos at;
-    std::uint64_t order;
-    std::shared_ptr<const std::string> payload;
-    std::uint16_t kind;
+  using Outgoing = OutgoingCopy;
+  using Report = LossReport;
+  // What the journal says, as the send() callers last left it.
+  struct JournalState {
+    std::array<protocol::jmid::ChannelState, 16> channels;
+    std::bitset<16> used;
+    std::uint64_t last_seq = 0;
   };
+
   void run();
-  void enqueue(std::shared_ptr<const std::string> payload, Nanos now);
+  void send_locked(std::span<const protocol::jmid::Event> events);
+  void enqueue_locked(std::shared_ptr<const std::string> payload, Nanos now);
+  void apply_feedback_locked();
+  void take_handoffs();
   void take_due(Nanos now);
   void transmit(std::span<const std::uint8_t> bytes, std::uint16_t kind);
   void send_journal(Nanos now);
@@ -83,32 +116,33 @@ class MidiSender {
   Uuid session_;
   std::atomic<bool> realtime_{false};
   MidiThread thread_;
+  Wakeup wake_;
 
-  mutable std::mutex mu_;  // everything below up to the thread's own buffers
-  std::condition_variable cv_;
+  // send() callers' (and the control thread's), under send_mu_.
+  mutable std::mutex send_mu_;
   media::jmid::BurstSender burst_;
   media::jmid::StateTracker sent_state_;
-  std::bitset<16> used_channels_;
-  std::uint64_t last_seq_ = 0;
-  std::vector<Outgoing> outgoing_;  // min-heap on (at, order)
+  JournalState journal_state_;
   std::uint64_t order_ = 0;
   std::unordered_map<Uuid, std::pair<double, Nanos>, UuidHash> feedback_;  // peer -> (loss, when)
-  std::vector<net::Endpoint> routes_;  // written by refresh_routes
-  std::uint64_t routes_version_ = 0;
-  // Payloads the send thread has sent, freed by the next send() (off the
-  // real-time thread).
-  std::vector<std::shared_ptr<const std::string>> spent_;
 
-  // The send thread's own buffers.
+  // Hand-offs between the threads.
+  MpscQueue<Outgoing> handoffs_{kHandoffs};      // send() -> send thread
+  MpscQueue<Outgoing> spent_{kHandoffs};         // send thread -> send(): payloads to free
+  MpscQueue<Report> reports_{kFeedbackReports};  // receive thread -> tick()/send()
+  TripleBuffer<JournalState> journal_;           // send() -> send thread
+
+  // The send thread's own.
+  std::vector<Outgoing> outgoing_;  // min-heap on (at, order)
   std::vector<Outgoing> due_;
-  std::vector<net::Endpoint> send_routes_;
-  std::uint64_t send_routes_version_ = 0;
-  std::array<protocol::jmid::JournalLine, 16> journal_lines_;  // copied under mu_, then formatted
+  Outgoing taken_;
   std::array<char, protocol::jmid::kMaxJournalLineBytes> journal_line_{};
   std::string journal_payload_;
 
   std::atomic<std::uint64_t> events_sent_{0}, packets_sent_{0}, bytes_sent_{0}, journal_sent_{0},
-      journal_oversize_{0}, notes_released_on_stop_{0}, rt_allocs_{0};
+      journal_oversize_{0}, notes_released_on_stop_{0}, rt_allocs_{0}, copies_queued_{0},
+      copies_done_{0}, handoffs_full_{0}, reports_dropped_{0};
+  std::atomic<int> k_{0};
 };
 
 }  // namespace jamnet::midi

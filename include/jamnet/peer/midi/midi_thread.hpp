@@ -1,12 +1,12 @@
 // The thread of a MIDI part (the send thread, the playout thread): started
-// once, stopped by clearing its flag and waking it through the part's
-// condition variable.
+// once, stopped by clearing its flag and waking it.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <thread>
 #include <utility>
+
+#include "jamnet/core/wakeup.hpp"
 
 namespace jamnet::midi {
 
@@ -17,9 +17,9 @@ class MidiThread {
     running_ = true;
     thread_ = std::thread(std::forward<Loop>(loop));
   }
-  void stop(std::condition_variable& wake) {
+  void stop(Wakeup& wake) {
     running_ = false;
-    wake.notify_all();
+    wake.post();
     if (thread_.joinable()) thread_.join();
   }
   bool running() const noexcept { return running_.load(); }

@@ -82,6 +82,9 @@ struct MidiStats {
   // grown past what was reserved up front, a payload freed on the send thread.
   std::uint64_t rt_allocs = 0;
   std::uint64_t playout_queue_full = 0;  // items dropped: the playout queue was at its cap
+  std::uint64_t playout_peers_full = 0;  // items dropped: from a peer beyond the playout's cap
+  std::uint64_t send_queue_full = 0;     // copies not sent: the send thread's queue stayed full
+  std::uint64_t feedback_dropped = 0;    // loss reports dropped: too many waiting to be applied
   std::vector<MidiSenderStats> senders;
 };
 
