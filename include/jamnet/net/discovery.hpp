@@ -7,7 +7,8 @@
 //   1. a configured --connect target the peer's frames come from (pinned);
 //   2. the source of the peer's unicast announcements;
 //   3. the source of its multicast announcements.
-// Pings and pongs never move an address; they only prove liveness. Unicast
+// Pings and pongs move an address only as 1. says (any frame from a
+// configured target pins it); otherwise they only prove liveness. Unicast
 // announcements go to configured targets and to peers learned by unicast;
 // multicast-learned peers hear our multicast announcements. So a path through
 // a relay, once configured, is the one used in both directions.
