@@ -71,7 +71,7 @@ Result<std::unique_ptr<Transport>> Transport::start(const TransportConfig& confi
     return make_error(Errc::kIo, std::string("epoll_ctl: ") + std::strerror(errno));
   }
   t->running_ = true;
-  t->serving_ = true;
+  t->requests_.set_serving(true);
   t->thread_ = std::thread([raw = t.get()] { raw->receive_loop(); });
   return t;
 }
@@ -88,13 +88,13 @@ void Transport::stop() {
   if (thread_.joinable()) thread_.join();
   {
     // What the thread did not get to: forgets queued since its last serve.
-    std::lock_guard lock(snapshot_mu_);
+    std::lock_guard lock(requests_.mutex());
     drain_forgets_and_publish();
   }
-  serving_ = false;  // the tables are the callers' now
+  requests_.set_serving(false);  // the tables are the callers' now
 }
 
-// Once the thread has stopped, under snapshot_mu_ (the queue's one consumer).
+// Once the thread has stopped, under the snapshot lock (the queue's one consumer).
 void Transport::drain_forgets_and_publish() const {
   Endpoint from;
   auto* self = const_cast<Transport*>(this);  // the tables are ours: no thread serves them
@@ -144,8 +144,7 @@ void Transport::receive_loop() {
   while (running_.load(std::memory_order_relaxed)) {
     // A reader's request not yet served (its snapshot lock was busy): look
     // again in a millisecond rather than at the next datagram.
-    const bool pending =
-        requested_.load(std::memory_order_relaxed) != served_.load(std::memory_order_relaxed);
+    const bool pending = requests_.pending();
     const int n =
         ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), pending ? 1 : 200);
     for (int i = 0; i < n; ++i) {
@@ -172,8 +171,7 @@ void Transport::drain(UdpSocket& sock, bool via_multicast) {
   while (sock.receive(rx_buffer_, dg)) {
     handle({rx_buffer_.data(), dg.truncated ? rx_buffer_.size() : dg.size}, dg, via_multicast);
     // Between datagrams: a flood must not keep a reader waiting.
-    if (requested_.load(std::memory_order_relaxed) != served_.load(std::memory_order_relaxed))
-      serve_requests();
+    if (requests_.pending()) serve_requests();
   }
 }
 
@@ -251,16 +249,11 @@ void Transport::apply_forget(const Endpoint& from) {
 }
 
 void Transport::serve_requests() {
-  const std::uint64_t want = requested_.load(std::memory_order_acquire);
   Endpoint from;
   while (forget_requests_.try_pop(from)) apply_forget(from);
-  if (want == served_.load(std::memory_order_relaxed)) return;
   // Never waits: while a reader copies the last snapshot, the next datagram
   // or wake tries again.
-  if (!snapshot_mu_.try_lock()) return;
-  publish_locked();
-  snapshot_mu_.unlock();
-  served_.store(want, std::memory_order_release);
+  requests_.serve([this] { publish_locked(); });
 }
 
 void Transport::publish_locked() const {
@@ -283,60 +276,42 @@ void Transport::wake() const {
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
-// Leaves a fresh snapshot under snapshot_mu_'s protection: from the receive
-// thread while it serves, or made here once it has stopped.
-void Transport::request_fresh() const {
-  if (!serving_.load(std::memory_order_acquire)) {
-    std::lock_guard lock(snapshot_mu_);
-    drain_forgets_and_publish();
-    return;
-  }
-  const std::uint64_t want = requested_.fetch_add(1, std::memory_order_acq_rel) + 1;
-  wake();
-  const Nanos deadline = monotonic_ns() + 1'000'000'000;
-  while (served_.load(std::memory_order_acquire) < want && serving_.load() &&
-         monotonic_ns() < deadline) {
-    sleep_until_ns(monotonic_ns() + 20'000);
-  }
-  if (served_.load(std::memory_order_acquire) < want && !serving_.load()) {
-    std::lock_guard lock(snapshot_mu_);  // stopped meanwhile: make it here
-    drain_forgets_and_publish();
-  }
-}
-
 void Transport::forget(const Endpoint& from) {
-  if (!serving_.load(std::memory_order_acquire)) {
-    std::lock_guard lock(snapshot_mu_);
+  if (!requests_.serving()) {
+    std::lock_guard lock(requests_.mutex());
     apply_forget(from);
     return;
   }
   bool queued = false;
-  while (!(queued = forget_requests_.try_push(from)) && serving_.load())
+  while (!(queued = forget_requests_.try_push(from)) && requests_.serving())
     sleep_until_ns(monotonic_ns() + 100'000);
   if (!queued) {  // the thread stopped while the queue was full
-    std::lock_guard lock(snapshot_mu_);
+    std::lock_guard lock(requests_.mutex());
     apply_forget(from);
     return;
   }
-  request_fresh();  // served after the forget: the figures are gone on return
+  // Served after the forget: the figures are gone on return.
+  requests_.read_fresh([this] { wake(); }, [this] { drain_forgets_and_publish(); }, [] {});
 }
 
 std::vector<StreamStats> Transport::stream_stats() const {
-  request_fresh();
-  std::lock_guard lock(snapshot_mu_);
-  return snap_streams_;
+  std::vector<StreamStats> out;
+  requests_.read_fresh([this] { wake(); }, [this] { drain_forgets_and_publish(); },
+                       [&] { out = snap_streams_; });
+  return out;
 }
 
 std::vector<SourceStats> Transport::source_stats() const {
-  request_fresh();
-  std::lock_guard lock(snapshot_mu_);
-  return snap_sources_;
+  std::vector<SourceStats> out;
+  requests_.read_fresh([this] { wake(); }, [this] { drain_forgets_and_publish(); },
+                       [&] { out = snap_sources_; });
+  return out;
 }
 
 TransportTotals Transport::totals() const {
-  request_fresh();
-  std::lock_guard lock(snapshot_mu_);
-  TransportTotals t = snap_totals_;
+  TransportTotals t;
+  requests_.read_fresh([this] { wake(); }, [this] { drain_forgets_and_publish(); },
+                       [&] { t = snap_totals_; });
   t.frames_sent = frames_sent_.load();
   t.send_failures = send_failures_.load();
   return t;

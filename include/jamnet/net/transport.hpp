@@ -26,6 +26,7 @@
 #include "jamnet/core/fixed_map.hpp"
 #include "jamnet/core/mpsc_queue.hpp"
 #include "jamnet/core/result.hpp"
+#include "jamnet/core/snapshot_requests.hpp"
 #include "jamnet/net/endpoint.hpp"
 #include "jamnet/net/sequence_tracker.hpp"
 #include "jamnet/net/session_registry.hpp"
@@ -127,7 +128,6 @@ class Transport {
   void publish_locked() const;
   void drain_forgets_and_publish() const;
   void wake() const;
-  void request_fresh() const;
 
   TransportConfig config_;
   SessionRegistry& registry_;
@@ -137,7 +137,6 @@ class Transport {
   int wake_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> running_{false};
-  std::atomic<bool> serving_{false};  // the receive thread owns the tables
   std::vector<std::uint8_t> rx_buffer_;
 
   using StreamKey =
@@ -163,9 +162,8 @@ class Transport {
 
   // Readers' requests, served between datagrams: forgets, then a snapshot.
   mutable MpscQueue<Endpoint> forget_requests_{64};
-  mutable std::atomic<std::uint64_t> requested_{0};
-  std::atomic<std::uint64_t> served_{0};
-  mutable std::mutex snapshot_mu_;  // readers copy under it; the thread only try-locks
+  // The receive thread owns the tables while it serves; readers get copies.
+  SnapshotRequests requests_;
   mutable std::vector<SourceStats> snap_sources_;
   mutable std::vector<StreamStats> snap_streams_;
   mutable TransportTotals snap_totals_;
