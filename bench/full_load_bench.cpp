@@ -11,12 +11,20 @@
 // timestamp + constant)|, the constant being the median), xruns.
 //
 // Floor windows, interleaved with them: the peer is stopped (Sessions and the
-// relay gone; jackd idles with no client), the same stress load runs, and a
-// probe thread at the audio thread's real-time priority does nothing but
-// sleep to 64-frame deadlines. Its |wake-to-wake - period| is the host's own
-// stall (rt.host_stall_*): what any program at that priority meets on this
-// machine at that moment. A wake more than a period late is what would have
-// been an xrun.
+// relay gone), the same stress load runs, and a probe thread at the audio
+// thread's real-time priority does nothing but sleep to 64-frame deadlines.
+// Its |wake-to-wake - period| is the host's own stall (rt.host_stall_*):
+// what any program at that priority meets on this machine at that moment. A
+// wake more than a period late is what would have been an xrun.
+//
+// Xruns: a JACK client that does nothing (an empty process callback) stays
+// on the server through every window and counts the xruns the server
+// reports. In the peer windows that is what the peer costs jackd
+// (full_load.xruns); in the floor windows, where two more no-op clients
+// stand in for the engines (the same graph, doing nothing), what jackd's
+// dummy driver misses on this host with no work at all
+// (full_load.floor_xruns). The engines'
+// own counts (each server xrun reaches both) are full_load.engine_xruns.
 #include <pthread.h>
 #include <sched.h>
 
@@ -34,6 +42,9 @@
 #include "jamnet/core/histogram.hpp"
 #include "jamnet/core/sample_stats.hpp"
 #include "jamnet/engine/io/jack_midi.hpp"
+#if defined(JAMNET_HAVE_JACK)
+#include <jack/jack.h>
+#endif
 #include "jamnet/net/netsim.hpp"
 #include "jamnet/peer/session.hpp"
 #include "stress_load.hpp"
@@ -169,6 +180,61 @@ PeerWindow run_peer_window(const std::string& server, double seconds) {
   return w;
 }
 
+// The no-op client that counts the server's xruns through every window.
+class IdleJackClient {
+ public:
+  explicit IdleJackClient(const std::string& server, int n = 0) {
+#if defined(JAMNET_HAVE_JACK)
+    jack_status_t status{};
+    const std::string name = "jamnet-bench-idle-" + std::to_string(n);
+    client_ = ::jack_client_open(name.c_str(),
+                                 static_cast<jack_options_t>(JackNoStartServer | JackServerName),
+                                 &status, server.c_str());
+    if (client_ == nullptr) return;
+    ::jack_set_process_callback(
+        client_, [](jack_nframes_t, void*) -> int { return 0; }, nullptr);
+    ::jack_set_xrun_callback(
+        client_,
+        [](void* self) -> int {
+          static_cast<IdleJackClient*>(self)->xruns_.fetch_add(1, std::memory_order_relaxed);
+          return 0;
+        },
+        this);
+    if (::jack_activate(client_) != 0) {
+      ::jack_client_close(client_);
+      client_ = nullptr;
+    }
+#else
+    (void)server;
+    (void)n;
+#endif
+  }
+  ~IdleJackClient() {
+#if defined(JAMNET_HAVE_JACK)
+    if (client_ != nullptr) {
+      ::jack_deactivate(client_);
+      ::jack_client_close(client_);
+    }
+#endif
+  }
+  IdleJackClient(const IdleJackClient&) = delete;
+  IdleJackClient& operator=(const IdleJackClient&) = delete;
+  bool ok() const noexcept {
+    return client_ != nullptr;
+  }
+  std::uint64_t xruns() const noexcept {
+    return xruns_.load(std::memory_order_relaxed);
+  }
+
+ private:
+#if defined(JAMNET_HAVE_JACK)
+  jack_client_t* client_ = nullptr;
+#else
+  void* client_ = nullptr;
+#endif
+  std::atomic<std::uint64_t> xruns_{0};
+};
+
 struct FloorWindow {
   Histogram stall;  // ns: |wake-to-wake - period|
   std::uint64_t late_by_period = 0;
@@ -213,26 +279,42 @@ void run_full_load_bench(const BenchOptions& opts, Metrics& out) {
     std::fprintf(stderr, "full_load: cannot start jackd: %s\n", why.c_str());
     return;
   }
+  IdleJackClient idle(server);
+  if (!idle.ok()) {
+    std::fprintf(stderr, "full_load: cannot open the idle JACK client on %s\n", server.c_str());
+    return;
+  }
   const int rounds = opts.quick ? 2 : 4;
   const double peer_s = opts.quick ? 4.0 : 8.0;
   const double floor_s = opts.quick ? 2.0 : 4.0;
   Histogram tick, floor_stall;
   std::vector<double> timing;
-  std::uint64_t xruns = 0, floor_late = 0, sent = 0, played = 0;
+  std::uint64_t engine_xruns = 0, xruns = 0, floor_xruns = 0, floor_late = 0, sent = 0, played = 0;
   int peer_windows = 0;
   for (int r = 0; r < rounds; ++r) {
+    const std::uint64_t before_peer = idle.xruns();
     const PeerWindow p = run_peer_window(server, peer_s);
+    const std::uint64_t peer_window_xruns = idle.xruns() - before_peer;
     if (!p.ok) {
       std::fprintf(stderr, "full_load: peer window %d: %s\n", r, p.why.c_str());
     } else {
       ++peer_windows;
       tick.merge(p.tick_jitter);
       timing.insert(timing.end(), p.timing_err_us.begin(), p.timing_err_us.end());
-      xruns += p.xruns;
+      engine_xruns += p.xruns;
+      xruns += peer_window_xruns;
       sent += p.notes_sent;
       played += p.notes_played;
     }
+    // The same JACK graph as the peer windows, its clients doing nothing:
+    // two no-op clients where the engines were.
+    std::vector<std::unique_ptr<IdleJackClient>> stand_ins;
+    for (int i = 0; i < 2; ++i)
+      stand_ins.push_back(std::make_unique<IdleJackClient>(server, i + 1));
+    const std::uint64_t before_floor = idle.xruns();
     const FloorWindow f = run_floor_window(floor_s, g_audio_priority.load());
+    floor_xruns += idle.xruns() - before_floor;
+    stand_ins.clear();
     floor_stall.merge(f.stall);
     floor_late += f.late_by_period;
   }
@@ -248,16 +330,18 @@ void run_full_load_bench(const BenchOptions& opts, Metrics& out) {
   out["full_load.midi_notes_sent"] = static_cast<double>(sent);
   out["full_load.midi_notes_played"] = static_cast<double>(played);
   out["full_load.xruns"] = static_cast<double>(xruns);
+  out["full_load.engine_xruns"] = static_cast<double>(engine_xruns);
+  out["full_load.floor_xruns"] = static_cast<double>(floor_xruns);
   out["rt.host_stall_p99_us"] = static_cast<double>(floor_stall.quantile(0.99)) / 1e3;
   out["rt.host_stall_max_us"] = static_cast<double>(floor_stall.max()) / 1e3;
   out["rt.host_stall_late_by_a_period"] = static_cast<double>(floor_late);
-  std::fprintf(stderr,
-               "full_load: %d windows: tick jitter p99 %.1f us, JMID timing p99 %.1f us, xruns "
-               "%llu; host floor p99 %.1f us, %llu wakes a period late\n",
-               peer_windows, static_cast<double>(tick.quantile(0.99)) / 1e3,
-               percentile_of(timing, 0.99), static_cast<unsigned long long>(xruns),
-               static_cast<double>(floor_stall.quantile(0.99)) / 1e3,
-               static_cast<unsigned long long>(floor_late));
+  std::fprintf(
+      stderr,
+      "full_load: %d windows: tick jitter p99 %.1f us, JMID timing p99 %.1f us, xruns "
+      "%llu; host floor p99 %.1f us, %llu wakes a period late, %llu xruns\n",
+      peer_windows, static_cast<double>(tick.quantile(0.99)) / 1e3, percentile_of(timing, 0.99),
+      static_cast<unsigned long long>(xruns), static_cast<double>(floor_stall.quantile(0.99)) / 1e3,
+      static_cast<unsigned long long>(floor_late), static_cast<unsigned long long>(floor_xruns));
 }
 
 }  // namespace jamnet::bench
