@@ -9,12 +9,15 @@ demo_packages=(
   build-essential cmake ninja-build pkg-config
   zlib1g-dev libcli11-dev nlohmann-json3-dev libsimdjson-dev libsmf-dev libvalijson-dev
   libvulkan-dev glslang-tools libjack-jackd2-dev libsamplerate0-dev libsndfile1-dev
+  libsodium-dev libssl-dev
 )
 
 packages=(
   # build
   build-essential cmake ninja-build pkg-config git
   zlib1g-dev libcli11-dev nlohmann-json3-dev libsimdjson-dev libsmf-dev
+  # keyed sessions: libsodium (XChaCha20-Poly1305, Argon2id), libcrypto (SHA-1 for UUID v5)
+  libsodium-dev libssl-dev
   # JSON Schema validation of control messages (header-only)
   libvalijson-dev
   # GPU: Vulkan headers and loader; lavapipe (Vulkan on the CPU) so the Vulkan

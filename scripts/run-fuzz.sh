@@ -35,6 +35,7 @@ run jmid_fuzz 15 || status=1
 run jsonl_fuzz 15 || status=1
 run jdat_fuzz 15 || status=1
 run control_fuzz "$other_s" || status=1
+run seal_fuzz "$other_s" || status=1
 if [ $status -ne 0 ]; then
   echo "fuzz: FINDINGS in $findings" >&2
   ls -l "$findings" >&2

@@ -76,6 +76,22 @@ std::size_t effective_max(const CodecLimits& limits) noexcept {
 }
 }  // namespace
 
+void encode_header(const FrameHeader& h, std::size_t payload_size, std::uint8_t* p) noexcept {
+  store_be32(p + 0, static_cast<std::uint32_t>(encoded_size(payload_size)));
+  p[4] = static_cast<std::uint8_t>(kToastVersion << 4 |
+                                   (static_cast<std::uint8_t>(h.stream_type) & 0x0F));
+  p[5] = static_cast<std::uint8_t>(h.format_type);
+  store_be32(p + 6, h.message_type());
+  store_be64(p + 10, static_cast<std::uint64_t>(h.timestamp_ns));
+  store_be32(p + 18, h.sequence);
+  std::copy(h.session_id.bytes.begin(), h.session_id.bytes.end(), p + 22);
+}
+
+void finish_frame(std::uint8_t* p, std::size_t payload_size) noexcept {
+  const std::uint32_t crc = crc32({p, kHeaderSize + payload_size});
+  store_be32(p + kHeaderSize + payload_size, crc);
+}
+
 std::expected<std::size_t, FrameError> encode_frame(const FrameHeader& h,
                                                     std::span<const std::uint8_t> payload,
                                                     std::span<std::uint8_t> out,
@@ -84,17 +100,9 @@ std::expected<std::size_t, FrameError> encode_frame(const FrameHeader& h,
   if (total > effective_max(limits)) return std::unexpected(FrameError::kPayloadTooLarge);
   if (out.size() < total) return std::unexpected(FrameError::kBufferTooSmall);
   std::uint8_t* p = out.data();
-  store_be32(p + 0, static_cast<std::uint32_t>(total));
-  p[4] = static_cast<std::uint8_t>(kToastVersion << 4 |
-                                   (static_cast<std::uint8_t>(h.stream_type) & 0x0F));
-  p[5] = static_cast<std::uint8_t>(h.format_type);
-  store_be32(p + 6, h.message_type());
-  store_be64(p + 10, static_cast<std::uint64_t>(h.timestamp_ns));
-  store_be32(p + 18, h.sequence);
-  std::copy(h.session_id.bytes.begin(), h.session_id.bytes.end(), p + 22);
+  encode_header(h, payload.size(), p);
   if (!payload.empty()) std::copy(payload.begin(), payload.end(), p + kHeaderSize);
-  const std::uint32_t crc = crc32({p, kHeaderSize + payload.size()});
-  store_be32(p + kHeaderSize + payload.size(), crc);
+  finish_frame(p, payload.size());
   return total;
 }
 

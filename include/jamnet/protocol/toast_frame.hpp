@@ -109,6 +109,13 @@ std::expected<std::size_t, FrameError> encode_frame(const FrameHeader& header,
                                                     std::span<std::uint8_t> out,
                                                     const CodecLimits& limits = {}) noexcept;
 
+// The two halves of encode_frame, for encoders that write the payload in
+// place (a sealed payload authenticates the header bytes): the 38 header
+// bytes of a frame whose payload is `payload_size` bytes, and the CRC after
+// a payload already in place. The caller has checked the sizes.
+void encode_header(const FrameHeader& header, std::size_t payload_size, std::uint8_t* out) noexcept;
+void finish_frame(std::uint8_t* frame, std::size_t payload_size) noexcept;
+
 // Convenience for non-realtime callers; wraps FrameError into a readable Error.
 Result<std::vector<std::uint8_t>> encode_frame(const FrameHeader& header,
                                                std::span<const std::uint8_t> payload,

@@ -1,0 +1,324 @@
+#include "jamnet/protocol/security.hpp"
+
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <string>
+
+#include "jamnet/core/fixed_map.hpp"
+#include "jamnet/protocol/byte_order.hpp"
+
+namespace jamnet::protocol {
+
+namespace {
+
+// libsodium must be initialised once before use; it is thread-safe after.
+bool sodium_ready() noexcept {
+  static const bool ready = ::sodium_init() >= 0;
+  return ready;
+}
+
+constexpr char kEpochContext[crypto_kdf_CONTEXTBYTES + 1] = "JAMNETep";
+constexpr std::string_view kSaltLabel = "jamnet-salt-v1:";
+constexpr std::string_view kIdLabel = "jamnet-session-id-v1:";
+
+static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == kNonceBytes);
+static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == kTagBytes);
+static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == kKeyBytes);
+static_assert(crypto_kdf_KEYBYTES == kKeyBytes);
+
+void mark_version(Uuid& id, std::uint8_t version) noexcept {
+  id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0F) | (version << 4));
+  id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3F) | 0x80);  // RFC 4122 variant
+}
+
+}  // namespace
+
+// JAMNet's namespace for session names (a fixed random UUID; never change it:
+// every member must map a name to the same id).
+const Uuid kSessionNamespace = *Uuid::parse("3f1c9d2e-7b4a-4e61-9a0d-5c8e2b7f4a10");
+
+SessionKey SessionKey::random() {
+  SessionKey k;
+  if (sodium_ready()) ::randombytes_buf(k.bytes.data(), k.bytes.size());
+  return k;
+}
+
+Result<SessionKey> key_from_passphrase(std::string_view passphrase, std::string_view session_name) {
+  if (!sodium_ready()) return make_error(Errc::kIo, "libsodium could not be initialised");
+  if (passphrase.empty()) return make_error(Errc::kInvalidArgument, "the passphrase is empty");
+  std::array<std::uint8_t, crypto_pwhash_SALTBYTES> salt{};
+  const std::string label = std::string(kSaltLabel) + std::string(session_name);
+  ::crypto_generichash(salt.data(), salt.size(),
+                       reinterpret_cast<const unsigned char*>(label.data()), label.size(), nullptr,
+                       0);
+  SessionKey k;
+  if (::crypto_pwhash(k.bytes.data(), k.bytes.size(), passphrase.data(), passphrase.size(),
+                      salt.data(), kPassphraseOpsLimit, kPassphraseMemLimit,
+                      crypto_pwhash_ALG_ARGON2ID13) != 0)
+    return make_error(Errc::kIo, "deriving the key from the passphrase needs " +
+                                     std::to_string(kPassphraseMemLimit >> 20) +
+                                     " MiB of memory, which this machine did not give");
+  return k;
+}
+
+Uuid uuid_v5(const Uuid& ns, std::string_view name) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int len = 0;
+  EVP_MD_CTX* ctx = ::EVP_MD_CTX_new();
+  ::EVP_DigestInit_ex(ctx, ::EVP_sha1(), nullptr);
+  ::EVP_DigestUpdate(ctx, ns.bytes.data(), ns.bytes.size());
+  ::EVP_DigestUpdate(ctx, name.data(), name.size());
+  ::EVP_DigestFinal_ex(ctx, digest.data(), &len);
+  ::EVP_MD_CTX_free(ctx);
+  Uuid id;
+  std::memcpy(id.bytes.data(), digest.data(), id.bytes.size());
+  mark_version(id, 5);
+  return id;
+}
+
+Uuid open_session_id(std::string_view name) {
+  return uuid_v5(kSessionNamespace, name);
+}
+
+Uuid keyed_session_id(const SessionKey& key, std::string_view name) {
+  (void)sodium_ready();
+  const std::string label = std::string(kIdLabel) + std::string(name);
+  Uuid id;
+  ::crypto_generichash(id.bytes.data(), id.bytes.size(),
+                       reinterpret_cast<const unsigned char*>(label.data()), label.size(),
+                       key.bytes.data(), key.bytes.size());
+  mark_version(id, 8);
+  return id;
+}
+
+SessionKey epoch_key(const SessionKey& session, std::uint32_t epoch) {
+  (void)sodium_ready();
+  SessionKey k;
+  ::crypto_kdf_derive_from_key(k.bytes.data(), k.bytes.size(), epoch, kEpochContext,
+                               session.bytes.data());
+  return k;
+}
+
+std::optional<SealHeader> peek_seal(std::span<const std::uint8_t> sealed) noexcept {
+  if (sealed.size() < kSealOverhead) return std::nullopt;
+  SealHeader h;
+  h.epoch = load_be32(sealed.data());
+  h.sender = load_be64(sealed.data() + 4);
+  h.incarnation = load_be64(sealed.data() + 12);
+  h.counter = load_be64(sealed.data() + 20);
+  return h;
+}
+
+std::size_t seal(const SessionKey& key, const SealHeader& h, std::span<const std::uint8_t> ad,
+                 std::span<const std::uint8_t> plain, std::span<std::uint8_t> out) noexcept {
+  if (out.size() < plain.size() + kSealOverhead || !sodium_ready()) return 0;
+  std::uint8_t* p = out.data();
+  store_be32(p, h.epoch);
+  store_be64(p + 4, h.sender);
+  store_be64(p + 12, h.incarnation);
+  store_be64(p + 20, h.counter);
+  unsigned long long tag_len = 0;
+  ::crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+      p + kSealHeaderBytes, p + kSealHeaderBytes + plain.size(), &tag_len, plain.data(),
+      plain.size(), ad.data(), ad.size(), nullptr, p + 4, key.bytes.data());
+  return plain.size() + kSealOverhead;
+}
+
+std::optional<std::size_t> open(const SessionKey& key, std::span<const std::uint8_t> ad,
+                                std::span<const std::uint8_t> sealed,
+                                std::span<std::uint8_t> out) noexcept {
+  if (sealed.size() < kSealOverhead || !sodium_ready()) return std::nullopt;
+  const std::size_t n = sealed.size() - kSealOverhead;
+  if (out.size() < n) return std::nullopt;
+  const std::uint8_t* p = sealed.data();
+  if (::crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+          out.data(), nullptr, p + kSealHeaderBytes, n, p + kSealHeaderBytes + n, ad.data(),
+          ad.size(), p + 4, key.bytes.data()) != 0)
+    return std::nullopt;
+  return n;
+}
+
+std::uint64_t sender_tag_of(const Uuid& peer_id) noexcept {
+  return load_be64(peer_id.bytes.data());
+}
+
+// ---- Sealer ------------------------------------------------------------------
+
+namespace {
+std::atomic<std::uint64_t> g_sealer_ids{1};
+struct ThreadEpoch {
+  std::uint64_t sealer = 0;  // 0: nothing cached
+  std::uint32_t epoch = 0;
+  SessionKey key;
+};
+thread_local ThreadEpoch t_epoch;
+}  // namespace
+
+Sealer::Sealer(const SessionKey& session, const Uuid& peer_id, std::uint64_t incarnation,
+               unsigned epoch_bits)
+    : session_(session),
+      tag_(sender_tag_of(peer_id)),
+      incarnation_(incarnation),
+      epoch_bits_(std::min(epoch_bits, 63u)),
+      id_(g_sealer_ids.fetch_add(1, std::memory_order_relaxed)) {}
+
+std::size_t Sealer::seal(std::span<const std::uint8_t> ad, std::span<const std::uint8_t> plain,
+                         std::span<std::uint8_t> out) noexcept {
+  if (out.size() < plain.size() + kSealOverhead) return 0;
+  SealHeader h;
+  h.sender = tag_;
+  h.incarnation = incarnation_;
+  h.counter = counter_.fetch_add(1, std::memory_order_relaxed);
+  h.epoch = static_cast<std::uint32_t>(h.counter >> epoch_bits_);
+  if (t_epoch.sealer != id_ || t_epoch.epoch != h.epoch) {
+    t_epoch.key = epoch_key(session_, h.epoch);
+    t_epoch.epoch = h.epoch;
+    t_epoch.sealer = id_;
+  }
+  return protocol::seal(t_epoch.key, h, ad, plain, out);
+}
+
+std::uint64_t Sealer::sealed() const noexcept {
+  return counter_.load(std::memory_order_relaxed);
+}
+
+std::expected<std::size_t, FrameError> encode_sealed_frame(const FrameHeader& h,
+                                                           std::span<const std::uint8_t> payload,
+                                                           Sealer& sealer,
+                                                           std::span<std::uint8_t> out,
+                                                           const CodecLimits& limits) noexcept {
+  const std::size_t sealed = payload.size() + kSealOverhead;
+  const std::size_t total = encoded_size(sealed);
+  if (total > std::max(limits.max_datagram, kFrameOverhead) || total > kAbsoluteMaxDatagram)
+    return std::unexpected(FrameError::kPayloadTooLarge);
+  if (out.size() < total) return std::unexpected(FrameError::kBufferTooSmall);
+  encode_header(h, sealed, out.data());
+  if (sealer.seal(out.first(kHeaderSize), payload, out.subspan(kHeaderSize, sealed)) != sealed)
+    return std::unexpected(FrameError::kBufferTooSmall);
+  finish_frame(out.data(), sealed);
+  return total;
+}
+
+// ---- ReplayWindow ------------------------------------------------------------
+
+bool ReplayWindow::would_accept(std::uint64_t c) const noexcept {
+  if (!any_ || c > newest_) return true;
+  // By words: the bitmap's oldest word may share its slot with the newest's.
+  if (newest_ / 64 - c / 64 >= bits_.size()) return false;
+  return (bits_[(c / 64) % bits_.size()] >> (c % 64) & 1) == 0;
+}
+
+bool ReplayWindow::accept(std::uint64_t c) noexcept {
+  if (!would_accept(c)) return false;
+  if (!any_ || c > newest_) {
+    // Clear the words the window slides over, up to the whole window.
+    const std::uint64_t from = any_ ? newest_ / 64 + 1 : c / 64;
+    const std::uint64_t to = c / 64;
+    for (std::uint64_t w = from; w <= to && w - from < bits_.size(); ++w)
+      bits_[w % bits_.size()] = 0;
+    if (!any_) bits_.fill(0);
+    newest_ = c;
+    any_ = true;
+  }
+  bits_[(c / 64) % bits_.size()] |= std::uint64_t{1} << (c % 64);
+  return true;
+}
+
+// ---- Opener ------------------------------------------------------------------
+
+namespace {
+struct SenderKey {
+  std::uint64_t sender = 0, incarnation = 0;
+  friend bool operator==(const SenderKey&, const SenderKey&) = default;
+};
+struct SenderKeyHash {
+  std::size_t operator()(const SenderKey& k) const noexcept {
+    return static_cast<std::size_t>(k.sender * 0x9E3779B97F4A7C15ull ^ k.incarnation);
+  }
+};
+}  // namespace
+
+struct Opener::State {
+  struct Sender {
+    ReplayWindow window;
+    std::uint32_t epoch = 0;
+    std::uint64_t last_used = 0;  // Opener's open() count when it last authenticated
+  };
+  FixedMap<SenderKey, Sender, SenderKeyHash> senders{kMaxSenders};
+  std::uint64_t clock = 0;
+};
+
+Opener::Opener(const SessionKey& session) : session_(session), state_(new State) {}
+Opener::~Opener() {
+  delete state_;
+}
+
+std::size_t Opener::senders() const noexcept {
+  return state_->senders.size();
+}
+
+const SessionKey& Opener::key_for(std::uint32_t epoch) noexcept {
+  for (const auto& c : cache_)
+    if (c.valid && c.epoch == epoch) return c.key;
+  CachedKey& slot = cache_[next_slot_];
+  next_slot_ = (next_slot_ + 1) % cache_.size();
+  slot.key = epoch_key(session_, epoch);
+  slot.epoch = epoch;
+  slot.valid = true;
+  return slot.key;
+}
+
+std::optional<std::size_t> Opener::open(std::span<const std::uint8_t> ad,
+                                        std::span<const std::uint8_t> sealed,
+                                        std::span<std::uint8_t> out) noexcept {
+  const auto h = peek_seal(sealed);
+  if (!h) {
+    ++counts_.malformed;
+    return std::nullopt;
+  }
+  const SenderKey key{h->sender, h->incarnation};
+  auto* known = state_->senders.find(key);
+  if (known != nullptr) {
+    // Before any work: a replay or an epoch far from the sender's is dropped.
+    const std::uint32_t e = known->epoch;
+    if (h->epoch + 1 < e || h->epoch > e + 1) {
+      ++counts_.bad_epoch;
+      return std::nullopt;
+    }
+    if (!known->window.would_accept(h->counter)) {
+      ++counts_.replayed;
+      return std::nullopt;
+    }
+  }
+  const auto n = protocol::open(key_for(h->epoch), ad, sealed, out);
+  if (!n) {
+    ++counts_.failed;
+    return std::nullopt;
+  }
+  // Authenticated: now, and only now, the sender may have state here.
+  if (known == nullptr) {
+    if (state_->senders.full()) {
+      state_->senders.evict_sampled(32, [](const State::Sender& s) { return s.last_used; });
+      ++counts_.evicted;
+    }
+    known = state_->senders.try_emplace(key);
+    if (known == nullptr) {  // cannot happen after an eviction; never accept unguarded
+      ++counts_.failed;
+      return std::nullopt;
+    }
+  }
+  if (!known->window.accept(h->counter)) {
+    ++counts_.replayed;
+    return std::nullopt;
+  }
+  known->epoch = std::max(known->epoch, h->epoch);
+  known->last_used = ++state_->clock;
+  ++counts_.opened;
+  return n;
+}
+
+}  // namespace jamnet::protocol
