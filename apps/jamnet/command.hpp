@@ -21,6 +21,7 @@ void add_demo_command(CLI::App& root, Runner& run);
 void add_transport_command(CLI::App& root, Runner& run);
 void add_mix_command(CLI::App& root, Runner& run);
 void add_gpu_command(CLI::App& root, Runner& run);  // gpu info
+void add_keygen_command(CLI::App& root, Runner& run);
 
 // True once SIGINT or SIGTERM arrived; commands poll it and stop cleanly.
 bool stop_requested() noexcept;

@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   add_transport_command(app, run);
   add_mix_command(app, run);
   add_gpu_command(app, run);
+  add_keygen_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
