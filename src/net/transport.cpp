@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -29,6 +30,19 @@ Transport::Transport(TransportConfig config, SessionRegistry& registry)
       streams_(std::max<std::size_t>(config_.max_streams, 1)) {
   snap_sources_.reserve(sources_.capacity());
   snap_streams_.reserve(streams_.capacity());
+  if (config_.keyed) {
+    const auto& k = *config_.keyed;
+    sealer_ = std::make_unique<protocol::Sealer>(k.key, k.self, k.incarnation, k.epoch_bits);
+    opener_ = std::make_unique<protocol::Opener>(k.key);
+    plain_.resize(kMaxUdp);
+  }
+}
+
+std::size_t Transport::max_payload() const noexcept {
+  const std::size_t datagram = std::clamp<std::size_t>(
+      config_.limits.max_datagram, protocol::kFrameOverhead + protocol::kSealOverhead,
+      protocol::kAbsoluteMaxDatagram);
+  return datagram - protocol::kFrameOverhead - (sealer_ ? protocol::kSealOverhead : 0);
 }
 
 Result<std::unique_ptr<Transport>> Transport::start(const TransportConfig& config,
@@ -102,8 +116,18 @@ void Transport::drain_forgets_and_publish() const {
   publish_locked();
 }
 
-Result<std::uint32_t> Transport::send(const SendOptions& opts,
-                                      std::span<const std::uint8_t> payload, const Endpoint& to) {
+std::string describe(const SendFailure& f, std::size_t payload_size, const Endpoint& to,
+                     const protocol::CodecLimits& limits) {
+  if (f.kind == SendFailure::Kind::kEncode)
+    return "cannot send " + std::to_string(payload_size) +
+           "-byte payload: " + std::string(protocol::to_string(f.frame_error)) + " (limit " +
+           std::to_string(limits.max_datagram) + "-byte datagrams)";
+  return "send to " + to.to_string() + ": " + std::strerror(f.err);
+}
+
+std::expected<std::uint32_t, SendFailure> Transport::send_rt(const SendOptions& opts,
+                                                             std::span<const std::uint8_t> payload,
+                                                             const Endpoint& to) {
   protocol::FrameHeader h;
   h.stream_type = opts.topic.type;
   h.format_type = opts.format;
@@ -113,20 +137,28 @@ Result<std::uint32_t> Transport::send(const SendOptions& opts,
   h.session_id = opts.session;
   h.sequence = registry_.next_sequence(opts.session, opts.topic, to);
   std::array<std::uint8_t, kMaxUdp> buf;
-  auto n = protocol::encode_frame(h, payload, buf, config_.limits);
+  const bool seal = sealer_ && opts.session == config_.keyed->session;
+  auto n = seal ? protocol::encode_sealed_frame(h, payload, *sealer_, buf, config_.limits)
+                : protocol::encode_frame(h, payload, buf, config_.limits);
   if (!n) {
     send_failures_.fetch_add(1, std::memory_order_relaxed);
-    return make_error(Errc::kTooLarge,
-                      "cannot send " + std::to_string(payload.size()) + "-byte payload: " +
-                          std::string(protocol::to_string(n.error())) + " (limit " +
-                          std::to_string(config_.limits.max_datagram) + "-byte datagrams)");
+    return std::unexpected(SendFailure{SendFailure::Kind::kEncode, n.error(), 0});
   }
   if (!data_.send_to({buf.data(), *n}, to)) {
+    const int err = errno;
     send_failures_.fetch_add(1, std::memory_order_relaxed);
-    return make_error(Errc::kIo, "send to " + to.to_string() + ": " + std::strerror(errno));
+    return std::unexpected(SendFailure{SendFailure::Kind::kIo, {}, err});
   }
   frames_sent_.fetch_add(1, std::memory_order_relaxed);
   return h.sequence;
+}
+
+Result<std::uint32_t> Transport::send(const SendOptions& opts,
+                                      std::span<const std::uint8_t> payload, const Endpoint& to) {
+  auto sent = send_rt(opts, payload, to);
+  if (sent) return *sent;
+  return make_error(sent.error().kind == SendFailure::Kind::kEncode ? Errc::kTooLarge : Errc::kIo,
+                    describe(sent.error(), payload.size(), to, config_.limits));
 }
 
 Result<std::uint32_t> Transport::send_to_group(const SendOptions& opts,
@@ -223,6 +255,15 @@ void Transport::handle(std::span<const std::uint8_t> bytes, const Datagram& dg,
     ++src->stats.foreign_session;
     return;
   }
+  // A keyed session's frame counts only once it opens: before that it gets
+  // no per-stream state, and a replay is dropped here (the opener counts).
+  std::optional<protocol::FrameView> opened;
+  if (opener_ && h.session_id == config_.keyed->session) {
+    const auto n = opener_->open(bytes.first(protocol::kHeaderSize), decoded->payload, plain_);
+    if (!n) return;
+    opened = protocol::FrameView{h, {plain_.data(), *n}};
+  }
+  const protocol::FrameView& view = opened ? *opened : *decoded;
   const StreamKey key{dg.from.addr,
                       dg.from.port,
                       via_multicast,
@@ -235,7 +276,7 @@ void Transport::handle(std::span<const std::uint8_t> bytes, const Datagram& dg,
   if (st->tracker.on_frame(h.sequence) != SequenceTracker::Verdict::kNew)
     return;  // duplicate or stale
   ++totals_.frames_delivered;
-  const ReceivedFrame rx{*decoded, dg.from, via_multicast, dg.kernel_rx_realtime_ns, dg.user_rx_ns};
+  const ReceivedFrame rx{view, dg.from, via_multicast, dg.kernel_rx_realtime_ns, dg.user_rx_ns};
   registry_.dispatch(rx);
 }
 
@@ -269,6 +310,14 @@ void Transport::publish_locked() const {
                              st.tracker.counts(), st.bytes, st.last_rx_ns});
   });
   snap_totals_ = totals_;
+  if (opener_) {
+    const auto& c = opener_->counts();
+    snap_totals_.keyed_opened = c.opened;
+    snap_totals_.keyed_failed = c.failed + c.malformed;
+    snap_totals_.keyed_replayed = c.replayed;
+    snap_totals_.keyed_bad_epoch = c.bad_epoch;
+    snap_totals_.keyed_senders_evicted = c.evicted;
+  }
 }
 
 void Transport::wake() const {

@@ -191,6 +191,7 @@ struct AudioSession::Sender {
   std::size_t pending_frames = 0;
   std::vector<std::uint32_t> words;
   std::vector<std::uint8_t> payload;
+  std::string line;  // the JSONL wire format's packet, its capacity reused
   // Where this block goes: copied from discovery's table per block, into
   // room reserved here (no allocation up to 64 peers).
   std::vector<net::Discovery::Route> routes;
@@ -297,7 +298,6 @@ void AudioSession::send_packet(Sender& st, const jdat::JdatHeader& h,
   opts.kind = kJdatKind;
   opts.format = config_.wire;
   std::span<const std::uint8_t> bytes;
-  std::string line;
   if (config_.wire == protocol::FormatType::kBinary) {
     auto n = jdat::encode_binary(h, words, st.payload);
     if (!n) {
@@ -306,16 +306,17 @@ void AudioSession::send_packet(Sender& st, const jdat::JdatHeader& h,
     }
     bytes = {st.payload.data(), *n};
   } else {
-    line = jdat::encode_jsonl(h, words);
-    bytes = {reinterpret_cast<const std::uint8_t*>(line.data()), line.size()};
+    jdat::encode_jsonl(h, words, st.line);
+    bytes = {reinterpret_cast<const std::uint8_t*>(st.line.data()), st.line.size()};
   }
   for (const auto& route : st.routes) {
-    if (auto sent = transport_.send(opts, bytes, route.address)) {
+    if (auto sent = transport_.send_rt(opts, bytes, route.address)) {
       st.packets.fetch_add(1, std::memory_order_relaxed);
       st.bytes.fetch_add(protocol::encoded_size(bytes.size()), std::memory_order_relaxed);
-    } else {
-      note_error(send_errors_, "audio packet to " + route.address.to_string() +
-                                   " not sent: " + sent.error().message);
+    } else if (send_errors_.fetch_add(1, std::memory_order_relaxed) == 0) {
+      // Counted every time; the first one kept as values, worded by stats().
+      first_send_failure_ = {sent.error(), route.address, bytes.size()};
+      first_send_failure_set_.store(true, std::memory_order_release);
     }
   }
 }
@@ -534,16 +535,13 @@ void AudioSession::on_frame(const net::ReceivedFrame& rx) {
   ReadGuard guard(readers_);
   Receiver* r = find_receiver(*from, stream);  // lock-free; the lock only to create one
   Result<jdat::JdatHeader> h;
-  std::vector<std::uint32_t> jsonl_words;
+  // The receive thread's own, kept: no allocation per JSONL packet once warm.
+  thread_local std::vector<std::uint32_t> jsonl_words;
+  jsonl_words.clear();
   if (rx.frame.header.format_type == protocol::FormatType::kCompactJsonl) {
-    auto p = jdat::decode_jsonl(std::string_view(
-        reinterpret_cast<const char*>(rx.frame.payload.data()), rx.frame.payload.size()));
-    if (p) {
-      h = p->header;
-      jsonl_words = std::move(p->words);
-    } else {
-      h = std::unexpected(p.error());
-    }
+    h = jdat::decode_jsonl(std::string_view(reinterpret_cast<const char*>(rx.frame.payload.data()),
+                                            rx.frame.payload.size()),
+                           jsonl_words);
   } else if (r != nullptr) {
     h = jdat::decode_binary(rx.frame.payload, r->rx_words);
   } else {
@@ -677,6 +675,11 @@ AudioStats AudioSession::stats() const {
   {
     std::lock_guard lock(error_mu_);
     s.last_error = last_error_;
+  }
+  if (s.last_error.empty() && first_send_failure_set_.load(std::memory_order_acquire)) {
+    const auto& f = first_send_failure_;
+    s.last_error = "audio packet to " + f.to.to_string() + " not sent: " +
+                   net::describe(f.failure, f.payload_size, f.to, transport_.limits());
   }
   s.receivers_created = receivers_created_.load();
   s.receivers_freed = receivers_freed_.load();

@@ -288,6 +288,11 @@ Result<JdatHeader> decode_binary(std::span<const std::uint8_t> in,
 
 std::string encode_jsonl(const JdatHeader& h, std::span<const std::uint32_t> words) {
   std::string s;
+  encode_jsonl(h, words, s);
+  return s;
+}
+
+void encode_jsonl(const JdatHeader& h, std::span<const std::uint32_t> words, std::string& s) {
   s.resize(160 + words.size() * 16);  // 16 >= the longest element plus comma ("-1.1754942e-38,")
   char* const begin = s.data();
   char* p = begin;
@@ -332,7 +337,6 @@ std::string encode_jsonl(const JdatHeader& h, std::span<const std::uint32_t> wor
   }
   lit("]}");
   s.resize(static_cast<std::size_t>(p - begin));
-  return s;
 }
 
 namespace {
@@ -423,6 +427,15 @@ constexpr std::string_view kKeys[kKeyCount] = {"t", "v",    "fmt", "role", "ch",
 }  // namespace
 
 Result<JdatPacket> decode_jsonl(std::string_view line) {
+  JdatPacket packet;
+  auto h = decode_jsonl(line, packet.words);
+  if (!h) return std::unexpected(std::move(h.error()));
+  packet.header = *h;
+  return packet;
+}
+
+Result<JdatHeader> decode_jsonl(std::string_view line, std::vector<std::uint32_t>& words) {
+  words.clear();
   if (line.size() > kMaxJsonlBytes)
     return make_error(Errc::kTooLarge, "jdat: line too long (" + std::to_string(line.size()) +
                                            " bytes, at most " + std::to_string(kMaxJsonlBytes) +
@@ -519,8 +532,7 @@ Result<JdatPacket> decode_jsonl(std::string_view line) {
   if (rate > kMaxRate)
     return parse_error("jdat: sample rate must be " + std::to_string(kMinRate) + ".." +
                        std::to_string(kMaxRate) + ", got " + std::to_string(rate));
-  JdatPacket packet;
-  JdatHeader& h = packet.header;
+  JdatHeader h;
   h.format = *format;
   h.role = *role;
   h.channels = static_cast<std::uint8_t>(channels);
@@ -531,7 +543,7 @@ Result<JdatPacket> decode_jsonl(std::string_view line) {
 
   // Pass 2: the words.
   const std::size_t count = h.word_count();
-  packet.words.reserve(count);
+  words.reserve(count);
   doc.rewind();
   simdjson::ondemand::object obj;
   if (doc.get_object().get(obj)) return parse_error("jdat: a line must be a JSON object");
@@ -545,19 +557,19 @@ Result<JdatPacket> decode_jsonl(std::string_view line) {
     for (auto el : arr) {
       simdjson::ondemand::value v;
       if (auto err = el.get(v); err) return json_error(err);
-      if (packet.words.size() == count)
+      if (words.size() == count)
         return parse_error("jdat: 'd' holds more than the " + std::to_string(count) +
                            " words the header needs");
-      auto w = word_from_json(v, h.format, parity, packet.words.size());
+      auto w = word_from_json(v, h.format, parity, words.size());
       if (!w) return std::unexpected(std::move(w.error()));
-      packet.words.push_back(*w);
+      words.push_back(*w);
     }
     break;
   }
-  if (packet.words.size() != count)
-    return parse_error("jdat: 'd' holds " + std::to_string(packet.words.size()) +
+  if (words.size() != count)
+    return parse_error("jdat: 'd' holds " + std::to_string(words.size()) +
                        " words, the header needs " + std::to_string(count));
-  return packet;
+  return h;
 }
 
 // --- Sample <-> word --------------------------------------------------------

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -31,9 +32,22 @@
 #include "jamnet/net/sequence_tracker.hpp"
 #include "jamnet/net/session_registry.hpp"
 #include "jamnet/net/udp_socket.hpp"
+#include "jamnet/protocol/security.hpp"
 #include "jamnet/protocol/toast_frame.hpp"
 
 namespace jamnet::net {
+
+// A keyed session (docs/protocol.md, Security): its frames are sealed on
+// send, and on receive must open with its key and must not be replays;
+// those that do not are dropped and counted before any per-stream state is
+// made for them. Other sessions on the same transport are not affected.
+struct KeyedSession {
+  Uuid session;
+  protocol::SessionKey key;
+  Uuid self;                      // our peer id: the nonces' sender tag
+  std::uint64_t incarnation = 0;  // fresh per start: nonces never repeat across restarts
+  unsigned epoch_bits = 24;       // a new epoch key every 2^epoch_bits frames sent
+};
 
 struct TransportConfig {
   Endpoint bind = Endpoint::loopback(0);
@@ -47,6 +61,7 @@ struct TransportConfig {
   // Caps of the per-sender and per-stream tables (bounded state).
   std::size_t max_sources = 1024;
   std::size_t max_streams = 4096;
+  std::optional<KeyedSession> keyed;
 };
 
 // Counts for one stream (topic) from one sender address.
@@ -79,6 +94,12 @@ struct TransportTotals {
   std::uint64_t sources_evicted = 0;  // per-sender entries pushed out of a full table
   std::uint64_t streams_evicted = 0;  // per-stream entries (and their dedupe state) likewise
   protocol::FrameErrorCounts errors;
+  // Frames of the keyed session dropped before delivery (all zero when open).
+  std::uint64_t keyed_opened = 0;
+  std::uint64_t keyed_failed = 0;     // did not authenticate: wrong key, damaged, forged, too short
+  std::uint64_t keyed_replayed = 0;   // authenticated but seen before, or too old
+  std::uint64_t keyed_bad_epoch = 0;  // an epoch far from its sender's
+  std::uint64_t keyed_senders_evicted = 0;
 };
 
 struct SendOptions {
@@ -88,6 +109,16 @@ struct SendOptions {
   protocol::FormatType format = protocol::FormatType::kBinary;
   std::optional<Nanos> timestamp_ns;  // default: the session clock now
 };
+
+// Why a real-time send failed, in plain values (no text is built there).
+struct SendFailure {
+  enum class Kind : std::uint8_t { kEncode, kIo } kind = Kind::kIo;
+  protocol::FrameError frame_error = protocol::FrameError::kPayloadTooLarge;  // kEncode
+  int err = 0;                                                                // kIo: errno
+};
+// The failure in plain words, naming the destination.
+std::string describe(const SendFailure& f, std::size_t payload_size, const Endpoint& to,
+                     const protocol::CodecLimits& limits);
 
 class Transport {
  public:
@@ -102,6 +133,12 @@ class Transport {
   // Encodes and sends one frame; returns its sequence number. Thread-safe.
   Result<std::uint32_t> send(const SendOptions& opts, std::span<const std::uint8_t> payload,
                              const Endpoint& to);
+  // The same for real-time threads: a failure builds no text (counted in
+  // send_failures; describe() words it later, off that thread). The first
+  // frame to a new destination creates its sequence counter (once).
+  std::expected<std::uint32_t, SendFailure> send_rt(const SendOptions& opts,
+                                                    std::span<const std::uint8_t> payload,
+                                                    const Endpoint& to);
   // Sends to the multicast group; an error when multicast is off.
   Result<std::uint32_t> send_to_group(const SendOptions& opts,
                                       std::span<const std::uint8_t> payload);
@@ -109,6 +146,11 @@ class Transport {
   Endpoint local() const noexcept { return data_.local(); }
   std::optional<Endpoint> group() const noexcept { return config_.multicast; }
   Nanos session_now() const { return config_.session_clock(); }
+  const protocol::CodecLimits& limits() const noexcept { return config_.limits; }
+  // The largest payload one frame carries (less the seal when keyed):
+  // what packet sizing must budget for.
+  std::size_t max_payload() const noexcept;
+  bool keyed() const noexcept { return config_.keyed.has_value(); }
 
   // A peer at `from` is gone: its per-source and per-stream figures go
   // (what they added to totals() stays).
@@ -138,6 +180,11 @@ class Transport {
   std::thread thread_;
   std::atomic<bool> running_{false};
   std::vector<std::uint8_t> rx_buffer_;
+  // Keyed session: the sealer (any sending thread) and the opener with the
+  // plaintext buffer (the receive thread's).
+  std::unique_ptr<protocol::Sealer> sealer_;
+  std::unique_ptr<protocol::Opener> opener_;
+  std::vector<std::uint8_t> plain_;
 
   using StreamKey =
       std::tuple<std::uint32_t, std::uint16_t, bool, Uuid, std::uint8_t, std::uint16_t>;

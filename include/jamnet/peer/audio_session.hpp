@@ -274,6 +274,14 @@ class AudioSession {
   std::atomic<std::uint64_t> encode_errors_{0}, send_errors_{0}, bad_blocks_{0};
   mutable std::mutex error_mu_;
   std::string last_error_;
+  // The first failed send, as plain values from the sender thread (worded
+  // by stats(), off it): written once, then published by the flag.
+  struct FirstSendFailure {
+    net::SendFailure failure;
+    net::Endpoint to;
+    std::size_t payload_size = 0;
+  } first_send_failure_;
+  std::atomic<bool> first_send_failure_set_{false};
 
   // receive side
   mutable std::mutex mu_;  // control side of sources_, receivers_, retired_

@@ -98,11 +98,16 @@ int choose_packet_frames(int period, int max_frames, bool even) noexcept;
 // One line, no newline. Plain float32 samples are written as the shortest
 // decimal that reads back to the same float; ints and parity words as integers.
 std::string encode_jsonl(const JdatHeader& h, std::span<const std::uint32_t> words);
+// The same into `out` (its capacity reused: no allocation once it is large enough).
+void encode_jsonl(const JdatHeader& h, std::span<const std::uint32_t> words, std::string& out);
 struct JdatPacket {
   JdatHeader header;
   std::vector<std::uint32_t> words;
 };
 Result<JdatPacket> decode_jsonl(std::string_view line);
+// The same with the words into `words` (cleared; its capacity reused, so a
+// receiver that keeps one vector allocates nothing per line once warm).
+Result<JdatHeader> decode_jsonl(std::string_view line, std::vector<std::uint32_t>& words);
 
 // --- Sample <-> word ----------------------------------------------------
 // int formats: round-to-nearest with saturation to [-1, 1).

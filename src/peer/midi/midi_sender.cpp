@@ -66,13 +66,15 @@ void MidiSender::send_locked(std::span<const Event> events) {
     journal_state_.channels[static_cast<std::size_t>(ch)] = sent_state_.channel(ch);
   journal_.write(journal_state_);
   events_sent_.fetch_add(events.size(), std::memory_order_relaxed);
-  // One packet holds what fits in a datagram; a long chord or SysEx run splits.
+  // One packet holds what fits in a datagram (less the seal in a keyed
+  // session); a long chord or SysEx run splits.
+  const std::size_t max_payload = transport_.max_payload();
   std::size_t start = 0;
   while (start < payload.size()) {
     std::size_t end = payload.size();
-    if (end - start > protocol::kDefaultMaxPayload) {
-      end = payload.rfind('\n', start + protocol::kDefaultMaxPayload);
-      if (end == std::string::npos || end <= start) end = start + protocol::kDefaultMaxPayload;
+    if (end - start > max_payload) {
+      end = payload.rfind('\n', start + max_payload);
+      if (end == std::string::npos || end <= start) end = start + max_payload;
     }
     enqueue_locked(std::make_shared<const std::string>(payload.substr(start, end - start)), now);
     start = end + (end < payload.size() && payload[end] == '\n' ? 1 : 0);
@@ -212,7 +214,7 @@ void MidiSender::transmit(std::span<const std::uint8_t> bytes, std::uint16_t kin
   opts.format = protocol::FormatType::kCompactJsonl;
   const auto table = discovery_.route_table();  // pinned while we send; no lock
   for (const auto& route : table->routes) {
-    if (transport_.send(opts, bytes, route.address)) {
+    if (transport_.send_rt(opts, bytes, route.address)) {  // failures: counted by the transport
       packets_sent_.fetch_add(1, std::memory_order_relaxed);
       bytes_sent_.fetch_add(protocol::encoded_size(bytes.size()), std::memory_order_relaxed);
     }
@@ -241,11 +243,12 @@ void MidiSender::send_journal(Nanos now) {
     j.ts_ns = now;
     j.state = js.channels[static_cast<std::size_t>(ch)];
     const std::size_t n = protocol::jmid::format_journal(j, journal_line_);
-    if (n > protocol::kDefaultMaxPayload) {
+    const std::size_t max_payload = transport_.max_payload();
+    if (n > max_payload) {
       journal_oversize_.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    if (journal_payload_.size() + 1 + n > protocol::kDefaultMaxPayload) flush();
+    if (journal_payload_.size() + 1 + n > max_payload) flush();
     if (!journal_payload_.empty()) journal_payload_.push_back('\n');
     journal_payload_.append(journal_line_.data(), n);
     journal_sent_.fetch_add(1, std::memory_order_relaxed);
