@@ -160,10 +160,13 @@ int run_peer(const PeerCmd& c) {
   }
   Peer& p = session.peer();
   if (!c.quiet) {
-    std::fprintf(stderr, "jamnet peer '%s' (%s) on %s, session %s%s\n", cfg.name.c_str(),
+    std::fprintf(stderr, "jamnet peer '%s' (%s) on %s, session %s%s, %s\n", cfg.name.c_str(),
                  p.id().short_string().c_str(), p.local().to_string().c_str(),
                  c.flags.session.c_str(),
-                 cfg.multicast ? (", multicast " + cfg.multicast->to_string()).c_str() : "");
+                 cfg.multicast ? (", multicast " + cfg.multicast->to_string()).c_str() : "",
+                 cfg.key ? "keyed (every frame encrypted and authenticated)"
+                         : "open (unencrypted: anyone on the path can listen; "
+                           "--passphrase-file or --key-file keys it)");
   }
   const bool tty = ::isatty(STDOUT_FILENO) != 0;
   const Nanos start = monotonic_ns();

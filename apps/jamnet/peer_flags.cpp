@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 
 #include "command.hpp"
+#include "jamnet/peer/key_file.hpp"
 
 namespace jamnet::app {
 
@@ -37,6 +39,14 @@ void PeerFlags::add_to(CLI::App& cmd) {
   cmd.add_option("--timeout-ms", timeout_ms, "Drop a peer silent this long")
       ->check(CLI::Range(50, 600000))
       ->capture_default_str();
+  auto* kf = cmd.add_option("--key-file", key_file,
+                            "Join a keyed session: every frame encrypted and authenticated with "
+                            "the 256-bit key in FILE (from `jamnet keygen`; mode 0600)");
+  cmd.add_option("--passphrase-file", passphrase_file,
+                 "Join a keyed session whose key comes from the passphrase on FILE's first line "
+                 "(Argon2id, salted with the session name; mode 0600). JAMNET_PASSPHRASE does "
+                 "the same from the environment")
+      ->excludes(kf);
 }
 
 PeerConfig PeerFlags::to_config() const {
@@ -48,7 +58,29 @@ PeerConfig PeerFlags::to_config() const {
   } else {
     c.name = name;
   }
-  c.session = session_id_from(session);
+  // Keyed or open: the key decides the session id too.
+  if (!key_file.empty()) {
+    auto key = read_key_file(key_file);
+    if (!key) throw CLI::ValidationError("--key-file", key.error().message);
+    c.key = *key;
+  } else {
+    std::string passphrase;
+    const char* from = "--passphrase-file";
+    if (!passphrase_file.empty()) {
+      auto p = read_passphrase_file(passphrase_file);
+      if (!p) throw CLI::ValidationError("--passphrase-file", p.error().message);
+      passphrase = std::move(*p);
+    } else if (const char* env = std::getenv("JAMNET_PASSPHRASE"); env != nullptr && *env != 0) {
+      passphrase = env;
+      from = "JAMNET_PASSPHRASE";
+    }
+    if (!passphrase.empty()) {
+      auto key = protocol::key_from_passphrase(passphrase, session);
+      if (!key) throw CLI::ValidationError(from, key.error().message);
+      c.key = *key;
+    }
+  }
+  c.session = c.key ? session_id_from(session, *c.key) : session_id_from(session);
   if (!id.empty()) {
     auto parsed = Uuid::parse(id);
     if (!parsed) throw CLI::ValidationError("--id", parsed.error().message);

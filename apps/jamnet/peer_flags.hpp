@@ -24,6 +24,8 @@ struct PeerFlags {
   int announce_ms = 250;
   int heartbeat_ms = 100;
   int timeout_ms = 1500;
+  std::string key_file;         // --key-file
+  std::string passphrase_file;  // --passphrase-file (or JAMNET_PASSPHRASE)
 
   void add_to(CLI::App& cmd);
   // Throws CLI::ValidationError naming the flag on a bad combination.

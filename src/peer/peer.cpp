@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 
-#include "jamnet/core/crc32.hpp"
 #include "jamnet/core/round.hpp"
 #include "jamnet/protocol/byte_order.hpp"
 
@@ -17,17 +17,11 @@ using protocol::StreamType;
 
 Uuid session_id_from(std::string_view name_or_uuid) {
   if (auto parsed = Uuid::parse(name_or_uuid)) return *parsed;
-  // Four CRCs over salted copies of the name give 128 stable bits; a session
-  // name is an identifier, not a secret.
-  Uuid id;
-  for (std::uint8_t i = 0; i < 4; ++i) {
-    std::string salted = "jamnet-session:" + std::to_string(i) + ":" + std::string(name_or_uuid);
-    const auto c = crc32({reinterpret_cast<const std::uint8_t*>(salted.data()), salted.size()});
-    protocol::store_be32(id.bytes.data() + 4 * i, c);
-  }
-  id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0F) | 0x80);  // version 8: custom
-  id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3F) | 0x80);
-  return id;
+  return protocol::open_session_id(name_or_uuid);
+}
+
+Uuid session_id_from(std::string_view name_or_uuid, const protocol::SessionKey& key) {
+  return protocol::keyed_session_id(key, name_or_uuid);
 }
 
 double LinkReport::probe_loss() const noexcept {
@@ -51,6 +45,14 @@ Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
   tc.bind = config.bind;
   tc.multicast = config.multicast;
   tc.multicast_iface = config.multicast_iface;
+  if (config.key) {
+    // A fresh random incarnation per start: the nonces never repeat, even
+    // when the clock steps back.
+    std::uint64_t incarnation = 0;
+    const auto r = protocol::SessionKey::random();
+    std::memcpy(&incarnation, r.bytes.data(), sizeof incarnation);
+    tc.keyed = net::KeyedSession{config.session, *config.key, p->id_, incarnation, 24};
+  }
   auto transport = net::Transport::start(tc, p->registry_);
   if (!transport) return std::unexpected(transport.error());
   p->transport_ = std::move(*transport);
@@ -76,8 +78,11 @@ Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
                                              *p->discovery_, config.session, p->id_);
   }
   if (config.audio) {
-    p->audio_ = std::make_unique<AudioSession>(*config.audio, *p->transport_, p->registry_,
-                                               *p->discovery_, config.session);
+    // Packets leave room for the seal in a keyed session.
+    AudioConfig ac = *config.audio;
+    ac.max_payload = std::min(ac.max_payload, p->transport_->max_payload());
+    p->audio_ = std::make_unique<AudioSession>(ac, *p->transport_, p->registry_, *p->discovery_,
+                                               config.session);
   }
   if (config.sync) {
     if (!(config.sync->sync_hz >= 1 && config.sync->sync_hz <= 100))
@@ -215,6 +220,7 @@ PeerReport Peer::report() const {
   r.id = id_;
   r.name = config_.name;
   r.incarnation = discovery_->config().incarnation;
+  r.keyed = transport_->keyed();
   r.local = transport_->local();
   r.totals = transport_->totals();
   if (midi_) r.midi = midi_->stats();
@@ -294,6 +300,14 @@ nlohmann::ordered_json PeerReport::to_json_value() const {
             {"datagrams_received", totals.datagrams_received},
             {"frames_delivered", totals.frames_delivered},
             {"decode_errors", std::move(errors)},
+            // Open, or keyed with what the seal dropped (docs/protocol.md, Security).
+            {"security",
+             {{"keyed", keyed},
+              {"opened", totals.keyed_opened},
+              {"failed", totals.keyed_failed},
+              {"replayed", totals.keyed_replayed},
+              {"bad_epoch", totals.keyed_bad_epoch},
+              {"senders_evicted", totals.keyed_senders_evicted}}},
             {"peers", std::move(peers)}};
   if (midi) {
     Json from = Json::array();

@@ -43,8 +43,41 @@ bool wait_for(Pred pred, std::chrono::milliseconds limit) {
 TEST(Peer, SessionNamesMapToStableIds) {
   EXPECT_EQ(session_id_from("band"), session_id_from("band"));
   EXPECT_NE(session_id_from("band"), session_id_from("bend"));
+  EXPECT_EQ(session_id_from("band"), protocol::open_session_id("band"));  // UUID v5
   const Uuid u = Uuid::random();
   EXPECT_EQ(session_id_from(u.to_string()), u);
+  const auto key = protocol::SessionKey::random();
+  EXPECT_EQ(session_id_from("band", key), session_id_from("band", key));
+  EXPECT_NE(session_id_from("band", key), session_id_from("band"));
+  EXPECT_NE(session_id_from("band", key), session_id_from("band", protocol::SessionKey::random()));
+}
+
+TEST(Peer, KeyedPeersFindEachOtherAndAWrongKeyFindsNobody) {
+  // a and c hold the key; b has another key for the same session name. All
+  // three are given a's and c's session id, so only the key keeps b out.
+  const auto port = random_port();
+  const auto key = protocol::SessionKey::random();
+  const Uuid session = session_id_from("band", key);
+  auto keyed = [&](const char* name, const protocol::SessionKey& k) {
+    auto c = config_for(name, session, port);
+    c.key = k;
+    c.probe_rate_hz = 100;
+    return Peer::start(c).value();
+  };
+  auto a = keyed("a", key);
+  auto b = keyed("b", protocol::SessionKey::random());
+  auto c = keyed("c", key);
+  ASSERT_TRUE(wait_for([&] { return a->peers().size() == 1 && c->peers().size() == 1; }, 2000ms));
+  ASSERT_TRUE(wait_for([&] { return b->transport().totals().keyed_failed >= 4; }, 2000ms));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(a->peers()[0].name, "c");
+  EXPECT_TRUE(b->peers().empty()) << "b has the wrong key, yet lists " << b->peers()[0].name;
+  EXPECT_EQ(b->transport().totals().keyed_opened, 0u);
+  EXPECT_GT(a->transport().totals().keyed_failed, 0u);  // b's announces, dropped
+  // Probes (control frames) cross between a and c, sealed.
+  ASSERT_TRUE(wait_for(
+      [&] { return a->report().links.size() == 1 && a->report().links[0].probes_received > 5; },
+      2000ms));
 }
 
 TEST(Peer, ThreePeersDiscoverEachOtherAndExchangeProbes) {

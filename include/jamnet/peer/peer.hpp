@@ -27,12 +27,17 @@
 #include "jamnet/peer/audio_session.hpp"
 #include "jamnet/peer/midi_session.hpp"
 #include "jamnet/peer/sync_session.hpp"
+#include "jamnet/protocol/security.hpp"
 
 namespace jamnet {
 
 // A session is named by a UUID; people may use a name instead, which maps to a
-// fixed UUID (the same on every machine).
+// fixed UUID, the same on every machine: the UUID v5 of the name (RFC 9562,
+// in JAMNet's namespace). With a key, the id comes from the key and the name
+// (protocol::keyed_session_id), so two bands that pick the same name never
+// meet. A UUID given as text is taken as it is when there is no key.
 Uuid session_id_from(std::string_view name_or_uuid);
+Uuid session_id_from(std::string_view name_or_uuid, const protocol::SessionKey& key);
 
 inline constexpr std::uint16_t kDefaultMulticastPort = 47700;
 inline constexpr std::uint32_t kDefaultMulticastGroup = 0xEFFF4A4Du;  // 239.255.74.77
@@ -57,6 +62,10 @@ struct PeerConfig {
   std::optional<MidiConfig> midi;            // MIDI (JMID) on this session
   std::optional<AudioConfig> audio;          // audio (JDAT / JELLIE) on this session
   std::optional<SyncConfig> sync;            // clock sync and transport on this session
+  // A keyed session: every frame sealed with this key (docs/protocol.md,
+  // Security); `session` must then be session_id_from(name, key). Unset: an
+  // open session, as before.
+  std::optional<protocol::SessionKey> key;
 };
 
 // What this peer knows about one remote peer.
@@ -79,6 +88,7 @@ struct PeerReport {
   net::Endpoint local;
   std::vector<LinkReport> links;
   net::TransportTotals totals;
+  bool keyed = false;  // a keyed session: frames sealed (docs/protocol.md, Security)
   std::optional<MidiStats> midi;
   std::optional<AudioStats> audio;
   std::optional<SyncReport> sync;
