@@ -22,7 +22,8 @@ std::string mode_text(mode_t m) {
 
 // The file's bytes, once it is known to be a regular file only its owner can use.
 Result<std::string> read_secret(const std::string& path, const char* what) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  const int fd = ::open(path.c_str(),
+                        O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);  // a FIFO must not hang us
   if (fd < 0)
     return make_error(Errc::kIo, std::string("cannot open the ") + what + " file " + path + ": " +
                                      std::strerror(errno));
@@ -81,7 +82,13 @@ Result<protocol::SessionKey> write_new_key_file(const std::string& path) {
           "key file " + path + " exists already; keygen never overwrites a key (remove it first)");
     return make_error(Errc::kIo, "cannot create key file " + path + ": " + std::strerror(errno));
   }
-  ::fchmod(fd, 0600);  // whatever the umask
+  if (::fchmod(fd, 0600) != 0) {  // whatever the umask
+    const int e = errno;
+    ::close(fd);
+    ::unlink(path.c_str());
+    return make_error(Errc::kIo,
+                      "cannot make key file " + path + " owner-only: " + std::strerror(e));
+  }
   std::string text;
   static constexpr char kHex[] = "0123456789abcdef";
   for (std::uint8_t b : key.bytes) {

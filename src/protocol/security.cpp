@@ -284,8 +284,9 @@ std::optional<std::size_t> Opener::open(std::span<const std::uint8_t> ad,
   auto* known = state_->senders.find(key);
   if (known != nullptr) {
     // Before any work: a replay or an epoch far from the sender's is dropped.
-    const std::uint32_t e = known->epoch;
-    if (h->epoch + 1 < e || h->epoch > e + 1) {
+    // In 64 bits: no wrap at epoch 0xFFFFFFFF.
+    const std::uint64_t e = known->epoch, got = h->epoch;
+    if (got + 1 < e || got > e + 1) {
       ++counts_.bad_epoch;
       return std::nullopt;
     }

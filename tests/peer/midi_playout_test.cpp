@@ -229,6 +229,21 @@ TEST_F(MidiPlayoutTest, APeerGoneIsReleasedAfterWhatIsQueuedOfIt) {
   EXPECT_EQ(stats().senders_released, 1u);
 }
 
+TEST_F(MidiPlayoutTest, AReleaseGetsInEvenWhenTheQueueIsFull) {
+  ASSERT_TRUE(playout->push(100, Due{kA, 0, note(Kind::kNoteOn, 0, 60, 1)}));
+  playout->play_due(100);  // A holds note 60
+  for (std::size_t i = 0; i < MidiPlayout::kMaxQueued; ++i)
+    ASSERT_TRUE(playout->push(1'000'000'000'000, Due{kB, 0, note(Kind::kNoteOn, 1, 61, i + 1)}));
+  playout->play_due(200);  // taken into the queue, which is now at its cap; none due
+  playout->peer_gone(kA);
+  played.clear();
+  playout->play_due(2'000'000'000);
+  ASSERT_EQ(played.size(), 1u);
+  EXPECT_TRUE(played[0].release);
+  EXPECT_EQ(played[0].event.data1, 60);
+  EXPECT_EQ(stats().playout_queue_full, 0u);
+}
+
 TEST_F(MidiPlayoutTest, PeersBeyondTheCapAreDroppedAndCounted) {
   for (std::size_t i = 0; i <= MidiPlayout::kMaxPeers; ++i)
     ASSERT_TRUE(playout->push(

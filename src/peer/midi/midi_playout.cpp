@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "jamnet/core/log.hpp"
 #include "jamnet/core/rt_scope.hpp"
 #include "jamnet/platform/realtime.hpp"
 #include "precise_wait.hpp"
@@ -35,7 +36,7 @@ Nanos MidiPlayout::Source::play_time(std::int64_t ts) {
 }
 
 MidiPlayout::MidiPlayout(const MidiConfig& config, Clock clock) : config_(config), clock_(clock) {
-  queue_.reserve(kMaxQueued);
+  queue_.reserve(kMaxQueued + kMaxPeers);
   due_.reserve(kBurstItems);
   out_.reserve(kBurstDeliveries);
   fixes_.reserve(kRepairEvents);
@@ -57,7 +58,8 @@ void MidiPlayout::set_handler(MidiHandler handler) {
   handler_.publish(std::make_unique<const MidiHandler>(std::move(handler)));
   // A call of the old handler that began before the swap ends first, so
   // what it captured may go once this returns.
-  (void)handler_.wait_for_readers(1'000'000'000);
+  if (!handler_.wait_for_readers(1'000'000'000))
+    log::warn("midi: the playout handler did not return within 1 s of being replaced");
   handler_.reclaim();
 }
 
@@ -176,7 +178,10 @@ void MidiPlayout::accept(Handoff& h) {
 }
 
 void MidiPlayout::enqueue(Nanos at, Due&& d) {
-  if (queue_.size() >= kMaxQueued) {
+  // A release always gets in (room for one per peer is reserved): dropping
+  // it would leave the leaver's notes sounding.
+  const bool release = std::holds_alternative<Release>(d.item);
+  if (queue_.size() >= kMaxQueued + (release ? kMaxPeers : 0)) {
     queue_full_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
