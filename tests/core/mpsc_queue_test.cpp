@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -38,6 +39,25 @@ TEST(MpscQueue, FifoOrderFullAndEmpty) {
   EXPECT_FALSE(q.try_pop(out));
   EXPECT_EQ(out, 4);
   EXPECT_EQ(q.size_approx(), 0u);
+}
+
+// A moved-in value leaves the producer holding nothing, so the consumer's
+// drop is the last one; a refused move leaves the value with the producer.
+TEST(MpscQueue, MovedValuesLeaveTheProducerOnlyWhenTaken) {
+  MpscQueue<std::shared_ptr<int>> q(2);
+  auto a = std::make_shared<int>(1), b = std::make_shared<int>(2), c = std::make_shared<int>(3);
+  const std::weak_ptr<int> wa = a;
+  ASSERT_TRUE(q.try_push(std::move(a)));
+  EXPECT_EQ(a, nullptr);
+  ASSERT_TRUE(q.try_push(std::move(b)));
+  EXPECT_FALSE(q.try_push(std::move(c)));
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(*c, 3);
+  std::shared_ptr<int> out;
+  ASSERT_TRUE(q.try_pop(out));
+  EXPECT_EQ(wa.use_count(), 1);
+  out.reset();
+  EXPECT_TRUE(wa.expired());
 }
 
 TEST(MpscQueue, SmallestCapacityDoesNotOverwrite) {

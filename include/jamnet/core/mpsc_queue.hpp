@@ -51,29 +51,11 @@ class MpscQueue {
   MpscQueue& operator=(const MpscQueue&) = delete;
 
   // Any thread. Returns false (and leaves the queue unchanged) when full.
-  bool try_push(const T& value) noexcept {
-    std::uint64_t pos = enqueue_.load(std::memory_order_relaxed);
-    Cell* cell = nullptr;
-    for (;;) {
-      cell = &cells_[pos & mask_];
-      const std::uint64_t seq = cell->seq.load(std::memory_order_acquire);
-      const auto diff = static_cast<std::int64_t>(seq - pos);
-      if (diff == 0) {
-        // Our turn at this slot if no other producer claims `pos` first; on
-        // failure the CAS reloads `pos` and we look again.
-        if (enqueue_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
-      } else if (diff < 0) {
-        // The slot still holds the value from one lap ago: full.
-        return false;
-      } else {
-        // Another producer took `pos` and already published; catch up.
-        pos = enqueue_.load(std::memory_order_relaxed);
-      }
-    }
-    cell->value = value;
-    cell->seq.store(pos + 1, std::memory_order_release);
-    return true;
-  }
+  bool try_push(const T& value) noexcept { return push(value); }
+  // Moves `value` in only when there is room; on false it is left as it was.
+  // Handing back the last reference to something this way leaves the freeing
+  // to the consumer (a copy could race the consumer's drop and free here).
+  bool try_push(T&& value) noexcept { return push(std::move(value)); }
 
   // The consumer thread only. Returns false (and leaves `out` unchanged) when
   // nothing is ready at the head.
@@ -99,6 +81,30 @@ class MpscQueue {
   bool empty_approx() const noexcept { return size_approx() == 0; }
 
  private:
+  template <class U>
+  bool push(U&& value) noexcept {
+    std::uint64_t pos = enqueue_.load(std::memory_order_relaxed);
+    Cell* cell = nullptr;
+    for (;;) {
+      cell = &cells_[pos & mask_];
+      const std::uint64_t seq = cell->seq.load(std::memory_order_acquire);
+      const auto diff = static_cast<std::int64_t>(seq - pos);
+      if (diff == 0) {
+        // Our turn at this slot if no other producer claims `pos` first; on
+        // failure the CAS reloads `pos` and we look again.
+        if (enqueue_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
+      } else if (diff < 0) {
+        // The slot still holds the value from one lap ago: full.
+        return false;
+      } else {
+        // Another producer took `pos` and already published; catch up.
+        pos = enqueue_.load(std::memory_order_relaxed);
+      }
+    }
+    cell->value = std::forward<U>(value);
+    cell->seq.store(pos + 1, std::memory_order_release);
+    return true;
+  }
   // 64 bytes: the destructive interference size of x86-64 and most ARM cores
   // (std::hardware_destructive_interference_size warns on GCC as ABI-unstable).
   static constexpr std::size_t kLine = 64;

@@ -193,7 +193,8 @@ void MidiSender::take_handoffs() {
 void MidiSender::take_due(Nanos now) {
   // Last wake's payloads go back to the next send() to free.
   for (auto& o : due_) {
-    if (!spent_.try_push(o)) rt_allocs_.fetch_add(1, std::memory_order_relaxed);  // may free here
+    // Moved, not copied: a copy races send() dropping its one and would free here.
+    if (!spent_.try_push(std::move(o))) rt_allocs_.fetch_add(1, std::memory_order_relaxed);
   }
   due_.clear();
   take_handoffs();
