@@ -189,7 +189,7 @@ int run_peer(const PeerCmd& c) {
     // Peers, ports, transport, clock and audio errors: each named once.
     for (const auto& e : session.take_events()) {
       using K = SessionEvent::Kind;
-      if (e.kind == K::kAudioError) {
+      if (e.kind == K::kAudioError || e.kind == K::kSecurity) {
         std::fprintf(stderr, "%sjamnet peer: %s\n", tty ? "\r\033[K" : "", e.detail.c_str());
         continue;
       }

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "command.hpp"
@@ -73,9 +74,13 @@ PeerConfig PeerFlags::to_config() const {
     } else if (const char* env = std::getenv("JAMNET_PASSPHRASE"); env != nullptr && *env != 0) {
       passphrase = env;
       from = "JAMNET_PASSPHRASE";
+      // Read once; programs this one starts do not inherit it.
+      protocol::wipe({reinterpret_cast<std::uint8_t*>(const_cast<char*>(env)), std::strlen(env)});
+      ::unsetenv("JAMNET_PASSPHRASE");
     }
     if (!passphrase.empty()) {
       auto key = protocol::key_from_passphrase(passphrase, session);
+      protocol::wipe(passphrase);
       if (!key) throw CLI::ValidationError(from, key.error().message);
       c.key = *key;
     }

@@ -95,6 +95,12 @@ std::uint32_t SessionRegistry::next_sequence(const Uuid& session, const Topic& t
     seqs_.update([&](SeqTable& t) {
       const auto it = std::lower_bound(t.entries.begin(), t.entries.end(), key, by_key);
       if (it != t.entries.end() && it->key == key) return;
+      if (t.entries.size() >= kMaxSeqCounters) {
+        const auto victim = isn_rng_() % t.entries.size();
+        t.entries.erase(t.entries.begin() + static_cast<std::ptrdiff_t>(victim));
+        seq_evicted_.fetch_add(1, std::memory_order_relaxed);
+        return;  // looked up again (the insert position moved)
+      }
       t.entries.insert(it, {key, std::make_shared<std::atomic<std::uint32_t>>(
                                      static_cast<std::uint32_t>(isn_rng_()))});
     });
@@ -176,7 +182,10 @@ void SessionRegistry::control_loop() {
 }
 
 RegistryStats SessionRegistry::stats() const {
-  return {n_deferred_.load(), n_full_.load(), n_large_.load()};
+  RegistryStats st{n_deferred_.load(), n_full_.load(), n_large_.load()};
+  st.seq_counters = seqs_.read()->entries.size();
+  st.seq_evicted = seq_evicted_.load();
+  return st;
 }
 
 }  // namespace jamnet::net

@@ -26,6 +26,7 @@ Transport::Transport(TransportConfig config, SessionRegistry& registry)
     : config_(std::move(config)),
       registry_(registry),
       rx_buffer_(kMaxUdp),
+      gate_(config_.flood),
       sources_(std::max<std::size_t>(config_.max_sources, 1)),
       streams_(std::max<std::size_t>(config_.max_streams, 1)) {
   snap_sources_.reserve(sources_.capacity());
@@ -84,10 +85,24 @@ Result<std::unique_ptr<Transport>> Transport::start(const TransportConfig& confi
       !add(t->wake_fd_, kWakeTag)) {
     return make_error(Errc::kIo, std::string("epoll_ctl: ") + std::strerror(errno));
   }
+  if (!config.receive_thread) return t;  // the caller feeds receive(); readers serve themselves
   t->running_ = true;
   t->requests_.set_serving(true);
   t->thread_ = std::thread([raw = t.get()] { raw->receive_loop(); });
   return t;
+}
+
+bool Transport::receive(std::span<const std::uint8_t> bytes, const Endpoint& from,
+                        bool via_multicast, Nanos rx_ns) {
+  if (requests_.serving()) return false;
+  // The tables are shared with readers, who take this lock when no thread serves.
+  std::lock_guard lock(requests_.mutex());
+  Datagram dg;
+  dg.size = bytes.size();
+  dg.from = from;
+  dg.user_rx_ns = rx_ns;
+  handle(bytes.first(std::min(bytes.size(), rx_buffer_.size())), dg, via_multicast);
+  return true;
 }
 
 Transport::~Transport() {
@@ -135,7 +150,17 @@ std::expected<std::uint32_t, SendFailure> Transport::send_rt(const SendOptions& 
   h.stream_index = opts.topic.index;
   h.timestamp_ns = opts.timestamp_ns.value_or(config_.session_clock());
   h.session_id = opts.session;
-  h.sequence = registry_.next_sequence(opts.session, opts.topic, to);
+  if (opts.untracked) {
+    // splitmix64 of a counter: distinct, unpredictable enough to not look
+    // like a duplicate of the last untracked frame to the same address.
+    static std::atomic<std::uint64_t> untracked_n{static_cast<std::uint64_t>(monotonic_ns())};
+    std::uint64_t z = untracked_n.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    h.sequence = static_cast<std::uint32_t>(z ^ (z >> 31));
+  } else {
+    h.sequence = registry_.next_sequence(opts.session, opts.topic, to);
+  }
   std::array<std::uint8_t, kMaxUdp> buf;
   const bool seal = sealer_ && opts.session == config_.keyed->session;
   auto n = seal ? protocol::encode_sealed_frame(h, payload, *sealer_, buf, config_.limits)
@@ -238,7 +263,14 @@ void Transport::handle(std::span<const std::uint8_t> bytes, const Datagram& dg,
     ++totals_.own_multicast_ignored;
     return;
   }
-  auto* src = entry_evicting_oldest(sources_, dg.from, totals_.sources_evicted);
+  // A source not verified yet is looked at within the flood gate's budget
+  // only, and gets per-source state only then.
+  auto* src = sources_.find(dg.from);
+  if ((src == nullptr || !src->verified) && !gate_.admit(dg.from.addr, dg.user_rx_ns)) {
+    ++totals_.flood_dropped;
+    return;
+  }
+  if (src == nullptr) src = entry_evicting_oldest(sources_, dg.from, totals_.sources_evicted);
   src->stats.from = dg.from;
   src->last_rx_ns = dg.user_rx_ns;
   ++src->stats.datagrams;
@@ -263,6 +295,7 @@ void Transport::handle(std::span<const std::uint8_t> bytes, const Datagram& dg,
     if (!n) return;
     opened = protocol::FrameView{h, {plain_.data(), *n}};
   }
+  src->verified = true;
   const protocol::FrameView& view = opened ? *opened : *decoded;
   const StreamKey key{dg.from.addr,
                       dg.from.port,
@@ -316,6 +349,7 @@ void Transport::publish_locked() const {
     snap_totals_.keyed_failed = c.failed + c.malformed;
     snap_totals_.keyed_replayed = c.replayed;
     snap_totals_.keyed_bad_epoch = c.bad_epoch;
+    snap_totals_.keyed_stale = c.stale;
     snap_totals_.keyed_senders_evicted = c.evicted;
   }
 }

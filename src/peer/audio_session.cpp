@@ -80,12 +80,20 @@ struct AudioSession::Receiver {
     return j;
   }
 
-  // Enough hand-off slots for the largest target plus 100 ms of this stream.
+  // Enough hand-off slots for the largest target plus 100 ms of this stream,
+  // within kMaxSlabBytes (the header is the sender's word: 64 channels of
+  // 512 frames at 384 kHz would otherwise ask for 64 MiB).
+  static constexpr std::size_t kMaxSlabBytes = 16u << 20;
   static std::uint32_t queue_slots(const AudioConfig& c, const jdat::JdatHeader& h) {
     const double seconds = static_cast<double>(c.jitter.max_target_ns) * 1e-9 + 0.1;
     const double packets = seconds * h.sample_rate / std::max<double>(h.frames, 1.0);
-    return static_cast<std::uint32_t>(
-        std::clamp<double>(std::ceil(packets), static_cast<double>(c.queue_packets), 65536.0));
+    const double block_bytes =
+        static_cast<double>(std::max<std::size_t>(std::size_t{h.frames} * h.channels, 1)) *
+        sizeof(float);
+    const double cap = std::max(8.0, static_cast<double>(kMaxSlabBytes) / block_bytes);
+    return static_cast<std::uint32_t>(std::min(
+        cap,
+        std::clamp<double>(std::ceil(packets), static_cast<double>(c.queue_packets), 65536.0)));
   }
 
   Receiver(const Uuid& who, std::uint16_t index, std::string source, const AudioConfig& c,

@@ -99,6 +99,7 @@ Result<protocol::SessionKey> write_new_key_file(const std::string& path) {
   const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
                   ::fsync(fd) == 0;
   const int e = errno;
+  protocol::wipe(text);
   ::close(fd);
   if (!ok) {
     ::unlink(path.c_str());
@@ -110,6 +111,10 @@ Result<protocol::SessionKey> write_new_key_file(const std::string& path) {
 Result<protocol::SessionKey> read_key_file(const std::string& path) {
   auto text = read_secret(path, "key");
   if (!text) return std::unexpected(text.error());
+  struct Wipe {
+    std::string& s;
+    ~Wipe() { protocol::wipe(s); }
+  } wipe_text{*text};
   std::string_view t = *text;
   while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' '))
     t.remove_suffix(1);
@@ -133,6 +138,7 @@ Result<std::string> read_passphrase_file(const std::string& path) {
   auto text = read_secret(path, "passphrase");
   if (!text) return std::unexpected(text.error());
   std::string line = text->substr(0, text->find('\n'));
+  protocol::wipe(*text);
   if (!line.empty() && line.back() == '\r') line.pop_back();
   if (line.empty())
     return make_error(Errc::kInvalidArgument, "the passphrase file " + path + " is empty");

@@ -45,6 +45,7 @@ Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
   tc.bind = config.bind;
   tc.multicast = config.multicast;
   tc.multicast_iface = config.multicast_iface;
+  tc.receive_thread = config.receive_thread;
   if (config.key) {
     // A fresh random incarnation per start: the nonces never repeat, even
     // when the clock steps back.
@@ -66,6 +67,7 @@ Result<std::unique_ptr<Peer>> Peer::start(const PeerConfig& config) {
   dc.announce_interval_ns = config.announce_interval_ns;
   dc.heartbeat_interval_ns = config.heartbeat_interval_ns;
   dc.peer_timeout_ns = config.peer_timeout_ns;
+  dc.require_address_proof = config.require_address_proof;
   p->discovery_ = std::make_unique<net::Discovery>(dc, *p->transport_, p->registry_);
 
   p->probe_payload_.assign(config.probe_payload_bytes, 0);
@@ -208,11 +210,19 @@ void Peer::send_probes(Nanos now) {
 
 void Peer::on_probe(const net::ReceivedFrame& rx) {
   if (rx.frame.header.message_kind != static_cast<std::uint16_t>(ControlKind::kProbe)) return;
+  // Probes count only from peers (a proven address): a stranger's make no
+  // state here.
+  if (!discovery_->peer_at(rx.from)) {
+    probes_unproven_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   std::lock_guard lock(probe_mu_);
   auto& d = delivered_[rx.from];
   // Independent of the transport's window: remembers every sequence number, to
-  // prove no duplicate ever reaches the application. Bounded for long runs.
-  if (d.seqs.size() < 4'000'000 && !d.seqs.insert(rx.frame.header.sequence).second) ++d.duplicates;
+  // prove no duplicate ever reaches the application. Bounded for long runs
+  // (a test's probe runs send far fewer), and entries go with their peer.
+  if (d.seqs.size() < kMaxProbeSeqs && !d.seqs.insert(rx.frame.header.sequence).second)
+    ++d.duplicates;
 }
 
 PeerReport Peer::report() const {
@@ -223,6 +233,9 @@ PeerReport Peer::report() const {
   r.keyed = transport_->keyed();
   r.local = transport_->local();
   r.totals = transport_->totals();
+  r.discovery = discovery_->stats();
+  r.registry = registry_.stats();
+  r.probes_unproven = probes_unproven_.load(std::memory_order_relaxed);
   if (midi_) r.midi = midi_->stats();
   if (audio_) r.audio = audio_->stats();
   if (sync_) r.sync = sync_->report();
@@ -307,7 +320,24 @@ nlohmann::ordered_json PeerReport::to_json_value() const {
               {"failed", totals.keyed_failed},
               {"replayed", totals.keyed_replayed},
               {"bad_epoch", totals.keyed_bad_epoch},
+              {"stale", totals.keyed_stale},
               {"senders_evicted", totals.keyed_senders_evicted}}},
+            // Caps on what outside input can make us hold: what they turned away.
+            {"bounds",
+             {{"flood_dropped", totals.flood_dropped},
+              {"sources_evicted", totals.sources_evicted},
+              {"streams_evicted", totals.streams_evicted},
+              {"seq_counters", registry.seq_counters},
+              {"seq_evicted", registry.seq_evicted},
+              {"challenges_sent", discovery.challenges_sent},
+              {"challenges_answered", discovery.challenges_answered},
+              {"challenges_limited", discovery.challenges_limited},
+              {"challenges_too_small", discovery.challenges_too_small},
+              {"bad_cookies", discovery.bad_cookies},
+              {"unproven_dropped", discovery.unproven_dropped + probes_unproven},
+              {"bad_pongs", discovery.bad_pongs},
+              {"peers_refused", discovery.peers_refused},
+              {"aliases_evicted", discovery.aliases_evicted}}},
             {"peers", std::move(peers)}};
   if (midi) {
     Json from = Json::array();
@@ -336,6 +366,8 @@ nlohmann::ordered_json PeerReport::to_json_value() const {
                  {"journal_lines_oversize", midi->journal_lines_oversize},
                  {"playout_queue_full", midi->playout_queue_full},
                  {"playout_peers_full", midi->playout_peers_full},
+                 {"after_release", midi->after_release},
+                 {"bad_time", midi->bad_time},
                  {"send_queue_full", midi->send_queue_full},
                  {"feedback_dropped", midi->feedback_dropped},
                  {"rt_allocs", midi->rt_allocs},

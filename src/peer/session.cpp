@@ -57,6 +57,8 @@ std::string_view to_string(SessionEvent::Kind k) noexcept {
       return "port removed";
     case K::kAudioError:
       return "audio error";
+    case K::kSecurity:
+      return "security";
   }
   return "?";
 }
@@ -382,7 +384,7 @@ void Session::control_loop() {
   double last_bpm = 0;
   bool last_locked = false;
   std::optional<Uuid> last_master;
-  Nanos next_clock = 0;
+  Nanos next_clock = 0, next_security = 0;
   while (running_.load()) {
     const Nanos now = monotonic_ns();
     for (auto& e : peer_->take_events()) {
@@ -422,6 +424,10 @@ void Session::control_loop() {
         push_event({SessionEvent::Kind::kAudioError, {}, {}, err, 0});
       }
     }
+    if (now >= next_security) {
+      next_security = now + 500'000'000;
+      explain_security_drops();
+    }
     if (SyncSession* s = peer_->sync(); s != nullptr && now >= next_clock) {
       next_clock = now + 100'000'000;
       const auto t = s->transport_state();
@@ -447,6 +453,36 @@ void Session::control_loop() {
       }
     }
     sleep_until_ns(now + kTick);
+  }
+}
+
+// Keyed session: each kind of frame the seal dropped, explained once.
+void Session::explain_security_drops() {
+  if (!peer_->transport().keyed()) return;
+  const auto t = peer_->transport().totals();
+  const struct {
+    std::uint64_t count;
+    const char* what;
+  } kinds[] = {
+      {t.keyed_failed,
+       "frames that do not authenticate arrive and are dropped: someone sends to this session "
+       "with another key or passphrase, or frames were damaged on the way"},
+      {t.keyed_stale,
+       "frames sealed more than 120 s from this computer's clock arrive from a peer run not "
+       "heard before and are dropped: an old recording replayed, or that computer's clock (or "
+       "this one's) is wrong"},
+      {t.keyed_replayed,
+       "frames already received arrive again and are dropped: the network duplicated them, or "
+       "someone replays them"},
+      {t.keyed_bad_epoch,
+       "frames sealed with an outdated epoch key arrive and are dropped (replayed, or very "
+       "late)"},
+  };
+  for (std::size_t i = 0; i < std::size(kinds); ++i) {
+    const std::uint64_t bit = std::uint64_t{1} << i;
+    if (kinds[i].count == 0 || (security_shown_ & bit) != 0) continue;
+    security_shown_ |= bit;
+    push_event({SessionEvent::Kind::kSecurity, {}, {}, kinds[i].what, 0});
   }
 }
 

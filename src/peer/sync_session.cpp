@@ -47,6 +47,7 @@ SyncReport SyncSession::report() const {
   clock_.fill_report(r);
   transport_log_.fill_report(r);
   r.inbox_dropped = wire_.inbox_dropped();
+  r.unproven_dropped = wire_.unproven_dropped();
   return r;
 }
 
@@ -99,7 +100,8 @@ nlohmann::ordered_json SyncReport::to_json_value() const {
             {"snapshots_adopted", snapshots_adopted},
             {"events", std::move(ev)}}},
           {"rejected", std::move(rej)},
-          {"inbox_dropped", inbox_dropped}};
+          {"inbox_dropped", inbox_dropped},
+          {"unproven_dropped", unproven_dropped}};
 }
 
 std::string SyncReport::to_json() const {

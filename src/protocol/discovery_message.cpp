@@ -8,10 +8,11 @@ namespace jamnet::protocol {
 
 namespace {
 
-constexpr std::size_t kAnnounceFixed = 16 + 8 + 1;  // id, incarnation, name length
+constexpr std::size_t kAnnounceFixed = 16 + 8 + 1;  // id, incarnation, name length; cookie after
 constexpr std::size_t kByeSize = 16 + 8;
-constexpr std::size_t kPingSize = 16 + 4 + 8;
 constexpr std::size_t kPongSize = 16 + 4 + 8 + 8 + 8;
+constexpr std::size_t kPingSize = kPongSize;  // 16 + 4 + 8, padded
+constexpr std::size_t kChallengeMax = kAnnounceFixed + kMaxPeerNameBytes + kCookieBytes;
 
 void put_id(std::vector<std::uint8_t>& out, const Uuid& id) {
   out.insert(out.end(), id.bytes.begin(), id.bytes.end());
@@ -46,7 +47,32 @@ std::vector<std::uint8_t> encode(const Announce& m) {
   put64(out, m.incarnation);
   out.push_back(static_cast<std::uint8_t>(n));
   out.insert(out.end(), m.name.begin(), m.name.begin() + static_cast<std::ptrdiff_t>(n));
+  out.insert(out.end(), m.cookie.begin(), m.cookie.end());
   return out;
+}
+
+std::size_t announce_size(std::size_t name_bytes) noexcept {
+  return kAnnounceFixed + std::min(name_bytes, kMaxPeerNameBytes) + kCookieBytes;
+}
+
+std::vector<std::uint8_t> encode(const Challenge& m) {
+  std::vector<std::uint8_t> out;
+  put_id(out, m.peer_id);
+  out.insert(out.end(), m.cookie.begin(), m.cookie.end());
+  out.resize(std::clamp(m.size, kChallengeMin, kChallengeMax), 0);
+  return out;
+}
+
+Result<Challenge> decode_challenge(std::span<const std::uint8_t> p) {
+  if (p.size() < kChallengeMin || p.size() > kChallengeMax)
+    return make_error(Errc::kParse, "challenge payload must be " + std::to_string(kChallengeMin) +
+                                        ".." + std::to_string(kChallengeMax) + " bytes, got " +
+                                        std::to_string(p.size()));
+  Challenge m;
+  m.peer_id = get_id(p.data());
+  std::copy(p.begin() + 16, p.begin() + 16 + kCookieBytes, m.cookie.begin());
+  m.size = p.size();
+  return m;
 }
 
 std::vector<std::uint8_t> encode(const Bye& m) {
@@ -61,6 +87,7 @@ std::vector<std::uint8_t> encode(const Ping& m) {
   put_id(out, m.peer_id);
   put32(out, m.ping_id);
   put64(out, static_cast<std::uint64_t>(m.t1_ns));
+  out.resize(kPingSize, 0);  // as large as the pong it asks for
   return out;
 }
 
@@ -79,7 +106,8 @@ Result<Announce> decode_announce(std::span<const std::uint8_t> p) {
   const std::size_t n = p[kAnnounceFixed - 1];
   if (n > kMaxPeerNameBytes)
     return make_error(Errc::kParse, "announce: peer name longer than 64 bytes");
-  if (p.size() != kAnnounceFixed + n) return bad_size("announce", kAnnounceFixed + n, p.size());
+  if (p.size() != kAnnounceFixed + n + kCookieBytes)
+    return bad_size("announce", kAnnounceFixed + n + kCookieBytes, p.size());
   Announce m;
   m.peer_id = get_id(p.data());
   m.incarnation = load_be64(p.data() + 16);
@@ -89,6 +117,7 @@ Result<Announce> decode_announce(std::span<const std::uint8_t> p) {
     const char c = static_cast<char>(p[kAnnounceFixed + i]);
     m.name.push_back(c >= 0x20 && c < 0x7F ? c : '?');
   }
+  std::copy(p.begin() + static_cast<std::ptrdiff_t>(kAnnounceFixed + n), p.end(), m.cookie.begin());
   return m;
 }
 

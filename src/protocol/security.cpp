@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #include "jamnet/core/fixed_map.hpp"
@@ -41,9 +44,26 @@ void mark_version(Uuid& id, std::uint8_t version) noexcept {
 // every member must map a name to the same id).
 const Uuid kSessionNamespace = *Uuid::parse("3f1c9d2e-7b4a-4e61-9a0d-5c8e2b7f4a10");
 
+SessionKey::~SessionKey() {
+  ::sodium_memzero(bytes.data(), bytes.size());
+}
+
+void wipe(std::span<std::uint8_t> b) noexcept {
+  ::sodium_memzero(b.data(), b.size());
+}
+
+void wipe(std::string& s) noexcept {
+  ::sodium_memzero(s.data(), s.size());
+  s.clear();
+}
+
 SessionKey SessionKey::random() {
+  if (!sodium_ready()) {
+    std::fputs("jamnet: libsodium could not be initialised; no random key can be made\n", stderr);
+    std::abort();
+  }
   SessionKey k;
-  if (sodium_ready()) ::randombytes_buf(k.bytes.data(), k.bytes.size());
+  ::randombytes_buf(k.bytes.data(), k.bytes.size());  // aborts itself if the OS has no CSPRNG
   return k;
 }
 
@@ -95,6 +115,15 @@ Uuid keyed_session_id(const SessionKey& key, std::string_view name) {
   return id;
 }
 
+std::array<std::uint8_t, 16> mac16(const SessionKey& secret,
+                                   std::span<const std::uint8_t> msg) noexcept {
+  (void)sodium_ready();
+  std::array<std::uint8_t, 16> out{};
+  ::crypto_generichash(out.data(), out.size(), msg.data(), msg.size(), secret.bytes.data(),
+                       secret.bytes.size());
+  return out;
+}
+
 SessionKey epoch_key(const SessionKey& session, std::uint32_t epoch) {
   (void)sodium_ready();
   SessionKey k;
@@ -107,24 +136,39 @@ std::optional<SealHeader> peek_seal(std::span<const std::uint8_t> sealed) noexce
   if (sealed.size() < kSealOverhead) return std::nullopt;
   SealHeader h;
   h.epoch = load_be32(sealed.data());
-  h.sender = load_be64(sealed.data() + 4);
-  h.incarnation = load_be64(sealed.data() + 12);
-  h.counter = load_be64(sealed.data() + 20);
+  h.sent_s = load_be32(sealed.data() + 4);
+  h.sender = load_be64(sealed.data() + 8);
+  h.incarnation = load_be64(sealed.data() + 16);
+  h.counter = load_be64(sealed.data() + 24);
   return h;
 }
 
+namespace {
+// The associated data: the frame header, then the seal's epoch and sent time.
+std::size_t full_ad(std::span<const std::uint8_t> ad, const std::uint8_t* seal_prefix,
+                    std::array<std::uint8_t, kMaxAd + 8>& buf) noexcept {
+  if (ad.size() > kMaxAd) return 0;
+  std::memcpy(buf.data(), ad.data(), ad.size());
+  std::memcpy(buf.data() + ad.size(), seal_prefix, 8);
+  return ad.size() + 8;
+}
+}  // namespace
+
 std::size_t seal(const SessionKey& key, const SealHeader& h, std::span<const std::uint8_t> ad,
                  std::span<const std::uint8_t> plain, std::span<std::uint8_t> out) noexcept {
-  if (out.size() < plain.size() + kSealOverhead || !sodium_ready()) return 0;
+  if (out.size() < plain.size() + kSealOverhead || ad.size() > kMaxAd || !sodium_ready()) return 0;
   std::uint8_t* p = out.data();
   store_be32(p, h.epoch);
-  store_be64(p + 4, h.sender);
-  store_be64(p + 12, h.incarnation);
-  store_be64(p + 20, h.counter);
+  store_be32(p + 4, h.sent_s);
+  store_be64(p + 8, h.sender);
+  store_be64(p + 16, h.incarnation);
+  store_be64(p + 24, h.counter);
+  std::array<std::uint8_t, kMaxAd + 8> adb;
+  const std::size_t adn = full_ad(ad, p, adb);
   unsigned long long tag_len = 0;
   ::crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
       p + kSealHeaderBytes, p + kSealHeaderBytes + plain.size(), &tag_len, plain.data(),
-      plain.size(), ad.data(), ad.size(), nullptr, p + 4, key.bytes.data());
+      plain.size(), adb.data(), adn, nullptr, p + 8, key.bytes.data());
   return plain.size() + kSealOverhead;
 }
 
@@ -133,11 +177,13 @@ std::optional<std::size_t> open(const SessionKey& key, std::span<const std::uint
                                 std::span<std::uint8_t> out) noexcept {
   if (sealed.size() < kSealOverhead || !sodium_ready()) return std::nullopt;
   const std::size_t n = sealed.size() - kSealOverhead;
-  if (out.size() < n) return std::nullopt;
+  if (out.size() < n || ad.size() > kMaxAd) return std::nullopt;
   const std::uint8_t* p = sealed.data();
+  std::array<std::uint8_t, kMaxAd + 8> adb;
+  const std::size_t adn = full_ad(ad, p, adb);
   if (::crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-          out.data(), nullptr, p + kSealHeaderBytes, n, p + kSealHeaderBytes + n, ad.data(),
-          ad.size(), p + 4, key.bytes.data()) != 0)
+          out.data(), nullptr, p + kSealHeaderBytes, n, p + kSealHeaderBytes + n, adb.data(), adn,
+          p + 8, key.bytes.data()) != 0)
     return std::nullopt;
   return n;
 }
@@ -166,10 +212,24 @@ Sealer::Sealer(const SessionKey& session, const Uuid& peer_id, std::uint64_t inc
       epoch_bits_(std::min(epoch_bits, 63u)),
       id_(g_sealer_ids.fetch_add(1, std::memory_order_relaxed)) {}
 
+namespace {
+std::uint32_t wall_seconds() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint32_t>(static_cast<std::uint64_t>(ts.tv_sec));
+}
+}  // namespace
+
 std::size_t Sealer::seal(std::span<const std::uint8_t> ad, std::span<const std::uint8_t> plain,
                          std::span<std::uint8_t> out) noexcept {
+  return seal(ad, plain, out, wall_seconds());
+}
+
+std::size_t Sealer::seal(std::span<const std::uint8_t> ad, std::span<const std::uint8_t> plain,
+                         std::span<std::uint8_t> out, std::uint32_t now_s) noexcept {
   if (out.size() < plain.size() + kSealOverhead) return 0;
   SealHeader h;
+  h.sent_s = now_s;
   h.sender = tag_;
   h.incarnation = incarnation_;
   h.counter = counter_.fetch_add(1, std::memory_order_relaxed);
@@ -261,20 +321,42 @@ std::size_t Opener::senders() const noexcept {
   return state_->senders.size();
 }
 
-const SessionKey& Opener::key_for(std::uint32_t epoch) noexcept {
-  for (const auto& c : cache_)
-    if (c.valid && c.epoch == epoch) return c.key;
-  CachedKey& slot = cache_[next_slot_];
-  next_slot_ = (next_slot_ + 1) % cache_.size();
-  slot.key = epoch_key(session_, epoch);
-  slot.epoch = epoch;
-  slot.valid = true;
-  return slot.key;
+const SessionKey& Opener::key_for(std::uint32_t epoch, bool& cached) noexcept {
+  for (auto& c : cache_)
+    if (c.valid && c.epoch == epoch) {
+      c.used = state_->clock;
+      cached = true;
+      return c.key;
+    }
+  cached = false;
+  scratch_ = epoch_key(session_, epoch);
+  return scratch_;
+}
+
+void Opener::remember(std::uint32_t epoch) noexcept {
+  CachedKey* slot = &cache_[0];
+  for (auto& c : cache_) {
+    if (!c.valid) {
+      slot = &c;
+      break;
+    }
+    if (c.used < slot->used) slot = &c;
+  }
+  slot->key = scratch_;
+  slot->epoch = epoch;
+  slot->valid = true;
+  slot->used = state_->clock;
 }
 
 std::optional<std::size_t> Opener::open(std::span<const std::uint8_t> ad,
                                         std::span<const std::uint8_t> sealed,
                                         std::span<std::uint8_t> out) noexcept {
+  return open(ad, sealed, out, wall_seconds());
+}
+
+std::optional<std::size_t> Opener::open(std::span<const std::uint8_t> ad,
+                                        std::span<const std::uint8_t> sealed,
+                                        std::span<std::uint8_t> out, std::uint32_t now_s) noexcept {
   const auto h = peek_seal(sealed);
   if (!h) {
     ++counts_.malformed;
@@ -283,10 +365,10 @@ std::optional<std::size_t> Opener::open(std::span<const std::uint8_t> ad,
   const SenderKey key{h->sender, h->incarnation};
   auto* known = state_->senders.find(key);
   if (known != nullptr) {
-    // Before any work: a replay or an epoch far from the sender's is dropped.
-    // In 64 bits: no wrap at epoch 0xFFFFFFFF.
-    const std::uint64_t e = known->epoch, got = h->epoch;
-    if (got + 1 < e || got > e + 1) {
+    // Before any work: a replay or an epoch before the sender's previous
+    // one is dropped. Later epochs are taken (the sender may have sealed a
+    // whole epoch's frames we never got). In 64 bits: no wrap.
+    if (std::uint64_t{h->epoch} + 1 < known->epoch) {
       ++counts_.bad_epoch;
       return std::nullopt;
     }
@@ -294,12 +376,24 @@ std::optional<std::size_t> Opener::open(std::span<const std::uint8_t> ad,
       ++counts_.replayed;
       return std::nullopt;
     }
+  } else {
+    // A sender run we have no state for: only a frame sealed about now (an
+    // old recording replayed is refused before it costs a decryption).
+    const auto age = static_cast<std::int32_t>(now_s - h->sent_s);  // mod 2^32
+    if (age > static_cast<std::int32_t>(kFreshSeconds) ||
+        age < -static_cast<std::int32_t>(kFreshSeconds)) {
+      ++counts_.stale;
+      return std::nullopt;
+    }
   }
-  const auto n = protocol::open(key_for(h->epoch), ad, sealed, out);
+  bool cached = false;
+  const SessionKey& k = key_for(h->epoch, cached);
+  const auto n = protocol::open(k, ad, sealed, out);
   if (!n) {
     ++counts_.failed;
     return std::nullopt;
   }
+  if (!cached) remember(h->epoch);
   // Authenticated: now, and only now, the sender may have state here.
   if (known == nullptr) {
     if (state_->senders.full()) {

@@ -102,7 +102,11 @@ ClockEstimator::ClockEstimator(ClockEstimatorConfig config) : config_(config) {
 }
 
 bool ClockEstimator::add(const SyncSample& s) {
-  if (s.t4 < s.t1) return false;
+  // t2 and t3 come from the wire: all four in [0, 2^60] keep every sum and
+  // difference below (offsets, delays, the fit's sums of two) in range.
+  if (!plausible_ns(s.t1) || !plausible_ns(s.t2) || !plausible_ns(s.t3) || !plausible_ns(s.t4))
+    return false;
+  if (s.t4 < s.t1 || s.t3 < s.t2) return false;
   const Nanos d = s.delay();
   if (d < 0 || d > config_.max_delay_ns) return false;
   if (!samples_.empty() && s.t1 <= samples_.back().t1) return false;

@@ -14,11 +14,11 @@ namespace {
 constexpr double kDriftWanderPpmPerSqrtS = 0.05;
 
 Nanos eval(const SessionClockState& s, Nanos local) noexcept {
-  const Nanos dl = local - s.anchor_local;
+  const Nanos dl = sat_sub(local, s.anchor_local);
   // rate - 1 is exact in double (Sterbenz), so the product keeps ns precision
   // over hours.
   const long double extra = static_cast<long double>(dl) * static_cast<long double>(s.rate - 1.0);
-  return s.anchor_session + dl + static_cast<Nanos>(std::llroundl(extra));
+  return sat_add(sat_add(s.anchor_session, dl), static_cast<Nanos>(std::llroundl(extra)));
 }
 
 }  // namespace
@@ -59,11 +59,11 @@ Nanos SessionClock::session_at(Nanos local) const noexcept {
 
 Nanos SessionClock::local_at(Nanos session) const noexcept {
   const SessionClockState s = state();
-  const Nanos ds = session - s.anchor_session;
+  const Nanos ds = sat_sub(session, s.anchor_session);  // `session` may come from the wire
   // ds / rate = ds - ds * (rate - 1) / rate
   const long double r1 = static_cast<long double>(s.rate - 1.0);
   const long double corr = static_cast<long double>(ds) * r1 / (1.0L + r1);
-  return s.anchor_local + ds - static_cast<Nanos>(std::llroundl(corr));
+  return sat_sub(sat_add(s.anchor_local, ds), static_cast<Nanos>(std::llroundl(corr)));
 }
 
 double SessionClock::drift_ppm() const noexcept {

@@ -127,12 +127,6 @@ double encode_position_ms(double beats, double bpm) noexcept {
   return best;
 }
 
-Nanos saturating_sub(Nanos a, Nanos b) noexcept {
-  Nanos r = 0;
-  if (__builtin_sub_overflow(a, b, &r)) return b > 0 ? INT64_MIN : INT64_MAX;
-  return r;
-}
-
 // Parses one decimal integer part of a BBT text.
 Result<std::int64_t> parse_part(std::string_view part) {
   std::int64_t v = 0;
@@ -257,6 +251,12 @@ bool TransportTimeline::apply(const TransportCommandRec& c) {
   };
   // Validation.
   if (c.origin.empty() || c.seq == 0 || !valid_command(c.command)) return reject();
+  if (!plausible_ns(c.at_ns))
+    return reject();  // no clock shows it: arithmetic on it could overflow
+  if (log_.size() >= kMaxLog) {
+    ++log_full_;
+    return reject();
+  }
   if (c.command == TransportCommand::kTempo) {
     if (!valid_bpm(c.bpm)) return reject();
     if (c.time_signature && !valid_time_signature(*c.time_signature)) return reject();
@@ -370,6 +370,7 @@ bool TransportTimeline::load_snapshot(const control::TransportStateMsg& s) {
   const TimeSignature ts{s.time_signature[0], s.time_signature[1]};
   if (!valid_time_signature(ts)) return false;
   if (!std::isfinite(s.anchor_position_ms) || s.anchor_position_ms < 0) return false;
+  if (!plausible_ns(s.anchor_session_ns) || !plausible_ns(s.last_timestamp)) return false;
   const bool has_last = s.last_seq != 0;
   if (has_last == s.last_origin.empty()) return false;  // origin and seq come together
 
@@ -417,6 +418,10 @@ bool TransportTimeline::load_snapshot(const control::TransportStateMsg& s) {
 }
 
 void TransportTimeline::remember_folded(const std::string& origin, std::uint64_t seq) {
+  if (!folded_seqs_.contains(origin) && folded_seqs_.size() >= kMaxOrigins) {
+    folded_seqs_.erase(folded_seqs_.begin());  // bounded; its commands are long folded
+    ++origins_evicted_;
+  }
   auto& seqs = folded_seqs_[origin];
   auto pos = std::lower_bound(seqs.begin(), seqs.end(), seq);
   if (pos != seqs.end() && *pos == seq) return;
@@ -425,7 +430,7 @@ void TransportTimeline::remember_folded(const std::string& origin, std::uint64_t
 }
 
 void TransportTimeline::compact(Nanos now) {
-  const Nanos horizon = saturating_sub(now, config_.keep_history_ns);
+  const Nanos horizon = sat_sub(now, config_.keep_history_ns);
   std::size_t n = 0;
   while (n < log_.size() && log_[n].at_ns < horizon) ++n;
   if (n == 0) return;

@@ -40,6 +40,7 @@ constexpr Nanos kT0 = 1'000'000 * kMs;  // fake monotonic time the tests start a
 
 constexpr auto kAnnounce = static_cast<std::uint16_t>(DiscoveryKind::kAnnounce);
 constexpr auto kBye = static_cast<std::uint16_t>(DiscoveryKind::kBye);
+constexpr auto kChallenge = static_cast<std::uint16_t>(DiscoveryKind::kChallenge);
 constexpr auto kPing = static_cast<std::uint16_t>(HeartbeatKind::kPing);
 constexpr auto kPong = static_cast<std::uint16_t>(HeartbeatKind::kPong);
 
@@ -110,6 +111,9 @@ struct DiscoveryTest : ::testing::Test {
     config.peer_id = self;
     config.incarnation = 1000;
     config.name = "self";
+    // Most tests feed frames from addresses that answer nothing: the
+    // address proof has tests of its own (AddressProof*), which turn it on.
+    config.require_address_proof = false;
     transport = Transport::start(TransportConfig{}, registry).value();
     // Fence: the control thread runs deferred frames in order, so when it has
     // run this handler it has run Discovery's handlers for every frame before.
@@ -163,6 +167,9 @@ struct DiscoveryTest : ::testing::Test {
     return receive(StreamType::kDiscovery, kAnnounce,
                    protocol::encode(protocol::Announce{id, incarnation, name}), from, at,
                    via_multicast, in_session);
+  }
+  bool announce_msg(const protocol::Announce& m, const Endpoint& from, Nanos at) {
+    return receive(StreamType::kDiscovery, kAnnounce, protocol::encode(m), from, at);
   }
   bool bye(const Uuid& id, std::uint64_t incarnation, const Endpoint& from, Nanos at,
            std::optional<Uuid> in_session = std::nullopt) {
@@ -624,6 +631,142 @@ TEST_F(DiscoveryTest, AnnouncesAtTheIntervalNotOnEveryTick) {
     EXPECT_EQ(a->incarnation, 1000u);
     EXPECT_EQ(a->name, "self");
   }
+}
+
+TEST_F(DiscoveryTest, AddressProofAStrangersAnnounceIsChallengedAndLeavesNoState) {
+  config.require_address_proof = true;
+  make();
+  Capture a, spoofed;
+  const protocol::Announce plain{alice, 1, "alice"};
+  ASSERT_TRUE(announce_msg(plain, a.at(), kT0));
+  EXPECT_TRUE(disc->peers().empty()) << "no state before the address is proven";
+  EXPECT_TRUE(disc->take_events().empty());
+  EXPECT_EQ(disc->peer_at(a.at()), std::nullopt);
+  // The answer is a challenge, no larger than the announce, carrying a cookie.
+  ASSERT_TRUE(collect({&a, &spoofed}));
+  const auto ch = a.of(StreamType::kDiscovery, kChallenge);
+  ASSERT_EQ(ch.size(), 1u);
+  EXPECT_EQ(ch[0].payload.size(), protocol::encode(plain).size());
+  const auto c = protocol::decode_challenge(ch[0].payload);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->peer_id, self);
+  EXPECT_EQ(disc->stats().challenges_sent, 1u);
+
+  // The cookie works only from the address it was sent to...
+  protocol::Announce proven = plain;
+  proven.cookie = c->cookie;
+  ASSERT_TRUE(announce_msg(proven, spoofed.at(), kT0 + kMs));
+  EXPECT_TRUE(disc->peers().empty());
+  EXPECT_EQ(disc->stats().bad_cookies, 1u);
+  // ...and for the id it was sent for.
+  protocol::Announce other_id = proven;
+  other_id.peer_id = Uuid::random();
+  ASSERT_TRUE(announce_msg(other_id, a.at(), kT0 + kMs));
+  EXPECT_TRUE(disc->peers().empty());
+  EXPECT_EQ(disc->stats().bad_cookies, 2u);
+  // Echoed from there, within its lifetime: the peer joins.
+  ASSERT_TRUE(announce_msg(proven, a.at(), kT0 + 2 * kMs));
+  EXPECT_EQ(one_peer().id, alice);
+  EXPECT_EQ(disc->peer_at(a.at()), alice);
+  // Its later plain announces from the proven address need no cookie.
+  ASSERT_TRUE(announce_msg(plain, a.at(), kT0 + 300 * kMs));
+  EXPECT_EQ(one_peer().last_seen_ns, kT0 + 300 * kMs);
+  // An expired cookie proves nothing.
+  Capture late;
+  protocol::Announce stale = plain;
+  stale.peer_id = Uuid::random();
+  ASSERT_TRUE(announce_msg(stale, late.at(), kT0));
+  ASSERT_TRUE(collect({&a, &spoofed, &late}));
+  const auto lc =
+      protocol::decode_challenge(late.of(StreamType::kDiscovery, kChallenge).at(0).payload);
+  ASSERT_TRUE(lc.has_value());
+  stale.cookie = lc->cookie;
+  ASSERT_TRUE(announce_msg(stale, late.at(), kT0 + 2 * Discovery::kCookiePeriodNs + kMs));
+  EXPECT_EQ(disc->peers().size(), 1u);
+}
+
+TEST_F(DiscoveryTest, AddressProofPingsAndByesFromUnprovenAddressesAreDropped) {
+  config.require_address_proof = true;
+  make();
+  Capture a, spoofed;
+  ASSERT_TRUE(announce_msg({alice, 1, "alice"}, a.at(), kT0));
+  ASSERT_TRUE(collect({&a, &spoofed}));
+  protocol::Announce proven{alice, 1, "alice"};
+  proven.cookie =
+      protocol::decode_challenge(a.of(StreamType::kDiscovery, kChallenge).at(0).payload)->cookie;
+  ASSERT_TRUE(announce_msg(proven, a.at(), kT0 + kMs));
+  ASSERT_EQ(disc->peers().size(), 1u);
+  (void)disc->take_events();
+  // A ping naming alice from elsewhere: no pong there (no reflection), and
+  // that address does not become alice's.
+  ping(alice, 5, 123, spoofed.at(), kT0 + 2 * kMs);
+  EXPECT_EQ(disc->peer_at(spoofed.at()), std::nullopt);
+  // A bye naming alice from elsewhere does not remove her.
+  bye(alice, 1, spoofed.at(), kT0 + 3 * kMs);
+  EXPECT_TRUE(disc->take_events().empty());
+  EXPECT_EQ(disc->peers().size(), 1u);
+  EXPECT_EQ(disc->stats().unproven_dropped, 2u);
+  ASSERT_TRUE(collect({&a, &spoofed}));
+  EXPECT_TRUE(spoofed.got.empty());
+  // From her proven address both work.
+  ping(alice, 6, 456, a.at(), kT0 + 4 * kMs);
+  ASSERT_TRUE(collect({&a, &spoofed}));
+  EXPECT_EQ(a.of(StreamType::kHeartbeat, kPong).size(), 1u);
+  bye(alice, 1, a.at(), kT0 + 5 * kMs);
+  EXPECT_TRUE(disc->peers().empty());
+}
+
+TEST_F(DiscoveryTest, AddressProofChallengesAreAnsweredNoLargerAndRateLimited) {
+  config.require_address_proof = true;
+  config.challenges_per_s = 5;
+  make();
+  Capture a;
+  // A challenge as large as our announce gets our announce, with its cookie.
+  protocol::Challenge c{alice, {}, protocol::announce_size(config.name.size())};
+  c.cookie.fill(0x5A);
+  receive(StreamType::kDiscovery, kChallenge, protocol::encode(c), a.at(), kT0);
+  ASSERT_TRUE(collect({&a}));
+  const auto ans = a.of(StreamType::kDiscovery, kAnnounce);
+  ASSERT_EQ(ans.size(), 1u);
+  EXPECT_LE(ans[0].payload.size(), c.size);
+  EXPECT_EQ(protocol::decode_announce(ans[0].payload)->cookie, c.cookie);
+  // A smaller one would amplify: ignored, counted.
+  c.size = protocol::kChallengeMin;
+  receive(StreamType::kDiscovery, kChallenge, protocol::encode(c), a.at(), kT0);
+  EXPECT_EQ(disc->stats().challenges_too_small, 1u);
+  // A flood of announces from new ids costs at most the rate in challenges.
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(announce_msg({Uuid::random(), 1, "x"}, a.at(), kT0 + kMs));
+  const auto st = disc->stats();
+  EXPECT_EQ(st.challenges_answered, 1u);
+  EXPECT_EQ(st.challenges_sent, 4u);  // the burst of 5, less the one answer above
+  EXPECT_EQ(st.challenges_limited, 16u);
+  EXPECT_TRUE(disc->peers().empty());
+}
+
+TEST_F(DiscoveryTest, PeersAndTheirAddressesAreCapped) {
+  config.max_peers = 3;
+  make();
+  Capture a;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(announce(Uuid::random(), 1, "p", a.at(), kT0));
+  EXPECT_EQ(disc->peers().size(), 3u);
+  EXPECT_EQ(disc->stats().peers_refused, 2u);
+  // The address went to the newest peer made: one owner at a time.
+  EXPECT_EQ(disc->route_table()->aliases.size(), 1u);
+}
+
+TEST_F(DiscoveryTest, APeerKeepsItsNewestAddressesOnly) {
+  make();
+  std::vector<std::unique_ptr<Capture>> caps;
+  for (std::size_t i = 0; i < Discovery::kMaxAliasesPerPeer + 2; ++i) {
+    caps.push_back(std::make_unique<Capture>());
+    ASSERT_TRUE(announce(alice, 1, "alice", caps.back()->at(), kT0 + static_cast<Nanos>(i) * kMs));
+  }
+  EXPECT_EQ(disc->stats().aliases_evicted, 2u);
+  EXPECT_EQ(disc->peer_at(caps[0]->at()), std::nullopt);
+  EXPECT_EQ(disc->peer_at(caps[1]->at()), std::nullopt);
+  EXPECT_EQ(disc->peer_at(caps.back()->at()), alice);
+  EXPECT_EQ(one_peer().address, caps.back()->at());
 }
 
 }  // namespace

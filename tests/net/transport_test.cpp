@@ -35,7 +35,8 @@ struct Node {
   std::vector<Nanos> kernel_ts;
   std::atomic<int> via_multicast{0};
 
-  explicit Node(const Uuid& session, std::optional<Endpoint> group = std::nullopt) {
+  explicit Node(const Uuid& session, std::optional<Endpoint> group = std::nullopt,
+                TransportConfig c = {}) {
     registry.join(session);
     registry.subscribe({session, StreamType::kControl, 0}, [this](const ReceivedFrame& rx) {
       std::lock_guard lock(mu);
@@ -43,7 +44,6 @@ struct Node {
       kernel_ts.push_back(rx.kernel_rx_realtime_ns);
       if (rx.via_multicast) ++via_multicast;
     });
-    TransportConfig c;
     c.multicast = group;
     transport = Transport::start(c, registry).value();
   }
@@ -123,6 +123,41 @@ TEST(Transport, CorruptForeignAndDuplicateFramesNeverReachTheApplication) {
   ASSERT_EQ(streams.size(), 1u);
   EXPECT_EQ(streams[0].counts.duplicated, 1u);
   EXPECT_EQ(rx.transport->totals().errors[protocol::FrameError::kCrcMismatch], 1u);
+}
+
+// Garbage from sources not verified yet gets a bounded share of the receive
+// thread; a source whose frames reached the session passes the gate.
+TEST(Transport, GarbageFromUnverifiedSourcesIsLimitedAndMembersPassTheGate) {
+  const Uuid s = Uuid::random();
+  TransportConfig c;
+  c.flood.total_per_s = 1000;  // 100 per 100 ms window
+  c.flood.prefix_per_s = 1000;
+  Node rx(s, std::nullopt, c);
+  auto member = UdpSocket::bind(Endpoint::loopback(0)).value();
+  auto flood = UdpSocket::bind(Endpoint::loopback(0)).value();
+  const auto to = rx.transport->local();
+  protocol::FrameHeader h;
+  h.stream_type = StreamType::kControl;
+  h.session_id = s;
+  h.sequence = 1;
+  ASSERT_TRUE(
+      member.send_to(protocol::encode_frame(h, std::vector<std::uint8_t>(8, 1)).value(), to));
+  ASSERT_TRUE(wait_for([&] { return rx.count() == 1; }));
+  const std::vector<std::uint8_t> garbage(64, 0xEE);
+  for (int i = 0; i < 1000; ++i) (void)flood.send_to(garbage, to);
+  for (std::uint32_t i = 2; i <= 101; ++i) {
+    h.sequence = i;
+    ASSERT_TRUE(
+        member.send_to(protocol::encode_frame(h, std::vector<std::uint8_t>(8, 1)).value(), to));
+  }
+  ASSERT_TRUE(wait_for([&] { return rx.transport->totals().datagrams_received == 1101; }));
+  EXPECT_EQ(rx.count(), 101u) << "every member frame got through the flood";
+  const auto t = rx.transport->totals();
+  EXPECT_GE(t.flood_dropped, 600u);
+  EXPECT_EQ(t.flood_dropped + t.errors.total(), 1000u) << "each garbage datagram counted once";
+  // Only what the gate let through was looked at, and only the member has
+  // per-source state marked as verified.
+  EXPECT_LE(t.errors.total(), 400u);
 }
 
 TEST(Transport, OversizedPayloadIsAClearSendError) {

@@ -229,6 +229,35 @@ TEST_F(MidiPlayoutTest, APeerGoneIsReleasedAfterWhatIsQueuedOfIt) {
   EXPECT_EQ(stats().senders_released, 1u);
 }
 
+TEST_F(MidiPlayoutTest, ALateCopyOfAReleasedPeerIsDroppedNotLeftSounding) {
+  config.latency_ns = 5'000'000;
+  make();
+  Event on = note(Kind::kNoteOn, 0, 60, 1);
+  on.ts_ns = 0;
+  ASSERT_TRUE(playout->push_received(kA, 1'000, 1, on));
+  g_now = 2'000;
+  playout->peer_gone(kA);
+  EXPECT_EQ(playout->play_due(5'001'000), 2u);  // the note, then its release
+  played.clear();
+  // A copy of a later note of the leaver still on the way: no new state is
+  // made for it (nobody would release it), and it is counted.
+  Event late = note(Kind::kNoteOn, 0, 64, 2);
+  late.ts_ns = 1'000;
+  ASSERT_TRUE(playout->push_received(kA, 5'002'000, 2, late));
+  EXPECT_EQ(playout->play_due(20'000'000), 0u);
+  EXPECT_TRUE(played.empty());
+  EXPECT_EQ(stats().after_release, 1u);
+  EXPECT_TRUE(stats().senders.empty());
+  // The same id back later (a restart) plays again.
+  const Nanos back = 5'001'000 + MidiPlayout::kReleasedHoldNs + 1;
+  Event again = note(Kind::kNoteOn, 0, 67, 1);
+  again.ts_ns = 0;
+  ASSERT_TRUE(playout->push_received(kA, back, 1, again));
+  EXPECT_EQ(playout->play_due(back + 10'000'000), 1u);
+  ASSERT_EQ(played.size(), 1u);
+  EXPECT_EQ(played[0].event.data1, 67);
+}
+
 TEST_F(MidiPlayoutTest, AReleaseGetsInEvenWhenTheQueueIsFull) {
   ASSERT_TRUE(playout->push(100, Due{kA, 0, note(Kind::kNoteOn, 0, 60, 1)}));
   playout->play_due(100);  // A holds note 60

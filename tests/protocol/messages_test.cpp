@@ -30,6 +30,34 @@ TEST(DiscoveryMessages, RoundTripAndRejectWrongSizes) {
   EXPECT_TRUE(decode_bye(encode(Bye{Uuid::random(), 9})).has_value());
 }
 
+TEST(DiscoveryMessages, NoAnswerIsLargerThanWhatAskedForIt) {
+  // A pong answers a ping: the ping is padded to the pong's size.
+  EXPECT_EQ(encode(Ping{Uuid::random(), 1, 5}).size(),
+            encode(Pong{Uuid::random(), 1, 2, 3, 4}).size());
+  // A challenge answers an announce, padded to its size (and no smaller
+  // than its own fields); an announce answers a challenge of that size.
+  Announce a{Uuid::random(), 3, "drums"};
+  a.cookie.fill(7);
+  const auto ab = encode(a);
+  EXPECT_EQ(ab.size(), announce_size(5));
+  const auto back = decode_announce(ab);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->cookie, a.cookie);
+  Challenge c{Uuid::random(), {}, ab.size()};
+  c.cookie.fill(9);
+  const auto cb = encode(c);
+  EXPECT_EQ(cb.size(), ab.size());
+  const auto cback = decode_challenge(cb);
+  ASSERT_TRUE(cback.has_value());
+  EXPECT_EQ(cback->cookie, c.cookie);
+  EXPECT_EQ(cback->peer_id, c.peer_id);
+  EXPECT_EQ(cback->size, ab.size());
+  EXPECT_EQ(encode(Challenge{Uuid::random(), {}, 1}).size(), kChallengeMin);
+  EXPECT_FALSE(decode_challenge(std::vector<std::uint8_t>(kChallengeMin - 1)).has_value());
+  EXPECT_FALSE(decode_challenge(std::vector<std::uint8_t>(announce_size(kMaxPeerNameBytes) + 1))
+                   .has_value());
+}
+
 TEST(DiscoveryMessages, NamesAreSanitisedAndBounded) {
   std::vector<std::uint8_t> bytes = encode(Announce{Uuid::random(), 1, "ab"});
   bytes[25] = 0x1B;  // ESC: would drive a terminal

@@ -41,7 +41,11 @@ TEST(Security, SealedPayloadOpensToThePlaintextAndHidesIt) {
   const auto key = SessionKey::random();
   const auto ad = bytes(kHeaderSize, 3);
   const auto plain = bytes(256, 9);
-  SealHeader h{7, 0x0102030405060708ull, 42, 99};
+  const SealHeader h{.epoch = 7,
+                     .sent_s = 1234,
+                     .sender = 0x0102030405060708ull,
+                     .incarnation = 42,
+                     .counter = 99};
   std::vector<std::uint8_t> sealed(plain.size() + kSealOverhead);
   ASSERT_EQ(seal(key, h, ad, plain, sealed), sealed.size());
   // The ciphertext is not the plaintext.
@@ -49,6 +53,7 @@ TEST(Security, SealedPayloadOpensToThePlaintextAndHidesIt) {
   const auto peeked = peek_seal(sealed);
   ASSERT_TRUE(peeked);
   EXPECT_EQ(peeked->epoch, 7u);
+  EXPECT_EQ(peeked->sent_s, 1234u);
   EXPECT_EQ(peeked->sender, h.sender);
   EXPECT_EQ(peeked->incarnation, 42u);
   EXPECT_EQ(peeked->counter, 99u);
@@ -219,21 +224,70 @@ TEST(Security, ARotationWhileSendingLosesNoBlock) {
   EXPECT_NE(epoch_key(key, 0), key);
 }
 
-TEST(Security, AnEpochFarFromTheSendersIsRejectedWithoutDecrypting) {
+TEST(Security, AnOldEpochIsRejectedWithoutDecryptingAndALaterOneIsTaken) {
   const auto key = SessionKey::random();
   Opener opener(key);
   std::vector<std::uint8_t> out(64);
-  Sealer sealer(key, kPeer, 1, 3);
-  const Sealed first = seal_with(sealer, 16);
-  ASSERT_TRUE(opener.open(first.ad, first.payload, out));
-  // A validly sealed frame of the same sender five epochs on (a replay of
-  // the future cannot exist, but a bug or a reset could make one).
   const auto ad = bytes(kHeaderSize, 0xA0);
   const auto plain = bytes(16, 1);
-  std::vector<std::uint8_t> far(16 + kSealOverhead);
-  seal(epoch_key(key, 5), {5, sender_tag_of(kPeer), 1, 5 * 8}, ad, plain, far);
-  EXPECT_FALSE(opener.open(ad, far, out));
+  const auto sealed_at = [&](std::uint32_t epoch, std::uint64_t counter) {
+    std::vector<std::uint8_t> f(16 + kSealOverhead);
+    seal(epoch_key(key, epoch),
+         {.epoch = epoch,
+          .sent_s = 1000,
+          .sender = sender_tag_of(kPeer),
+          .incarnation = 1,
+          .counter = counter},
+         ad, plain, f);
+    return f;
+  };
+  ASSERT_TRUE(opener.open(ad, sealed_at(10, 80), out, 1000));
+  // Five epochs on (the sender sealed whole epochs we never got): taken.
+  EXPECT_TRUE(opener.open(ad, sealed_at(15, 120), out, 1000));
+  // The previous epoch still is (reordered across the rotation)...
+  EXPECT_TRUE(opener.open(ad, sealed_at(14, 119), out, 1000));
+  // ...but one before it is not, and costs no decryption.
+  EXPECT_FALSE(opener.open(ad, sealed_at(13, 110), out, 1000));
   EXPECT_EQ(opener.counts().bad_epoch, 1u);
+  EXPECT_EQ(opener.counts().failed, 0u);
+  // A forged epoch (garbage sealed under no key) fails and leaves the real
+  // epochs' keys usable.
+  auto forged = sealed_at(15, 121);
+  forged[3] ^= 0x40;
+  EXPECT_FALSE(opener.open(ad, forged, out, 1000));
+  EXPECT_EQ(opener.counts().failed, 1u);
+  EXPECT_TRUE(opener.open(ad, sealed_at(15, 122), out, 1000));
+}
+
+TEST(Security, FramesFromAnEarlierRunReplayedLaterAreRefused) {
+  const auto key = SessionKey::random();
+  Sealer sealer(key, kPeer, 7);
+  const auto ad = bytes(kHeaderSize, 0xA0);
+  const auto plain = bytes(32, 2);
+  std::vector<std::uint8_t> recorded(32 + kSealOverhead), next(32 + kSealOverhead);
+  ASSERT_EQ(sealer.seal(ad, plain, recorded, 50'000), recorded.size());
+  ASSERT_EQ(sealer.seal(ad, plain, next, 50'001), next.size());
+  std::vector<std::uint8_t> out(64);
+  // A receiver that never heard this run (it restarted, or joined later)
+  // gets the recording an hour on: refused before decrypting, counted.
+  Opener later(key);
+  EXPECT_FALSE(later.open(ad, recorded, out, 50'000 + 3600));
+  EXPECT_EQ(later.counts().stale, 1u);
+  EXPECT_EQ(later.counts().failed, 0u);
+  EXPECT_EQ(later.senders(), 0u);
+  // Within kFreshSeconds either way (clocks a little apart), taken.
+  Opener now(key);
+  EXPECT_TRUE(now.open(ad, recorded, out, 50'000 + kFreshSeconds));
+  Opener behind(key);
+  EXPECT_TRUE(behind.open(ad, recorded, out, 50'000 - kFreshSeconds));
+  // Once a run is known its frames keep coming however long it plays.
+  EXPECT_TRUE(now.open(ad, next, out, 50'000 + 100'000));
+  // The sent time is authenticated: moved forward, the frame fails.
+  auto moved = recorded;
+  moved[7] ^= 0x10;
+  Opener fresh(key);
+  EXPECT_FALSE(fresh.open(ad, moved, out, 50'000 + 16));
+  EXPECT_EQ(fresh.counts().failed, 1u);
 }
 
 TEST(Security, SenderStateIsCappedAndEvictionCounted) {

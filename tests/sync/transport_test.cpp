@@ -367,6 +367,11 @@ TEST(TransportTest, InvalidCommandsAreIgnoredAndCounted) {
       seek(1, "a", 13, inf),
       play(1, "", 14),
       play(1, "a", 0),
+      // Times no clock shows (outside 0..2^60 ns): arithmetic on them could overflow.
+      play(INT64_MIN, "z", 1),
+      stop(INT64_MAX, "z", 2),
+      play(-1, "z", 3),
+      play(kMaxWireNs + 1, "z", 4),
   };
   auto bogus = play(1, "a", 16);
   bogus.command = static_cast<TransportCommand>(200);
@@ -374,21 +379,21 @@ TEST(TransportTest, InvalidCommandsAreIgnoredAndCounted) {
   for (const auto& c : bad) EXPECT_FALSE(tl.apply(c)) << "seq " << c.seq;
   EXPECT_EQ(tl.ignored(), bad.size());
   EXPECT_EQ(tl.log_size(), 0u);
-  // The edges are valid; so are extreme times, and bpm fields of non-TEMPO commands are not looked
-  // at.
+  // The edges are valid; so are the extreme plausible times, and bpm fields of non-TEMPO
+  // commands are not looked at.
   EXPECT_TRUE(tl.apply(tempo(1, "a", 20, 20)));
   EXPECT_TRUE(tl.apply(tempo(2, "a", 21, 999, TimeSignature{64, 32})));
   EXPECT_TRUE(tl.apply(tempo(3, "a", 22, 60, TimeSignature{1, 1})));
   EXPECT_TRUE(tl.apply(seek(4, "a", 23, 0)));
-  EXPECT_TRUE(tl.apply(play(INT64_MIN, "z", 1)));
-  EXPECT_TRUE(tl.apply(stop(INT64_MAX, "z", 2)));
+  EXPECT_TRUE(tl.apply(play(0, "z", 1)));
+  EXPECT_TRUE(tl.apply(stop(kMaxWireNs, "z", 2)));
   EXPECT_EQ(tl.ignored(), bad.size());
   EXPECT_EQ(tl.log_size(), 6u);
 }
 
 TEST(TransportTest, ExtremeTimesDoNotOverflow) {
   TransportTimeline tl;
-  ASSERT_TRUE(tl.apply(play(INT64_MIN, "a", 1)));
+  ASSERT_TRUE(tl.apply(play(0, "a", 1)));
   auto s = tl.state_at(INT64_MAX);
   EXPECT_EQ(s.play, PlayState::kPlaying);
   EXPECT_TRUE(std::isfinite(s.position_beats));
@@ -398,6 +403,24 @@ TEST(TransportTest, ExtremeTimesDoNotOverflow) {
   tl.compact(INT64_MAX);
   EXPECT_EQ(tl.log_size(), 0u);
   EXPECT_EQ(tl.state_at(INT64_MAX).position_beats, s.position_beats);
+}
+
+TEST(TransportTest, TheLogIsCappedAndFoldedOriginsToo) {
+  TransportTimeline tl;
+  // Far-future commands never fold: past kMaxLog waiting ones, new ones are
+  // ignored and counted.
+  for (std::uint64_t i = 1; i <= TransportTimeline::kMaxLog + 10; ++i)
+    (void)tl.apply(play(kMaxWireNs - static_cast<Nanos>(i), "flood", i));
+  EXPECT_EQ(tl.log_size(), TransportTimeline::kMaxLog);
+  EXPECT_EQ(tl.log_full(), 10u);
+  EXPECT_EQ(tl.ignored(), 10u);
+  // Folded seqs are remembered for at most kMaxOrigins origins.
+  TransportTimeline t2;
+  for (std::size_t i = 0; i < TransportTimeline::kMaxOrigins + 5; ++i)
+    ASSERT_TRUE(t2.apply(play(static_cast<Nanos>(i + 1), "o" + std::to_string(i), 1)));
+  t2.compact(kMaxWireNs);
+  EXPECT_EQ(t2.log_size(), 0u);
+  EXPECT_EQ(t2.origins_evicted(), 5u);
 }
 
 TEST(TransportTest, EventsBetweenGiveStatesAroundEachCommand) {

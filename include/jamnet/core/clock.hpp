@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <limits>
 
 namespace jamnet {
 
@@ -21,6 +22,25 @@ inline void sleep_until_ns(Nanos deadline) noexcept {
   const timespec ts{static_cast<time_t>(deadline / 1'000'000'000),
                     static_cast<long>(deadline % 1'000'000'000)};
   ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+}
+
+// Times from the wire are checked before any arithmetic: a plausible one is
+// in [0, kMaxWireNs] (2^60 ns, about 36 years), so sums and differences of a
+// few of them cannot overflow. Where a result may still leave the range,
+// sat_add / sat_sub clamp instead of overflowing.
+inline constexpr Nanos kMaxWireNs = Nanos{1} << 60;
+constexpr bool plausible_ns(std::int64_t t) noexcept {
+  return t >= 0 && t <= kMaxWireNs;
+}
+constexpr Nanos sat_add(Nanos a, Nanos b) noexcept {
+  Nanos r = 0;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
+constexpr Nanos sat_sub(Nanos a, Nanos b) noexcept {
+  Nanos r = 0;
+  if (__builtin_sub_overflow(a, b, &r)) return b > 0 ? INT64_MIN : INT64_MAX;
+  return r;
 }
 
 inline Nanos realtime_ns() noexcept {

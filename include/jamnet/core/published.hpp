@@ -95,8 +95,15 @@ class Published {
   }
 
  private:
+  // Bounded: past kMaxRetired old values the writer waits a little (readers
+  // pin for microseconds) rather than let them pile up while readers are
+  // always inside somewhere (a busy receive thread).
+  static constexpr std::size_t kMaxRetired = 16;
   void reclaim_locked() {
-    if (!retired_.empty() && readers_.load(std::memory_order_seq_cst) == 0) retired_.clear();
+    if (retired_.empty()) return;
+    if (readers_.load(std::memory_order_seq_cst) == 0 ||
+        (retired_.size() >= kMaxRetired && wait_for_readers(2'000'000)))
+      retired_.clear();
   }
 
   std::atomic<const T*> current_;

@@ -29,6 +29,8 @@
 #include "jamnet/net/endpoint.hpp"
 #include "jamnet/net/session_registry.hpp"
 #include "jamnet/net/transport.hpp"
+#include "jamnet/protocol/discovery_message.hpp"
+#include "jamnet/protocol/security.hpp"
 
 namespace jamnet::net {
 
@@ -42,6 +44,29 @@ struct DiscoveryConfig {
   Nanos announce_interval_ns = 250'000'000;
   Nanos heartbeat_interval_ns = 100'000'000;
   Nanos peer_timeout_ns = 1'500'000'000;
+  // A peer joins (and a known peer gains an address) only once it proved it
+  // receives there: it echoed the stateless cookie our challenge sent to
+  // that address. Pings are answered and byes taken only from proven
+  // addresses. Off only in tests that feed frames from addresses that
+  // cannot answer.
+  bool require_address_proof = true;
+  std::size_t max_peers = 256;  // more proven peers are refused (counted)
+  // Challenges sent and answered, together, at most this many per second
+  // (burst as many): a flood of announces costs a bounded trickle back.
+  double challenges_per_s = 200;
+};
+
+// What discovery refused or limited (all counted, none silent).
+struct DiscoveryStats {
+  std::uint64_t challenges_sent = 0;       // to announces from addresses not proven yet
+  std::uint64_t challenges_answered = 0;   // our announce with the cookie, sent back
+  std::uint64_t challenges_limited = 0;    // not sent or answered: over the rate limit
+  std::uint64_t challenges_too_small = 0;  // smaller than our announce (would amplify): ignored
+  std::uint64_t bad_cookies = 0;           // a cookie not ours, or expired
+  std::uint64_t unproven_dropped = 0;      // pings and byes from addresses not proven for that peer
+  std::uint64_t bad_pongs = 0;             // times that do not add up
+  std::uint64_t peers_refused = 0;         // proven peers beyond max_peers
+  std::uint64_t aliases_evicted = 0;       // a peer's oldest address, past kMaxAliasesPerPeer
 };
 
 enum class AddressSource : std::uint8_t { kPinned, kUnicast, kMulticast };
@@ -113,6 +138,9 @@ class Discovery {
   std::vector<PeerEvent> take_events();
 
   const DiscoveryConfig& config() const noexcept { return config_; }
+  DiscoveryStats stats() const;
+  static constexpr std::size_t kMaxAliasesPerPeer = 4;
+  static constexpr Nanos kCookiePeriodNs = 30'000'000'000;  // a cookie lasts 30 to 60 s
 
  private:
   struct Path {
@@ -124,6 +152,7 @@ class Discovery {
     std::optional<Path> pinned, unicast, multicast;
     SampleWindow rtt_ms{512};
     std::vector<std::pair<std::uint32_t, Nanos>> inflight;
+    std::vector<Path> paths;  // its proven addresses (aliases_), at most kMaxAliasesPerPeer
   };
 
   void on_discovery(const ReceivedFrame& rx);
@@ -132,7 +161,20 @@ class Discovery {
   static void choose_address(Entry& e, Nanos now, Nanos timeout);
   bool is_target(const Endpoint& ep) const;
   std::vector<Endpoint> addresses_of(const Uuid& id) const;  // under mu_
-  void send_announce_to(const Endpoint& to);
+  void send_announce_to(const Endpoint& to, const protocol::Cookie& cookie = {});
+  void send_challenge_to(const Endpoint& to, const Uuid& id, bool via_multicast, std::size_t size,
+                         Nanos now);
+  // The cookie also says whether the challenged announce came by multicast,
+  // so the answer (always unicast) is filed under the path it proves.
+  protocol::Cookie cookie_for(const Endpoint& ep, const Uuid& id, bool via_multicast,
+                              std::uint64_t period) const;
+  // Whether `c` is ours for (ep, id) and not expired; if so, `via_multicast`
+  // tells how the challenged announce came.
+  bool cookie_ok(const Endpoint& ep, const Uuid& id, const protocol::Cookie& c, Nanos now,
+                 bool& via_multicast) const;
+  bool proven(const Endpoint& from, const Uuid& id) const;    // under mu_
+  bool take_token(Nanos now);                                 // under mu_
+  void add_alias(Entry& e, const Endpoint& from, Nanos now);  // under mu_
   void announce_all(Nanos now);
   SendOptions opts(protocol::StreamType type, std::uint16_t kind) const;
   void publish_locked();  // table_ from peers_ and aliases_, when they changed
@@ -151,6 +193,18 @@ class Discovery {
   Nanos next_ping_ns_ = 0;
   bool announce_soon_ = true;
   std::uint32_t next_ping_id_ = 1;
+  DiscoveryStats stats_;  // under mu_
+  // Cookies we were challenged with, echoed in our announces to that address.
+  struct Echo {
+    Endpoint to;
+    protocol::Cookie cookie{};
+    Nanos at_ns = 0;
+  };
+  static constexpr std::size_t kMaxEchoes = 64;
+  std::vector<Echo> echo_;  // under mu_
+  protocol::SessionKey cookie_secret_ = protocol::SessionKey::random();
+  double tokens_ = 0;
+  Nanos tokens_at_ = 0;
 };
 
 }  // namespace jamnet::net

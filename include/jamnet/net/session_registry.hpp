@@ -58,7 +58,14 @@ struct RegistryStats {
   std::uint64_t deferred = 0;        // frames handed to the control thread
   std::uint64_t deferred_full = 0;   // ... dropped: its queue was full
   std::uint64_t deferred_large = 0;  // ... dropped: payload over kMaxDeferredPayload
+  std::uint64_t seq_counters = 0;    // per-destination sequence counters held
+  std::uint64_t seq_evicted = 0;     // ... forgotten to stay under kMaxSeqCounters
 };
+
+// Sequence counters (one per session, topic and destination) held at most;
+// past that one is forgotten at random (its destination sees a fresh random
+// start, as after a restart).
+inline constexpr std::size_t kMaxSeqCounters = 4096;
 
 // Control-plane payloads larger than this are dropped (and counted): the
 // default datagram limit keeps them well under it.
@@ -145,6 +152,7 @@ class SessionRegistry {
   };
   Published<SeqTable> seqs_;
   std::mt19937 isn_rng_;  // under seqs_'s writer lock
+  std::atomic<std::uint64_t> seq_evicted_{0};
 
   mutable MpscQueue<DeferredFrame> deferred_{kDeferredQueue};
   mutable Wakeup deferred_ready_;

@@ -29,6 +29,7 @@
 #include "jamnet/core/result.hpp"
 #include "jamnet/core/snapshot_requests.hpp"
 #include "jamnet/net/endpoint.hpp"
+#include "jamnet/net/flood_gate.hpp"
 #include "jamnet/net/sequence_tracker.hpp"
 #include "jamnet/net/session_registry.hpp"
 #include "jamnet/net/udp_socket.hpp"
@@ -62,6 +63,12 @@ struct TransportConfig {
   std::size_t max_sources = 1024;
   std::size_t max_streams = 4096;
   std::optional<KeyedSession> keyed;
+  // Work on datagrams from sources not verified yet (docs/protocol.md,
+  // Bounded state): limited in total and per /24.
+  FloodGateConfig flood;
+  // False: no receive thread; the caller hands datagrams to receive() (the
+  // whole-session fuzzer, replay tools). The socket is still bound (sends work).
+  bool receive_thread = true;
 };
 
 // Counts for one stream (topic) from one sender address.
@@ -93,12 +100,16 @@ struct TransportTotals {
   std::uint64_t own_multicast_ignored = 0;
   std::uint64_t sources_evicted = 0;  // per-sender entries pushed out of a full table
   std::uint64_t streams_evicted = 0;  // per-stream entries (and their dedupe state) likewise
+  // Datagrams from sources not verified yet, dropped unread: over the flood
+  // gate's budget (a flood, or a very busy /24).
+  std::uint64_t flood_dropped = 0;
   protocol::FrameErrorCounts errors;
   // Frames of the keyed session dropped before delivery (all zero when open).
   std::uint64_t keyed_opened = 0;
   std::uint64_t keyed_failed = 0;     // did not authenticate: wrong key, damaged, forged, too short
   std::uint64_t keyed_replayed = 0;   // authenticated but seen before, or too old
-  std::uint64_t keyed_bad_epoch = 0;  // an epoch far from its sender's
+  std::uint64_t keyed_bad_epoch = 0;  // an epoch older than its sender's previous one
+  std::uint64_t keyed_stale = 0;      // a new sender run's frame sealed over 120 s from our clock
   std::uint64_t keyed_senders_evicted = 0;
 };
 
@@ -108,6 +119,9 @@ struct SendOptions {
   std::uint16_t kind = 0;
   protocol::FormatType format = protocol::FormatType::kBinary;
   std::optional<Nanos> timestamp_ns;  // default: the session clock now
+  // No per-destination sequence counter (a random sequence instead): for
+  // answers to addresses not proven, which must leave no state behind.
+  bool untracked = false;
 };
 
 // Why a real-time send failed, in plain values (no text is built there).
@@ -155,6 +169,11 @@ class Transport {
   // A peer at `from` is gone: its per-source and per-stream figures go
   // (what they added to totals() stays).
   void forget(const Endpoint& from);
+  // Without a receive thread (TransportConfig::receive_thread false): one
+  // datagram as if it arrived from `from` at `rx_ns` (monotonic), handled on
+  // the caller's thread. Ignored (false) while a receive thread runs.
+  bool receive(std::span<const std::uint8_t> bytes, const Endpoint& from, bool via_multicast,
+               Nanos rx_ns);
   // Fresh copies from the receive thread (they wait for it, briefly).
   std::vector<StreamStats> stream_stats() const;
   std::vector<SourceStats> source_stats() const;
@@ -199,7 +218,9 @@ class Transport {
   struct SourceState {
     SourceStats stats;
     Nanos last_rx_ns = 0;
+    bool verified = false;  // a frame of it reached a joined session (keyed: opened)
   };
+  FloodGate gate_;
   // Owned by the receive thread while it runs (by the caller when it does not).
   FixedMap<Endpoint, SourceState, EndpointHash> sources_;
   FixedMap<StreamKey, StreamState, StreamKeyHash> streams_;

@@ -66,6 +66,11 @@ struct PeerConfig {
   // Security); `session` must then be session_id_from(name, key). Unset: an
   // open session, as before.
   std::optional<protocol::SessionKey> key;
+  // For harnesses that feed frames themselves (the whole-session fuzzer):
+  // no receive thread (datagrams go in through transport().receive()), and
+  // peers need not prove their addresses. Leave both on otherwise.
+  bool receive_thread = true;
+  bool require_address_proof = true;
 };
 
 // What this peer knows about one remote peer.
@@ -89,6 +94,11 @@ struct PeerReport {
   std::vector<LinkReport> links;
   net::TransportTotals totals;
   bool keyed = false;  // a keyed session: frames sealed (docs/protocol.md, Security)
+  // What the caps on state keyed by outside input turned away or forgot
+  // (docs/protocol.md, Bounded state).
+  net::DiscoveryStats discovery;
+  net::RegistryStats registry;
+  std::uint64_t probes_unproven = 0;
   std::optional<MidiStats> midi;
   std::optional<AudioStats> audio;
   std::optional<SyncReport> sync;
@@ -160,6 +170,8 @@ class Peer {
     std::uint64_t duplicates = 0;
   };
   std::unordered_map<net::Endpoint, Delivered, net::EndpointHash> delivered_;
+  static constexpr std::size_t kMaxProbeSeqs = 1'000'000;  // per address
+  std::atomic<std::uint64_t> probes_unproven_{0};
   std::vector<std::uint8_t> probe_payload_;
   std::mutex events_mu_;
   std::vector<net::PeerEvent> events_;

@@ -111,6 +111,7 @@ struct SessionEvent {
     kPortAdded,
     kPortRemoved,  // kJack: a source's port (detail: the port)
     kAudioError,   // audio could not be sent or played (detail)
+    kSecurity,     // keyed session: frames dropped by the seal, first of each kind (detail)
   };
   Kind kind = Kind::kJoined;
   Uuid peer;
@@ -218,6 +219,7 @@ class Session {
   explicit Session(SessionOptions options);
   Result<void> open();
   void control_loop();
+  void explain_security_drops();
   void midi_source_loop();
   void push_event(SessionEvent e);
 
@@ -251,6 +253,7 @@ class Session {
   // The app's handler, read per event on the playout thread without a lock.
   Published<MidiHandler> midi_handler_;
   std::string shown_audio_error_;
+  std::uint64_t security_shown_ = 0;  // bit per kind of keyed drop already explained
 };
 
 }  // namespace jamnet

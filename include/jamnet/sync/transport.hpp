@@ -131,6 +131,15 @@ class TransportTimeline {
   void compact(Nanos now);
   std::size_t log_size() const noexcept { return log_.size(); }
   std::uint64_t ignored() const noexcept { return ignored_; }
+  // Commands waiting in the log at most; more are ignored (counted in
+  // ignored() and log_full()). Commands fold into the base 10 s after they
+  // act, so only a flood of far-future ones reaches this.
+  static constexpr std::size_t kMaxLog = 1024;
+  // Origins whose folded seqs are remembered at most; past that the first
+  // by name is forgotten (counted).
+  static constexpr std::size_t kMaxOrigins = 256;
+  std::uint64_t log_full() const noexcept { return log_full_; }
+  std::uint64_t origins_evicted() const noexcept { return origins_evicted_; }
 
  private:
   struct Base {
@@ -146,6 +155,7 @@ class TransportTimeline {
   // Exact duplicates are refused anyway: they are ordered at or before base_.last.
   static constexpr std::size_t kFoldedSeqsKept = 256;
   std::map<std::string, std::vector<std::uint64_t>, std::less<>> folded_seqs_;
+  std::uint64_t log_full_ = 0, origins_evicted_ = 0;
   void remember_folded(const std::string& origin, std::uint64_t seq);
   std::uint64_t ignored_ = 0;
 };

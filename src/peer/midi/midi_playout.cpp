@@ -146,6 +146,11 @@ void MidiPlayout::take_handoffs() {
 
 void MidiPlayout::accept(Handoff& h) {
   if (h.kind == Handoff::Kind::kGone && !sources_.contains(h.due.from)) return;  // nothing held
+  if (h.kind == Handoff::Kind::kReceived && !sources_.contains(h.due.from) &&
+      released_lately(h.due.from, h.due.received_ns)) {
+    ++after_release_;  // a late copy of a peer just released: its note would never end
+    return;
+  }
   Source* s = source_for(h.due.from);
   if (s == nullptr) {
     peers_full_.fetch_add(1, std::memory_order_relaxed);
@@ -169,10 +174,16 @@ void MidiPlayout::accept(Handoff& h) {
     ++s->stats.copies;
     const auto verdict = s->dedupe.on_copy(e->seq, h.k, h.due.received_ns);
     if (verdict != media::jmid::BurstDeduper::Verdict::kDeliver) return;
-    s->clock.observe(e->ts_ns, h.due.received_ns);
+    if (!s->clock.observe(e->ts_ns, h.due.received_ns)) {
+      ++bad_time_;  // a time no sender's clock shows: never scheduled
+      return;
+    }
     enqueue(s->play_time(e->ts_ns), std::move(h.due));
   } else if (const auto* j = std::get_if<JournalLine>(&h.due.item)) {
-    s->clock.observe(j->ts_ns, h.due.received_ns);
+    if (!s->clock.observe(j->ts_ns, h.due.received_ns)) {
+      ++bad_time_;
+      return;
+    }
     enqueue(s->play_time(j->ts_ns), std::move(h.due));
   }
 }
@@ -194,8 +205,11 @@ std::size_t MidiPlayout::play_due(Nanos now) {
   queue_.pop_due(now + config_.handler_lead_ns, due_);
   if (due_.capacity() != reserved) rt_allocs_.fetch_add(1, std::memory_order_relaxed);
   for (auto& [at, d] : due_) {
-    Source* s = source_for(d.from);
-    if (s == nullptr) continue;  // its state was dropped at the cap; counted there
+    Source* s = find_source(d.from);
+    if (s == nullptr) {  // queued after its peer's release (which forgot it): not played
+      ++after_release_;
+      continue;
+    }
     if (const auto* e = std::get_if<Event>(&d.item)) {
       play_event(*s, d, *e, at, now);
     } else if (const auto* j = std::get_if<JournalLine>(&d.item)) {
@@ -281,7 +295,20 @@ void MidiPlayout::release(Source& s, const Due& d, Nanos at, Nanos now) {
     ++release_events_;
   }
   ++senders_released_;
+  released_[released_next_] = {d.from, now};
+  released_next_ = (released_next_ + 1) % released_.size();
   sources_.erase(d.from);  // bounded: a peer that went away keeps no state here (frees)
+}
+
+bool MidiPlayout::released_lately(const Uuid& id, Nanos now) const {
+  for (const auto& r : released_)
+    if (r.at != 0 && r.id == id && now - r.at < kReleasedHoldNs) return true;
+  return false;
+}
+
+MidiPlayout::Source* MidiPlayout::find_source(const Uuid& id) {
+  const auto it = sources_.find(id);
+  return it == sources_.end() ? nullptr : it->second.get();
 }
 
 MidiPlayout::Source* MidiPlayout::source_for(const Uuid& id) {
@@ -309,6 +336,8 @@ void MidiPlayout::publish_snapshot() const {
   }
   snapshot_.release_events = release_events_;
   snapshot_.senders_released = senders_released_;
+  snapshot_.after_release = after_release_;
+  snapshot_.bad_time = bad_time_;
 }
 
 template <class Read>
@@ -336,6 +365,8 @@ void MidiPlayout::add_stats(MidiStats& st) const {
   read_snapshot([&](const Snapshot& snap) {
     st.release_events = snap.release_events;
     st.senders_released = snap.senders_released;
+    st.after_release = snap.after_release;
+    st.bad_time = snap.bad_time;
     for (const auto& p : snap.peers) {
       auto it = std::find_if(st.senders.begin(), st.senders.end(),
                              [&](const MidiSenderStats& x) { return x.id == p.stats.id; });

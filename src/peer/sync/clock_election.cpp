@@ -19,14 +19,19 @@ ClockElection::ClockElection(const SyncConfig& config, const Uuid& self, SyncWir
       ac, *clock_, [this](const std::optional<Uuid>& to, const ctl::ControlMessage& m) {
         wire_.send_to(to, m, protocol::StreamType::kSync);
       });
+  // Each is believed only from the address discovery proved for the id it
+  // names: nobody can win the election, or answer for a master, as another.
   router_.on("sync_ping", [this](const ctl::ControlMessage& m) {
-    arbiter_->on_ping(std::get<ctl::SyncPingMsg>(m), current_rx_local_);
+    const auto& p = std::get<ctl::SyncPingMsg>(m);
+    if (from_sender(p.from)) arbiter_->on_ping(p, current_rx_local_);
   });
   router_.on("sync_pong", [this](const ctl::ControlMessage& m) {
-    arbiter_->on_pong(std::get<ctl::SyncPongMsg>(m), current_rx_local_);
+    const auto& p = std::get<ctl::SyncPongMsg>(m);
+    if (from_sender(p.from)) arbiter_->on_pong(p, current_rx_local_);
   });
   router_.on("sync_status", [this](const ctl::ControlMessage& m) {
-    arbiter_->on_status(std::get<ctl::SyncStatusMsg>(m));
+    const auto& st = std::get<ctl::SyncStatusMsg>(m);
+    if (from_sender(st.from)) arbiter_->on_status(st);
   });
   router_.on_reject([this](const ctl::ParseError& e) { wire_.log_reject(e, current_from_); });
 }
@@ -46,8 +51,17 @@ void ClockElection::dispatch(const SyncWire::Inbound& in) {
   std::lock_guard lock(mu_);
   current_from_ = &in.from;
   current_rx_local_ = in.rx_local;
+  current_sender_ = in.sender;
   router_.dispatch(in.text);
   current_from_ = nullptr;
+  current_sender_.reset();
+}
+
+bool ClockElection::from_sender(const std::string& claimed) {
+  const auto id = Uuid::parse(claimed);
+  if (current_sender_ && id && *id == *current_sender_) return true;
+  wire_.count_unproven();
+  return false;
 }
 
 void ClockElection::tick(const std::vector<Uuid>& left) {

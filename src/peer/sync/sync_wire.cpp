@@ -1,5 +1,11 @@
 #include "jamnet/peer/sync/sync_wire.hpp"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+
 #include <string>
 
 #include "jamnet/core/log.hpp"
@@ -17,7 +23,25 @@ constexpr Nanos kRejectLogInterval = 1'000'000'000;
 
 SyncWire::SyncWire(net::Transport& transport, net::SessionRegistry& registry,
                    net::Discovery& discovery, const Uuid& session)
-    : transport_(transport), registry_(registry), discovery_(discovery), session_(session) {}
+    : transport_(transport), registry_(registry), discovery_(discovery), session_(session) {
+  // This machine's addresses (in its network namespace): a controller
+  // (`jamnet transport`) run here sends from one of them, or from loopback.
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) == 0) {
+    for (const ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+      if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+      local_addrs_.push_back(
+          ntohl(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr));
+    }
+    ::freeifaddrs(list);
+  }
+  local_addrs_.push_back(transport_.local().addr);
+}
+
+bool SyncWire::is_local(std::uint32_t addr) const noexcept {
+  return (addr >> 24) == 127 ||
+         std::find(local_addrs_.begin(), local_addrs_.end(), addr) != local_addrs_.end();
+}
 
 SyncWire::~SyncWire() {
   stop();
@@ -43,10 +67,19 @@ void SyncWire::stop() {
 
 void SyncWire::queue_frame(const net::ReceivedFrame& rx, StreamType type) {
   if (rx.frame.header.message_kind != kJsonControlKind) return;
+  const auto sender = discovery_.peer_at(rx.from);
+  // Clock sync is between peers only: from anywhere else it is dropped
+  // before it is copied or parsed.
+  if (type == StreamType::kSync && !sender) {
+    unproven_dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   Inbound in{
       type,
       std::string(reinterpret_cast<const char*>(rx.frame.payload.data()), rx.frame.payload.size()),
       rx.from, type == StreamType::kSync ? local_rx_(rx) : 0};
+  in.sender = sender;
+  in.local = is_local(rx.from.addr);
   std::lock_guard lock(inbox_mu_);
   if (inbox_.size() >= kMaxInbox) {
     inbox_dropped_.fetch_add(1, std::memory_order_relaxed);

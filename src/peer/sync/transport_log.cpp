@@ -25,18 +25,29 @@ TransportLog::TransportLog(const SyncConfig& config, const Uuid& session, const 
       clock_(clock),
       wire_(wire),
       timeline_(TransportConfig{config.initial_bpm, {}, 10'000'000'000}) {
+  // From peers only (a proven address): commands, snapshots and hellos;
+  // requests also from a controller on this machine.
   router_.on("transport", [this](const ctl::ControlMessage& m) {
+    if (!from_peer()) return;
     const auto rec = from_message(std::get<ctl::TransportMsg>(m));
+    // A command for a time no clock shows, or further ahead than anyone
+    // schedules, would sit in the log (and be re-sent) for ever.
+    const Nanos now = clock_.arbiter().session_now();
+    if (!plausible_ns(rec.at_ns) || rec.at_ns > sat_add(now, kMaxScheduleAheadNs)) {
+      ++too_far_;
+      return;
+    }
     if (!timeline_.apply(rec)) return;
     ++commands_;
     record_if_late_locked(rec);
   });
   router_.on("transport_state", [this](const ctl::ControlMessage& m) {
+    if (!from_peer()) return;
     if (timeline_.load_snapshot(std::get<ctl::TransportStateMsg>(m))) ++snapshots_adopted_;
   });
   router_.on("hello", [this](const ctl::ControlMessage& m) {
     // A late joiner: answer with our state and the commands still to come.
-    if (current_from_ == nullptr) return;
+    if (current_from_ == nullptr || !from_peer()) return;
     (void)m;
     const Nanos now = clock_.arbiter().session_now();
     wire_.send_to_endpoint(*current_from_, timeline_.snapshot(now), StreamType::kControl);
@@ -45,7 +56,9 @@ TransportLog::TransportLog(const SyncConfig& config, const Uuid& session, const 
                              StreamType::kControl);
   });
   router_.on("request", [this](const ctl::ControlMessage& m) {
-    if (current_from_ != nullptr) on_request(std::get<ctl::RequestMsg>(m), *current_from_);
+    if (current_from_ == nullptr) return;
+    if (!current_local_ && !from_peer()) return;
+    on_request(std::get<ctl::RequestMsg>(m), *current_from_);
   });
   // Replies and errors from others need no action here; they are counted.
   router_.on("reply", [](const ctl::ControlMessage&) {});
@@ -61,14 +74,28 @@ void TransportLog::set_mix_handler(MixHandler handler) {
 void TransportLog::dispatch(const SyncWire::Inbound& in) {
   std::lock_guard lock(mu_);
   current_from_ = &in.from;
+  current_sender_ = in.sender;
+  current_local_ = in.local;
   if (auto err = router_.dispatch(in.text)) {
-    // Tell the sender why (a controller is waiting for an answer).
-    ctl::ErrorMsg e;
-    e.code = std::string(ctl::to_string(err->reason));
-    e.detail = err->detail.substr(0, 512);
-    wire_.send_to_endpoint(in.from, e, StreamType::kControl);
+    // Tell the sender why (a controller is waiting for an answer): a peer
+    // or a controller on this machine, never an address nobody proved
+    // (an error reply is larger than the garbage that caused it).
+    if (in.sender || in.local) {
+      ctl::ErrorMsg e;
+      e.code = std::string(ctl::to_string(err->reason));
+      e.detail = err->detail.substr(0, 512);
+      wire_.send_to_endpoint(in.from, e, StreamType::kControl);
+    }
   }
   current_from_ = nullptr;
+  current_sender_.reset();
+  current_local_ = false;
+}
+
+bool TransportLog::from_peer() {
+  if (current_sender_) return true;
+  wire_.count_unproven();
+  return false;
 }
 
 void TransportLog::tick(const std::vector<Uuid>& joined) {
@@ -289,7 +316,7 @@ void TransportLog::fill_report_locked(SyncReport& r) const {
   r.events.assign(events_.begin(), events_.end());
   for (std::size_t k = 0; k < ctl::kRejectKinds; ++k) r.rejected[k] += router_.counts().rejected[k];
   r.transport_commands = commands_;
-  r.transport_ignored = timeline_.ignored();
+  r.transport_ignored = timeline_.ignored() + too_far_;
   r.snapshots_adopted = snapshots_adopted_;
 }
 

@@ -22,7 +22,8 @@ class PlayoutClock {
  public:
   explicit PlayoutClock(Nanos latency_ns = 5'000'000, Nanos window_ns = 2'000'000'000);
 
-  void observe(std::int64_t sender_ts_ns, Nanos local_rx_ns);
+  // False (nothing learnt) when either time is implausible (core/clock.hpp).
+  bool observe(std::int64_t sender_ts_ns, Nanos local_rx_ns);
   void set_offset(Nanos sender_to_local_ns);  // from clock sync; wins over the estimate
   void clear_offset();
   bool ready() const noexcept;  // an offset is known

@@ -64,6 +64,9 @@ class MidiPlayout {
   static constexpr std::size_t kMaxPeers = 64;           // peers with state here; more are dropped
   static constexpr std::size_t kBurstItems = 256;        // due items one wake takes unreserved
   static constexpr std::size_t kBurstDeliveries = 1024;  // handler calls one wake makes unreserved
+  // After a peer's release, its copies still on the way for this long are
+  // dropped (counted), not taken as a new peer whose notes nobody releases.
+  static constexpr Nanos kReleasedHoldNs = 250'000'000;
   using Clock = Nanos (*)() noexcept;
 
   explicit MidiPlayout(const MidiConfig& config, Clock clock = &monotonic_ns);
@@ -114,7 +117,7 @@ class MidiPlayout {
   };
   struct Snapshot {
     std::vector<PeerSnapshot> peers;  // reserved for kMaxPeers
-    std::uint64_t release_events = 0, senders_released = 0;
+    std::uint64_t release_events = 0, senders_released = 0, after_release = 0, bad_time = 0;
   };
 
   using Handoff = PlayoutHandoff;
@@ -123,7 +126,9 @@ class MidiPlayout {
   void take_handoffs();
   void accept(Handoff& h);
   void enqueue(Nanos at, Due&& d);
-  Source* source_for(const Uuid& id);
+  Source* source_for(const Uuid& id);  // made if new (accept only)
+  Source* find_source(const Uuid& id);
+  bool released_lately(const Uuid& id, Nanos now) const;
   void play_event(Source& s, const Due& d, const protocol::jmid::Event& e, Nanos at, Nanos now);
   void play_repair(Source& s, const Due& d, const protocol::jmid::JournalLine& j, Nanos at,
                    Nanos now);
@@ -145,7 +150,13 @@ class MidiPlayout {
   // The playing thread's own (the caller's while it does not run).
   media::jmid::PlayoutQueue<Due> queue_;
   std::unordered_map<Uuid, std::unique_ptr<Source>, UuidHash> sources_;
-  std::uint64_t release_events_ = 0, senders_released_ = 0;
+  std::uint64_t release_events_ = 0, senders_released_ = 0, after_release_ = 0, bad_time_ = 0;
+  struct Released {
+    Uuid id;
+    Nanos at = 0;
+  };
+  std::array<Released, kMaxPeers> released_{};  // ring: the latest releases
+  std::size_t released_next_ = 0;
   std::vector<std::pair<Nanos, Due>> due_;
   std::vector<MidiDelivery> out_;
   std::vector<protocol::jmid::Event> fixes_;

@@ -83,8 +83,10 @@ struct MidiStats {
   std::uint64_t rt_allocs = 0;
   std::uint64_t playout_queue_full = 0;  // items dropped: the playout queue was at its cap
   std::uint64_t playout_peers_full = 0;  // items dropped: from a peer beyond the playout's cap
-  std::uint64_t send_queue_full = 0;     // copies not sent: the send thread's queue stayed full
-  std::uint64_t feedback_dropped = 0;    // loss reports dropped: too many waiting to be applied
+  std::uint64_t after_release = 0;     // items dropped: from a peer already released (late copies)
+  std::uint64_t bad_time = 0;          // items dropped: a timestamp outside [0, 2^60] ns
+  std::uint64_t send_queue_full = 0;   // copies not sent: the send thread's queue stayed full
+  std::uint64_t feedback_dropped = 0;  // loss reports dropped: too many waiting to be applied
   std::vector<MidiSenderStats> senders;
 };
 

@@ -48,6 +48,8 @@ class ClockElection {
   protocol::control::BasicRouter router_;
   const net::Endpoint* current_from_ = nullptr;  // while dispatching
   Nanos current_rx_local_ = 0;
+  std::optional<Uuid> current_sender_;
+  bool from_sender(const std::string& claimed);  // claimed id is the proven sender's (else counted)
 };
 
 }  // namespace jamnet::sync

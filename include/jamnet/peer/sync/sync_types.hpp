@@ -55,6 +55,9 @@ struct SyncReport {
   std::array<std::uint64_t, protocol::control::kRejectKinds> rejected{};
   std::uint64_t transport_commands = 0, transport_ignored = 0, snapshots_adopted = 0;
   std::uint64_t inbox_dropped = 0;  // frames dropped because the control thread fell behind
+  // Sync and control messages from addresses no peer proved, or naming a
+  // peer other than the one proven there: dropped.
+  std::uint64_t unproven_dropped = 0;
   nlohmann::ordered_json to_json_value() const;
   std::string to_json() const;  // to_json_value(), printed on one line
 };

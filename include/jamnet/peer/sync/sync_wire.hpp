@@ -31,6 +31,10 @@ class SyncWire {
     std::string text;
     net::Endpoint from;
     Nanos rx_local = 0;  // kernel receive time on the local clock (t2 / t4)
+    // The peer whose proven address `from` is (discovery), if any: what a
+    // message says about its sender is believed only when it matches.
+    std::optional<Uuid> sender;
+    bool local = false;  // from this machine (loopback or one of its addresses): a controller
   };
   // Maps a frame's receive time onto the local clock (sync frames only).
   using LocalRx = std::function<Nanos(const net::ReceivedFrame&)>;
@@ -63,9 +67,17 @@ class SyncWire {
   std::uint64_t inbox_dropped() const noexcept {
     return inbox_dropped_.load(std::memory_order_relaxed);
   }
+  // Sync frames from addresses no peer has proven (dropped), and control
+  // messages refused for the same reason by their handlers.
+  std::uint64_t unproven_dropped() const noexcept {
+    return unproven_dropped_.load(std::memory_order_relaxed);
+  }
+  void count_unproven() noexcept { unproven_dropped_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   void queue_frame(const net::ReceivedFrame& rx, protocol::StreamType type);
+  bool is_local(std::uint32_t addr) const noexcept;
+  std::vector<std::uint32_t> local_addrs_;  // this machine's IPv4 addresses, at start
 
   net::Transport& transport_;
   net::SessionRegistry& registry_;
@@ -86,7 +98,7 @@ class SyncWire {
   // and counted.
   std::mutex inbox_mu_;
   std::vector<Inbound> inbox_, draining_;
-  std::atomic<std::uint64_t> inbox_dropped_{0};
+  std::atomic<std::uint64_t> inbox_dropped_{0}, unproven_dropped_{0};
 };
 
 }  // namespace jamnet::sync

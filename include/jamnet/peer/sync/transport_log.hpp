@@ -28,6 +28,10 @@ namespace jamnet::sync {
 class TransportLog {
  public:
   using MixHandler = std::function<Result<void>(const protocol::control::RequestMsg&)>;
+  // A command from the wire may act at most this far ahead of now (a
+  // command's lead is at most 60 s; the rest is room for clocks apart).
+  // Further ones are ignored (counted with transport.ignored).
+  static constexpr Nanos kMaxScheduleAheadNs = 120'000'000'000;
 
   TransportLog(const SyncConfig& config, const Uuid& session, const Uuid& self,
                ClockElection& clock, SyncWire& wire);
@@ -82,6 +86,10 @@ class TransportLog {
   std::uint64_t commands_ = 0, snapshots_adopted_ = 0;
   std::deque<std::pair<std::uint64_t, protocol::control::ReplyMsg>> replies_;  // by request id
   const net::Endpoint* current_from_ = nullptr;  // while dispatching, for handlers that reply
+  std::optional<Uuid> current_sender_;           // ... the peer proven at that address
+  bool current_local_ = false;                   // ... from this machine
+  bool from_peer();                              // a proven peer sent it (else counted)
+  std::uint64_t too_far_ = 0;  // commands for an implausible time or over kMaxScheduleAheadNs ahead
 };
 
 }  // namespace jamnet::sync
