@@ -33,11 +33,12 @@ write("toast_frame_fuzz", "empty_payload", frame(7, 2, 1, 0, 0, 0, b""))
 
 peer = bytes(range(100, 116))
 name = b"keys"
-announce = peer + struct.pack(">QB", 7, len(name)) + name
+announce = peer + struct.pack(">QB", 7, len(name)) + name + bytes(16)  # no cookie
 # wire_messages_fuzz: first byte selects the parser (see wire_messages_fuzz.cpp).
 write("wire_messages_fuzz", "announce", b"\x00" + announce)
 write("wire_messages_fuzz", "bye", b"\x01" + peer + struct.pack(">Q", 7))
-write("wire_messages_fuzz", "ping", b"\x02" + peer + struct.pack(">Iq", 1, 99))
+write("wire_messages_fuzz", "ping", b"\x02" + peer + struct.pack(">Iq", 1, 99) + bytes(16))
+write("wire_messages_fuzz", "challenge", b"\x07" + peer + bytes(range(16)) + bytes(len(announce) - 32))
 write("wire_messages_fuzz", "pong", b"\x03" + peer + struct.pack(">Iqqq", 1, 99, 100, 101))
 write("wire_messages_fuzz", "endpoint", b"\x04127.0.0.1:47700")
 write("wire_messages_fuzz", "uuid", b"\x0501234567-89ab-cdef-0123-456789abcdef")
@@ -205,3 +206,33 @@ def control_seeds():
 
 
 control_seeds()
+
+# session_fuzz: first byte open (0) or keyed (1), then records
+# source | op | length | bytes (see session_fuzz.cpp). A seed that walks one
+# fake peer through every stage: announce, clock status, transport command,
+# MIDI notes, audio packets; and one with three peers and a forced master.
+def rec(source, op, body):
+    return bytes([source, op, len(body)]) + bytes(body)
+
+
+def near_now():
+    return [1] + [0] * 8  # time_from: "near now", offset 0
+
+
+def stages(p):
+    out = rec(p, 1, [0])                                   # announce
+    out += rec(p, 4, [1, 5, 2, 200, 0])                    # sync status: master
+    out += rec(p, 6, [0] + near_now() + [0, 33, 1, 1])     # transport: PLAY now
+    for n in range(4):
+        out += rec(p, 10, [1, 0, 60 + n, 100, 1 + n] + near_now() + [0, 0])  # note on
+    for f in range(1, 6):
+        out += rec(p, 12, [0, 2, 1, f, 1, 0])              # mono 64-frame audio
+    return out
+
+
+for keyed in (0, 1):
+    write("session_fuzz", f"stages_{keyed}", bytes([keyed]) + stages(1) + rec(0, 14, [9]))
+    crowd = bytes([keyed])
+    for p in (2, 3, 4):
+        crowd += rec(p, 1, [0]) + rec(p, 4, [1, p, 1 if p == 3 else 0, 100, 2])
+    write("session_fuzz", f"crowd_{keyed}", crowd + stages(5))

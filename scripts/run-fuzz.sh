@@ -9,7 +9,7 @@ frame_s=${1:-60}
 other_s=${2:-15}
 
 cmake --preset fuzz >/dev/null
-cmake --build build/fuzz -j"$(nproc)"
+cmake --build build/fuzz -j"$(nproc)" --target fuzzers
 
 work=build/fuzz/corpus
 findings=build/fuzz/findings
@@ -36,6 +36,9 @@ run jsonl_fuzz 15 || status=1
 run jdat_fuzz 15 || status=1
 run control_fuzz "$other_s" || status=1
 run seal_fuzz "$other_s" || status=1
+# The whole session, stateful: also fails if it never reached the clock
+# election, the transport log, a jitter buffer and the JMID playout.
+run session_fuzz "$other_s" || status=1
 if [ $status -ne 0 ]; then
   echo "fuzz: FINDINGS in $findings" >&2
   ls -l "$findings" >&2

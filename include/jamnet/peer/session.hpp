@@ -150,6 +150,16 @@ struct SessionStatus {
   std::string to_json() const;
 };
 
+namespace detail {
+// A MIDI event and when it plays (at namespace scope: a nested class with
+// member initialisers is not yet default-constructible inside its incomplete
+// enclosing class, for clang).
+struct TimedMidiEvent {
+  protocol::jmid::Event event;
+  Nanos at_ns = 0;
+};
+}  // namespace detail
+
 class Session {
  public:
   static Result<std::unique_ptr<Session>> start(SessionOptions options);
@@ -235,10 +245,7 @@ class Session {
   engine::io::JackAudioBackend* jack_audio_ = nullptr;
   std::unique_ptr<engine::io::JackMidi> jack_midi_;
   // kHost MIDI: process() <-> the MIDI source thread and the playout handler.
-  struct TimedEvent {
-    protocol::jmid::Event event;
-    Nanos at_ns = 0;
-  };
+  using TimedEvent = detail::TimedMidiEvent;
   std::unique_ptr<SpscQueue<protocol::jmid::Event>> host_midi_in_;
   std::unique_ptr<SpscQueue<TimedEvent>> host_midi_out_;
   std::optional<TimedEvent> host_midi_next_;  // audio thread: popped, not yet due
