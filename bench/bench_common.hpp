@@ -39,6 +39,8 @@ void run_rt_bench(const BenchOptions& opts, Metrics& out);
 void run_full_load_bench(const BenchOptions& opts, Metrics& out);
 // Control protocol: JSON Schema validation and full parse() of one transport command.
 void run_sync_bench(const BenchOptions& opts, Metrics& out);
+// Keyed sessions and bounded state: AEAD cost, keyed/open latency, flood, RSS (security_bench.cpp).
+void run_security_bench(const BenchOptions& opts, Metrics& out);
 // GPU compute backends against the CPU (gpu_bench.cpp).
 void run_gpu_bench(const BenchOptions& opts, Metrics& out);
 

@@ -36,7 +36,7 @@ namespace {
 int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--quick] [--only "
-               "codec|net|discovery|jmid_net|jmid|plc|jdat|rt|full_load|sync|gpu] "
+               "codec|net|discovery|jmid_net|jmid|plc|jdat|rt|full_load|sync|gpu|security] "
                "[--workdir DIR] [--out-json PATH] [--benchmark_*=...]\n",
                argv0);
   std::fprintf(stderr,
@@ -169,6 +169,7 @@ int main(int argc, char** argv) {
     if (want("full_load")) run_full_load_bench(opts, metrics);
     if (want("sync")) run_sync_bench(opts, metrics);
     if (want("gpu")) run_gpu_bench(opts, metrics);
+    if (want("security")) run_security_bench(opts, metrics);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "jamnet_bench: %s\n", e.what());
     return 1;

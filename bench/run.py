@@ -205,6 +205,22 @@ METRICS = {
     "sync.control_parse_ns": ("ns", "control::parse of the same message: size, JSON, version, type, schema and extraction into TransportMsg, median over batches"),
     "sync.json_parse_ns": ("ns", "nlohmann::json::parse of the same text alone, for scale (both figures above include it)"),
     "sync.control_message_bytes": ("bytes", "size of the transport command those figures are taken on"),
+    "sec.aead_ns_per_frame": ("ns", "sealing one 256-byte payload plus opening it (XChaCha20-Poly1305 with the 38-byte header and seal prefix as associated data, libsodium), mean over 200k seals and 4096 distinct opens"),
+    "sec.seal_ns": ("ns", "the seal half (a fresh nonce each, the epoch key cached)"),
+    "sec.open_ns": ("ns", "the open half (replay window, cached epoch key, decrypt and verify)"),
+    "sec.oneway_p50_us_open": ("µs", "one-way latency p50 over loopback, open session: Transport::send_rt to the receive thread's handler, 256-byte payload, 10k frames interleaved with the keyed ones"),
+    "sec.oneway_p50_us_keyed": ("µs", "the same for a keyed session (sealed, opened), same run"),
+    "sec.oneway_p50_ratio_vs_open": ("×", "keyed / open one-way p50 (goal <= 1.10)"),
+    "sec.oneway_received_fraction": ("fraction", "frames of both runs that arrived (loopback: 1)"),
+    "sec.flood_ontime_fraction": ("fraction", "a keyed member's frames (750/s, 256 bytes: 64-frame audio) delivered within 5 ms of sending while 50,000 garbage datagrams/s hit the same port (goal >= 0.99)"),
+    "sec.flood_late_fraction": ("fraction", "1 - sec.flood_ontime_fraction (goal <= 0.01)"),
+    "sec.flood_datagrams_per_s": ("datagrams/s", "garbage rate the flooder reached"),
+    "sec.flood_dropped_by_gate": ("datagrams", "garbage dropped unread by the flood gate (over its 20,000/s budget for unverified sources)"),
+    "sec.flood_member_p99_us": ("µs", "the member's one-way latency p99 during the flood"),
+    "sec.rss_growth_kb_1m_sources": ("KiB", "a whole peer's (discovery, sync, MIDI, audio) RSS growth over 1,000,000 datagrams at 50,000/s, each from its own source address: garbage, announces from new ids, frames of the session on any stream (goal <= 8192)"),
+    "sec.rss_sources_fed": ("sources", "distinct sources fed (100k with --quick, scaled to 1M)"),
+    "sec.rss_flood_dropped": ("datagrams", "of those, dropped unread by the flood gate"),
+    "sec.rss_peers_after": ("peers", "peers the target knew afterwards (no spoofed announce can prove its address: 0)"),
 }
 
 # (ours, plain, what, higher_is_better) for the ratio table.
@@ -241,6 +257,9 @@ TARGETS = [
     ("sync.drift_err_ppm", 1.0, "drift estimate within 1 ppm"),
     ("sync.transport_spread_us", 1000.0, "a scheduled PLAY starts on all 3 peers within 1 ms"),
     ("sync.soak_drift_us_10min", 100.0, "accumulated drift error over 10 minutes under 100 us"),
+    ("sec.oneway_p50_ratio_vs_open", 1.10, "keyed sessions add at most 10% to one-way latency (p50)"),
+    ("sec.flood_late_fraction", 0.01, "a member's audio keeps at least 99% of its blocks on time during a 50,000 datagram/s garbage flood"),
+    ("sec.rss_growth_kb_1m_sources", 8192.0, "RSS grows at most 8 MiB over 1,000,000 distinct spoofed sources"),
 ]
 
 FLOORED = {"jmid.timing_err_p99_us", "rt.tick_jitter_p99_us"}
