@@ -225,7 +225,7 @@ void Discovery::on_discovery(const ReceivedFrame& rx) {
         // only refreshes: it says nothing of how the peer announces.
         touch(e, rx.from, via_multicast, !has_cookie || cookie_valid, now);
         // A newcomer should hear from us now, not at our next periodic announce.
-        if (reply) announce_soon_ = true;
+        if (reply) announce_soon_ = ping_soon_ = true;
         publish_locked();
       }
     }
@@ -322,11 +322,11 @@ void Discovery::on_heartbeat(const ReceivedFrame& rx) {
       return;
     }
     touch(e, rx.from, rx.via_multicast, false, now);
-    publish_locked();
     const Nanos rtt = (now - t1) - (m->t3_ns - m->t2_ns);
     e.rtt_ms.add(static_cast<double>(rtt) / 1e6);
     ++e.info.pongs_received;
     if (e.info.first_rtt_ns == 0) e.info.first_rtt_ns = now;
+    publish_locked();
   }
 }
 
@@ -423,7 +423,8 @@ void Discovery::tick(Nanos now) {
       ++it;
     }
     publish_locked();
-    if (now >= next_ping_ns_) {
+    if (ping_soon_ || now >= next_ping_ns_) {
+      ping_soon_ = false;
       next_ping_ns_ = now + config_.heartbeat_interval_ns;
       for (auto& [id, e] : peers_) {
         // Pings older than the timeout will not be answered any more.
@@ -480,8 +481,13 @@ std::vector<Discovery::Route> Discovery::routes() const {
 void Discovery::publish_locked() {
   RouteTable next;
   next.routes.reserve(peers_.size());
-  for (const auto& [id, e] : peers_)
+  for (const auto& [id, e] : peers_) {
+    // A route is used once the peer answered a ping: it answers only
+    // addresses it proved, so then both ends take each other's frames (media
+    // sent earlier would be dropped there as from a stranger).
+    if (config_.require_address_proof && e.info.first_rtt_ns == 0) continue;
     next.routes.push_back({id, e.info.address, e.info.first_seen_ns});
+  }
   next.aliases.assign(aliases_.begin(), aliases_.end());
   const auto same_route = [](const Route& a, const Route& b) {
     return a.id == b.id && a.address == b.address && a.first_seen_ns == b.first_seen_ns;

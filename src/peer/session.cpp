@@ -468,9 +468,9 @@ void Session::explain_security_drops() {
        "frames that do not authenticate arrive and are dropped: someone sends to this session "
        "with another key or passphrase, or frames were damaged on the way"},
       {t.keyed_stale,
-       "frames sealed more than 120 s from this computer's clock arrive from a peer run not "
-       "heard before and are dropped: an old recording replayed, or that computer's clock (or "
-       "this one's) is wrong"},
+       "frames of a sender run not heard before, stamped more than 120 s from this computer's "
+       "clock, arrive and are dropped: an old recording replayed, forged frames, or a clock "
+       "(that computer's or this one's) that is wrong"},
       {t.keyed_replayed,
        "frames already received arrive again and are dropped: the network duplicated them, or "
        "someone replays them"},

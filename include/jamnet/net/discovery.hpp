@@ -116,7 +116,9 @@ class Discovery {
   void say_goodbye();
 
   std::vector<PeerInfo> peers() const;
-  // Just where to send to each peer: cheap enough to call every few ms.
+  // Just where to send to each peer: cheap enough to call every few ms. With
+  // address proof, only peers that answered a ping (so they proved our
+  // address too, and take our frames).
   struct Route {
     Uuid id;
     Endpoint address;
@@ -192,6 +194,7 @@ class Discovery {
   Nanos next_announce_ns_ = 0;
   Nanos next_ping_ns_ = 0;
   bool announce_soon_ = true;
+  bool ping_soon_ = false;  // a peer joined or restarted: ping now, its route waits for the pong
   std::uint32_t next_ping_id_ = 1;
   DiscoveryStats stats_;  // under mu_
   // Cookies we were challenged with, echoed in our announces to that address.
