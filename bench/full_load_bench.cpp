@@ -114,7 +114,7 @@ PeerWindow run_peer_window(const std::string& server, double seconds) {
     return w;
   }
   const Nanos found_by = monotonic_ns() + 10'000'000'000;
-  while ((*tx)->peer().peers().empty() || (*rx)->peer().peers().empty()) {
+  while ((*tx)->peer().discovery().routes().empty() || (*rx)->peer().discovery().routes().empty()) {
     if (monotonic_ns() > found_by) {
       w.why = "the peers did not find each other through netsim";
       return w;

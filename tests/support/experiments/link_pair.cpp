@@ -34,9 +34,11 @@ Result<LinkPair> start_link_pair(PeerConfig base, const net::Impairment& link, s
   if (!sender) return std::unexpected(sender.error());
   p.sender = std::move(*sender);
 
-  // Discovery crosses the lossy link too; give it time, it repeats.
+  // Discovery crosses the lossy link too; give it time, it repeats. Ready
+  // when each sends to the other: a route waits for the first pong (both
+  // ends have proven each other's address), a few pings at high loss.
   const Nanos end = monotonic_ns() + 10'000'000'000;
-  while (p.sender->peers().empty() || p.receiver->peers().empty()) {
+  while (p.sender->discovery().routes().empty() || p.receiver->discovery().routes().empty()) {
     if (monotonic_ns() > end)
       return make_error(Errc::kTimeout, "peers did not find each other through netsim");
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
