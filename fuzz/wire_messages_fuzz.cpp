@@ -1,9 +1,9 @@
 // Fuzzes every other parser of outside input the foundation has: discovery and
 // heartbeat payloads, HOST:PORT endpoints, UUIDs and topic URIs. The first
 // byte picks the parser. Whatever parses must re-encode to the same bytes.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstdlib>
 #include <string_view>
 
