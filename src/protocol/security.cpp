@@ -351,12 +351,19 @@ void Opener::remember(std::uint32_t epoch) noexcept {
 std::optional<std::size_t> Opener::open(std::span<const std::uint8_t> ad,
                                         std::span<const std::uint8_t> sealed,
                                         std::span<std::uint8_t> out) noexcept {
-  return open(ad, sealed, out, wall_seconds());
+  return open_checked(ad, sealed, out, nullptr);  // the clock is read only for a new sender run
 }
 
 std::optional<std::size_t> Opener::open(std::span<const std::uint8_t> ad,
                                         std::span<const std::uint8_t> sealed,
                                         std::span<std::uint8_t> out, std::uint32_t now_s) noexcept {
+  return open_checked(ad, sealed, out, &now_s);
+}
+
+std::optional<std::size_t> Opener::open_checked(std::span<const std::uint8_t> ad,
+                                                std::span<const std::uint8_t> sealed,
+                                                std::span<std::uint8_t> out,
+                                                const std::uint32_t* now_s) noexcept {
   const auto h = peek_seal(sealed);
   if (!h) {
     ++counts_.malformed;
@@ -379,7 +386,8 @@ std::optional<std::size_t> Opener::open(std::span<const std::uint8_t> ad,
   } else {
     // A sender run we have no state for: only a frame sealed about now (an
     // old recording replayed is refused before it costs a decryption).
-    const auto age = static_cast<std::int32_t>(now_s - h->sent_s);  // mod 2^32
+    const std::uint32_t now = now_s != nullptr ? *now_s : wall_seconds();
+    const auto age = static_cast<std::int32_t>(now - h->sent_s);  // mod 2^32
     if (age > static_cast<std::int32_t>(kFreshSeconds) ||
         age < -static_cast<std::int32_t>(kFreshSeconds)) {
       ++counts_.stale;

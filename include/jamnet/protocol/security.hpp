@@ -221,6 +221,11 @@ class Opener {
 
  private:
   struct State;
+  // now_s: the wall clock, or null to read it (only when a new sender run needs it).
+  std::optional<std::size_t> open_checked(std::span<const std::uint8_t> ad,
+                                          std::span<const std::uint8_t> sealed,
+                                          std::span<std::uint8_t> out,
+                                          const std::uint32_t* now_s) noexcept;
   // The epoch's key: from the cache, or derived into a scratch slot that
   // enters the cache only once a frame opened with it (so forged epochs
   // cost one derivation each but cannot push real keys out).
