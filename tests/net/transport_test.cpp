@@ -11,21 +11,14 @@
 
 #include "jamnet/protocol/toast_frame.hpp"
 
+#include "../support/wait.hpp"
 namespace jamnet::net {
 namespace {
 
 using namespace std::chrono_literals;
 using protocol::StreamType;
 
-template <class Pred>
-bool wait_for(Pred pred, std::chrono::milliseconds limit = 1000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(2ms);
-  }
-  return pred();
-}
+using testing::wait_for;
 
 struct Node {
   SessionRegistry registry;

@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "../support/wait.hpp"
 namespace jamnet {
 namespace {
 
@@ -32,12 +33,7 @@ std::uint16_t random_port() {
 
 template <class Pred>
 bool wait_for(Pred pred, std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
+  return testing::wait_for(pred, limit, 5ms);
 }
 
 TEST(Peer, SessionNamesMapToStableIds) {

@@ -10,6 +10,7 @@
 
 #include "jamnet/peer/peer.hpp"
 
+#include "../support/wait.hpp"
 namespace jamnet {
 namespace {
 
@@ -18,12 +19,7 @@ namespace ctl = protocol::control;
 
 template <class Pred>
 bool wait_for(Pred pred, std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
+  return testing::wait_for(pred, limit, 10ms);
 }
 
 struct Pair {
